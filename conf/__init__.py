@@ -1,0 +1,1 @@
+"""Hydra configs of mnist_exp; a package only so that installs ship it as mnist_exp.conf."""

@@ -1,0 +1,127 @@
+"""The MNIST data pipeline: a verified local cache, downloads on a miss, preprocessing.
+
+Files are looked up in the cache dir as `name` or `name.gz`. Valid files present
+means no network access at all. A missing or bad file is downloaded (once, even with
+several processes sharing the cache: a file lock guards each file).
+"""
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Optional
+
+import numpy as np
+from filelock import FileLock, Timeout
+
+from mnist_exp import idx
+from mnist_exp.config import DataConfig, FileSpec
+from mnist_exp.download import fetch
+from mnist_exp.errors import DataError
+
+log = logging.getLogger(__name__)
+
+ROLES = ("train_images", "train_labels", "test_images", "test_labels")
+LOCK_TIMEOUT = 15 * 60  # seconds to wait for another process's download
+
+
+@dataclass
+class Dataset:
+    train_images: np.ndarray  # (60000, 784) uint8
+    train_labels: np.ndarray  # (60000,) uint8
+    test_images: np.ndarray  # (10000, 784) uint8
+    test_labels: np.ndarray  # (10000,) uint8
+    checksums: Dict[str, str]  # file name -> MD5 of its decompressed bytes
+
+
+@dataclass
+class Split:
+    """One preprocessed subset, as the walkthrough feeds it to the network."""
+
+    x: np.ndarray  # (n, 784) float64 in [0, 1]
+    y: np.ndarray  # (n, 10) one-hot float64
+
+
+def cache_dir(cfg: DataConfig) -> Path:
+    """data.dir, else $MNIST_EXP_DATA_DIR, else a per-user cache ($XDG_CACHE_HOME honoured)."""
+    if cfg.dir:
+        return Path(cfg.dir).expanduser()
+    if os.environ.get("MNIST_EXP_DATA_DIR"):
+        return Path(os.environ["MNIST_EXP_DATA_DIR"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "mnist_exp" / cfg.name
+
+
+def load_dataset(cfg: DataConfig) -> Dataset:
+    directory = cache_dir(cfg)
+    arrays, checksums = {}, {}
+    for role in ROLES:
+        spec: FileSpec = getattr(cfg, role)
+        arrays[role] = _load_file(role, spec, directory, cfg)
+        checksums[spec.name] = spec.md5
+    return Dataset(checksums=checksums, **arrays)
+
+
+def split(images: np.ndarray, labels: np.ndarray, n: int) -> Split:
+    """The FIRST n samples (no shuffling), pixels scaled to [0, 1], labels one-hot."""
+    x = images[:n] / 255.0
+    y = np.eye(idx.NUM_CLASSES)[labels[:n]]
+    return Split(x, y)
+
+
+def _existing(directory: Path, name: str) -> Optional[Path]:
+    for candidate in (directory / name, directory / f"{name}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _verified(path: Path, role: str, spec: FileSpec) -> np.ndarray:
+    raw = idx.read_bytes(path)
+    found = idx.md5(raw)
+    if found != spec.md5:
+        raise DataError(f"{path}: MD5 {found} does not match the expected {spec.md5}")
+    if role.endswith("images"):
+        return idx.parse_images(raw, str(path))
+    return idx.parse_labels(raw, str(path))
+
+
+def _load_file(role: str, spec: FileSpec, directory: Path, cfg: DataConfig) -> np.ndarray:
+    path = _existing(directory, spec.name)
+    problem = f"not in {directory}"
+    if path is not None:
+        try:
+            return _verified(path, role, spec)
+        except DataError as e:
+            problem = f"the cached copy is bad ({e})"
+            log.warning("%s: %s; downloading it again", spec.name, problem)
+    try:
+        return _download(role, spec, directory, cfg)
+    except DataError as e:
+        raise DataError(f"{spec.name}: {problem}, and {e}") from None
+
+
+def _download(role: str, spec: FileSpec, directory: Path, cfg: DataConfig) -> np.ndarray:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(directory / f".{spec.name}.lock", timeout=LOCK_TIMEOUT)
+        lock.acquire()
+    except (OSError, Timeout) as e:
+        raise DataError(f"cannot write to the data cache {directory} ({e}); "
+                        "set data.dir or MNIST_EXP_DATA_DIR to a writable directory") from None
+    try:
+        path = _existing(directory, spec.name)
+        if path is not None:  # another process may have fetched it while we waited
+            try:
+                return _verified(path, role, spec)
+            except DataError:
+                pass
+        log.info("downloading %s.gz into %s", spec.name, directory)
+        target = directory / f"{spec.name}.gz"
+        fetch(target.name, cfg.mirrors, target, lambda p: _verified(p, role, spec),
+              timeout=cfg.timeout, retries=cfg.retries)
+        if path is not None and path != target:
+            path.unlink()  # the bad decompressed copy would shadow the good download
+        return _verified(target, role, spec)
+    finally:
+        lock.release()

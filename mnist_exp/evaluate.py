@@ -1,0 +1,60 @@
+"""Evaluate a finished run's saved weights again: `python -m mnist_exp.evaluate RUN_DIR`.
+
+Uses the run's own config (from summary.json) for the data; --test-samples changes how
+many test images are used (up to 10000), e.g. to score a small run on the whole test set.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Optional, Tuple
+
+from mnist_exp import record
+from mnist_exp.config import Config, DataConfig, FileSpec
+from mnist_exp.data import load_dataset, split
+from mnist_exp.errors import UserError
+from mnist_exp.network import evaluate
+
+
+def load_config(run_dir: Path) -> Config:
+    path = run_dir / record.SUMMARY
+    try:
+        saved = json.loads(path.read_text())["config"]
+    except (OSError, ValueError, KeyError) as e:
+        raise UserError(f"{path}: not a run summary ({e.__class__.__name__}: {e})") from None
+    data = dict(saved.pop("data"))
+    files = {role: FileSpec(**data.pop(role)) for role in
+             ("train_images", "train_labels", "test_images", "test_labels")}
+    return Config(**saved, data=DataConfig(**data, **files))
+
+
+def evaluate_run(run_dir: Path, test_samples: Optional[int] = None) -> Tuple[float, float, int]:
+    """(test loss, test accuracy, number of test images) of the weights saved in `run_dir`."""
+    cfg = load_config(run_dir)
+    n = test_samples or cfg.test_samples
+    if not 1 <= n <= 10000:
+        raise UserError(f"--test-samples={n} is out of range: it must be from 1 to 10000")
+    try:
+        weights = record.load_weights(run_dir / record.WEIGHTS)
+    except (OSError, ValueError, KeyError) as e:
+        raise UserError(f"{run_dir / record.WEIGHTS}: cannot load weights ({e})") from None
+    dataset = load_dataset(cfg.data)
+    loss, accuracy = evaluate(weights, split(dataset.test_images, dataset.test_labels, n))
+    return loss, accuracy, n
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m mnist_exp.evaluate", description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--test-samples", type=int, default=None, help="first N test images (default: the run's)")
+    args = parser.parse_args(argv)
+    try:
+        loss, accuracy, n = evaluate_run(args.run_dir, args.test_samples)
+    except UserError as e:
+        sys.exit(f"mnist_exp.evaluate: error: {e}")
+    print(f"test_loss={loss:.6f} test_accuracy={accuracy:.4f} test_samples={n}")
+
+
+if __name__ == "__main__":
+    main()

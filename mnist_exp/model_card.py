@@ -1,0 +1,70 @@
+"""A model card for a finished run (Mitchell et al., 2019, "Model Cards for Model Reporting").
+
+Written from the run's summary, so what it says is what the run measured.
+"""
+
+from typing import Any, Dict
+
+TEMPLATE = """# Model card: {run_name}
+
+## Model details
+- A 784-{hidden}-10 multilayer perceptron: ReLU hidden layer, dropout 0.5 while training,
+  no biases, linear outputs trained on squared error; plain NumPy (mnist_exp {version}).
+- Trained by per-sample SGD, learning rate {lr}, for {epochs_run} of {epochs} epochs,
+  seed {seed}. It follows the classic NumPy MNIST walkthrough exactly, including its
+  ReLU-derivative quirk (the derivative is taken as always 1).
+- Weights: `weights.npz` (arrays `w1` (784, {hidden}) and `w2` ({hidden}, 10)); evaluate
+  them again with `python -m mnist_exp.evaluate <this directory>`.
+
+## Intended use
+Learning and comparing training settings on a small classic benchmark. Not for any decision
+about people, and not as a handwriting reader in production.
+
+## Data
+- Training: the first {train_samples} images of the MNIST training set (60,000 in all).
+- Evaluation: the first {test_samples} images of the MNIST test set (10,000 in all).
+- MNIST: 28x28 greyscale digits written by US Census Bureau employees and high-school
+  students; pixels scaled to [0, 1], no augmentation. Files checked by MD5:
+{checksums}
+
+## Metrics (status: {status})
+| | loss (MSE per sample) | accuracy |
+|---|---|---|
+| final train (epoch {final_epoch}) | {final_train_loss} | {final_train_accuracy} |
+| final test (epoch {final_epoch}) | {final_test_loss} | {final_test_accuracy} |
+| best test (epoch {best_epoch}) | {best_test_loss} | {best_test_accuracy} |
+
+Train metrics are measured during the epoch, with dropout; test metrics after it, without.
+
+## Limitations
+- Small subsets give noisy estimates: with {test_samples} test images one image is
+  {one_image:.2%} of accuracy. Picking settings by test accuracy biases it upwards; a
+  separate validation split would be needed for unbiased model selection.
+- A fully connected network ignores the 2-D structure of images; accuracy on other
+  handwriting, scans or styles than MNIST's is unknown and likely lower.
+- Results depend on the seed: compare settings over several seeds.
+
+## Provenance
+Run directory `{run_dir}`, wall time {wall_seconds:.1f} s, Python {python}, NumPy {numpy},
+git commit {git_commit}.
+"""
+
+
+def _fmt(value: Any) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def render(summary: Dict[str, Any]) -> str:
+    cfg, final, best = summary["config"], summary["final"] or {}, summary["best"] or {}
+    checksums = "\n".join(f"  - `{name}`: `{md5}`" for name, md5 in summary["data"]["checksums"].items())
+    return TEMPLATE.format(
+        run_name=summary["run_name"], hidden=cfg["hidden_size"], version=summary["versions"]["mnist_exp"],
+        lr=cfg["lr"], epochs=cfg["epochs"], epochs_run=summary["epochs_run"], seed=cfg["seed"],
+        train_samples=cfg["train_samples"], test_samples=cfg["test_samples"], checksums=checksums,
+        status=summary["status"], final_epoch=final.get("epoch", "n/a"), best_epoch=best.get("epoch", "n/a"),
+        **{f"final_{k}": _fmt(final.get(k)) for k in ("train_loss", "train_accuracy", "test_loss", "test_accuracy")},
+        best_test_loss=_fmt(best.get("test_loss")), best_test_accuracy=_fmt(best.get("test_accuracy")),
+        one_image=1 / cfg["test_samples"], run_dir=summary["run_dir"], wall_seconds=summary["wall_seconds"],
+        python=summary["versions"]["python"], numpy=summary["versions"]["numpy"],
+        git_commit=summary["git_commit"] or "unknown",
+    )

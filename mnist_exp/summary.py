@@ -1,0 +1,73 @@
+"""The machine-readable summary of a run (summary.json): status, metrics, provenance."""
+
+import math
+import platform
+import subprocess
+from functools import lru_cache
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+
+import mnist_exp
+from mnist_exp.config import Config
+from mnist_exp.train import EpochMetrics
+
+
+def versions() -> Dict[str, str]:
+    import hydra
+    import omegaconf
+
+    return {"mnist_exp": mnist_exp.__version__, "python": platform.python_version(),
+            "numpy": np.__version__, "hydra": hydra.__version__, "omegaconf": omegaconf.__version__}
+
+
+@lru_cache(maxsize=1)
+def git_commit() -> Optional[str]:
+    """The commit of the code that ran, when it runs from a git checkout (else None)."""
+    source = Path(mnist_exp.__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=5)
+        dirty = subprocess.run(["git", "-C", str(source), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def _clean(value: Any) -> Any:
+    """NaN and infinity become null: summary.json stays strict JSON after a divergence."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _row(metrics: EpochMetrics) -> Dict[str, Any]:
+    return {k: _clean(v) for k, v in asdict(metrics).items()}
+
+
+def build(cfg: Config, run_dir: Path, status: str, rows: List[EpochMetrics], started: float,
+          checksums: Dict[str, str], data_dir: Optional[Path], reason: Optional[str] = None) -> Dict[str, Any]:
+    finite = [r for r in rows if r.finite]
+    best = max(finite, key=lambda r: (r.test_accuracy, -r.epoch), default=None)
+    return {
+        "status": status,  # running, completed, diverged, interrupted or failed
+        "reason": reason,
+        "run_name": run_dir.name,
+        "run_dir": str(run_dir),
+        "config": asdict(cfg),
+        "seed": cfg.seed,
+        "epochs_run": len(rows),
+        "final": _row(rows[-1]) if rows else None,
+        "best": _row(best) if best else None,
+        "wall_seconds": time.time() - started,
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+        "versions": versions(),
+        "data": {"dir": str(data_dir) if data_dir else None, "checksums": checksums},
+        "git_commit": git_commit(),
+    }
