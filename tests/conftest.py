@@ -1,0 +1,41 @@
+"""Shared fixtures: real MNIST from ../shared, tiny synthetic data, a loopback HTTP server."""
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+from helpers import LoopbackServer, make_files
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    """The verified copy of real MNIST that tests and CI point at through MNIST_EXP_DATA_DIR."""
+    value = os.environ.get("MNIST_EXP_DATA_DIR")
+    if not value:
+        pytest.skip("MNIST_EXP_DATA_DIR is unset: point it at ../shared/data/mnist to run real-data tests")
+    path = Path(value)
+    assert path.is_dir(), f"MNIST_EXP_DATA_DIR={value} is not a directory"
+    return path
+
+
+@pytest.fixture
+def tiny_files() -> dict:
+    return make_files()
+
+
+@pytest.fixture
+def server():
+    srv = LoopbackServer()
+    yield srv
+    srv.close()
+
+
+@pytest.fixture
+def closed_port_url() -> str:
+    """A loopback URL where nothing listens: connections are refused at once."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/"

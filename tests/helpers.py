@@ -1,0 +1,92 @@
+"""Helpers for the tests: tiny synthetic IDX data sets, a loopback HTTP server, the CLI."""
+
+import gzip
+import http.server
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from mnist_exp import idx
+from mnist_exp.config import DataConfig, FileSpec
+
+
+def make_files(n_train: int = 50, n_test: int = 20, seed: int = 0) -> dict:
+    """Role -> (file name, decompressed IDX bytes) of a small random MNIST-shaped data set."""
+    rng = np.random.default_rng(seed)
+    arrays = {
+        "train_images": idx.encode_images(rng.integers(0, 256, (n_train, 28, 28))),
+        "train_labels": idx.encode_labels(rng.integers(0, 10, n_train)),
+        "test_images": idx.encode_images(rng.integers(0, 256, (n_test, 28, 28))),
+        "test_labels": idx.encode_labels(rng.integers(0, 10, n_test)),
+    }
+    return {role: (f"tiny-{role}", raw) for role, raw in arrays.items()}
+
+
+def data_config(files: dict, directory: Path, mirrors=(), **kw) -> DataConfig:
+    specs = {role: FileSpec(name=name, md5=idx.md5(raw)) for role, (name, raw) in files.items()}
+    return DataConfig(name="tiny", dir=str(directory), mirrors=list(mirrors), **specs, **kw)
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    """Serves server.routes[path] = (behaviour, body); records every request path."""
+
+    def do_GET(self):  # noqa: N802 (http.server's naming)
+        self.server.requests.append(self.path)
+        behaviour, body = self.server.routes.get(self.path, (404, b"not found"))
+        if behaviour == "stall":
+            time.sleep(self.server.stall_seconds)
+            return
+        status = behaviour if isinstance(behaviour, int) else 200
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if behaviour == "truncate":
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        self.wfile.write(body)
+
+    def log_message(self, *args):  # keep test output quiet
+        pass
+
+
+class LoopbackServer:
+    def __init__(self):
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.httpd.daemon_threads = True
+        self.httpd.routes, self.httpd.requests, self.httpd.stall_seconds = {}, [], 3.0
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_port}/"
+
+    def serve(self, prefix: str, name: str, body: bytes, behaviour="ok") -> None:
+        self.httpd.routes[f"/{prefix}{name}"] = (behaviour, body)
+
+    def serve_dataset(self, prefix: str, files: dict, behaviour="ok") -> None:
+        for name, raw in files.values():
+            self.serve(prefix, f"{name}.gz", gzip.compress(raw), behaviour)
+
+    @property
+    def requests(self) -> list:
+        return self.httpd.requests
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def run_cli(args, cwd, env=None, module="mnist_exp", timeout=300):
+    """Run the installed app as a user would, in a subprocess."""
+    full_env = dict(os.environ, **(env or {}))
+    full_env.pop("HYDRA_FULL_ERROR", None)
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)

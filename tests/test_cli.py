@@ -1,0 +1,149 @@
+"""The app end to end, as a user runs it: run record, config errors, help, determinism."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers import run_cli
+
+SMALL = ["train_samples=200", "test_samples=100", "epochs=3", "seed=1"]
+
+
+@pytest.fixture(scope="module")
+def small_run(mnist_dir, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("small") / "run"
+    result = run_cli([*SMALL, f"hydra.run.dir={run_dir}"], cwd=run_dir.parent)
+    assert result.returncode == 0, result.stderr
+    return run_dir
+
+
+def test_metrics_csv_has_one_full_precision_row_per_epoch(small_run):
+    metrics = pd.read_csv(small_run / "metrics.csv")
+    assert list(metrics.columns) == ["epoch", "train_loss", "train_accuracy", "test_loss",
+                                     "test_accuracy", "seconds"]
+    assert metrics["epoch"].tolist() == [0, 1, 2]
+    assert all(dtype.kind == "f" for dtype in metrics.dtypes.iloc[1:])
+    assert (metrics["seconds"] > 0).all()
+    assert metrics["train_loss"].map(lambda v: len(repr(v))).max() > 10  # not rounded
+
+
+def test_summary_json_records_status_metrics_and_provenance(small_run):
+    summary = json.loads((small_run / "summary.json").read_text())
+    metrics = pd.read_csv(small_run / "metrics.csv")
+    assert summary["status"] == "completed" and summary["epochs_run"] == 3
+    assert summary["seed"] == 1 and summary["config"]["train_samples"] == 200
+    assert summary["final"]["test_accuracy"] == metrics["test_accuracy"].iloc[-1]
+    assert summary["best"]["test_accuracy"] == metrics["test_accuracy"].max()
+    assert summary["versions"]["numpy"] == np.__version__
+    assert summary["data"]["checksums"]["train-images-idx3-ubyte"] == "6bbc9ace898e44ae57da46a324031adb"
+    assert summary["wall_seconds"] > 0 and "git_commit" in summary
+
+
+def test_weights_load_without_pickle_and_evaluate_again(small_run):
+    with np.load(small_run / "weights.npz", allow_pickle=False) as saved:
+        assert saved["w1"].shape == (784, 100) and saved["w2"].shape == (100, 10)
+    result = run_cli([str(small_run)], cwd=small_run, module="mnist_exp.evaluate")
+    assert result.returncode == 0, result.stderr
+    final = json.loads((small_run / "summary.json").read_text())["final"]
+    assert f"test_accuracy={final['test_accuracy']:.4f}" in result.stdout
+    assert f"test_loss={final['test_loss']:.6f}" in result.stdout
+
+
+def test_curves_png_model_card_hydra_folder_and_log_are_written(small_run):
+    png = (small_run / "curves.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 20_000
+    card = (small_run / "model_card.md").read_text()
+    for heading in ("## Model details", "## Intended use", "## Data", "## Metrics", "## Limitations"):
+        assert heading in card
+    assert "784-100-10" in card and "first 200 images" in card
+    assert (small_run / ".hydra" / "config.yaml").is_file()
+    assert "train_samples=200" in (small_run / ".hydra" / "overrides.yaml").read_text()
+    assert "epoch 2/2" in (small_run / "mnist_exp.log").read_text()
+
+
+def test_same_config_twice_gives_identical_metrics(small_run, tmp_path):
+    again = tmp_path / "again"
+    assert run_cli([*SMALL, f"hydra.run.dir={again}"], cwd=tmp_path).returncode == 0
+    first, second = pd.read_csv(small_run / "metrics.csv"), pd.read_csv(again / "metrics.csv")
+    pd.testing.assert_frame_equal(first.drop(columns="seconds"), second.drop(columns="seconds"))
+    other = tmp_path / "other-seed"
+    assert run_cli([*SMALL[:-1], "seed=2", f"hydra.run.dir={other}"], cwd=tmp_path).returncode == 0
+    assert not pd.read_csv(other / "metrics.csv")["train_loss"].equals(first["train_loss"])
+
+
+@pytest.mark.parametrize("override, message", [
+    ("lr=-1", "lr=-1.0 is out of range: lr must be a finite number > 0"),
+    ("lr=nan", "lr=nan is out of range"),
+    ("lr=abc", "lr: Value 'abc' of type 'str' could not be converted to Float"),
+    ("hidden_size=0", "hidden_size=0 is out of range: hidden_size must be an integer >= 1"),
+    ("hidden_size=1.5", "hidden_size: Value '1.5' of type 'float' could not be converted to Integer"),
+    ("epochs=0", "epochs=0 is out of range: epochs must be an integer >= 1"),
+    ("train_samples=60001", "train_samples must be an integer from 1 to 60000"),
+    ("test_samples=0", "test_samples must be an integer from 1 to 10000"),
+    ("seed=-1", "seed=-1 is out of range: seed must be an integer >= 0"),
+    ("lerning_rate=0.1", "Key 'lerning_rate' not in 'Config'"),
+    ("+lerning_rate=0.1", "unknown config key 'lerning_rate'"),
+    ("+data.foo=1", "unknown config key 'data.foo'"),
+    ("data=nope", "Could not find 'data/nope'"),
+])
+def test_bad_config_exits_2_with_one_line_and_no_training(override, message, tmp_path):
+    run_dir = tmp_path / "run"
+    result = run_cli([override, f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mnist_exp: error: ") and message in lines[0], result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert not (run_dir / "metrics.csv").exists()
+
+
+def test_missing_data_and_no_mirror_is_one_line_naming_the_file(tmp_path, closed_port_url):
+    result = run_cli([f"data.dir={tmp_path / 'empty'}", f"data.mirrors=[{closed_port_url}]", "data.retries=1",
+                      f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mnist_exp: error: train-images-idx3-ubyte: not in ")
+    assert f"tried {closed_port_url}train-images-idx3-ubyte.gz: connection failed" in lines[0]
+
+
+def test_diverging_run_stops_with_status_diverged_and_exit_3(mnist_dir, tmp_path):
+    run_dir = tmp_path / "run"
+    result = run_cli(["lr=50", "train_samples=100", "test_samples=50", "epochs=5", f"hydra.run.dir={run_dir}"],
+                     cwd=tmp_path)
+    assert result.returncode == 3, result.stderr
+    assert "run diverged: loss is not finite at epoch 0" in result.stderr
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "diverged"
+    assert len(pd.read_csv(run_dir / "metrics.csv")) == 1
+
+
+def test_help_lists_every_config_key():
+    result = run_cli(["--help"], cwd=Path.cwd())
+    assert result.returncode == 0
+    for key in ("lr", "hidden_size", "epochs", "train_samples", "test_samples", "seed", "data.dir",
+                "data.mirrors", "data.timeout", "data.retries"):
+        assert f"\n  {key} " in result.stdout, key
+
+
+def test_cfg_job_prints_the_composed_config(tmp_path):
+    result = run_cli(["--cfg", "job", "lr=0.01", "hidden_size=200"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "lr: 0.01\nhidden_size: 200\n" in result.stdout
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_runs_from_any_directory_write_under_it_in_distinct_dirs(mnist_dir, tmp_path):
+    """Started together, two runs land in outputs/<date>/<time with microseconds>/."""
+    script = Path(sys.executable).parent / "mnist-exp"
+    args = ["train_samples=20", "test_samples=20", "epochs=1"]
+    procs = [subprocess.Popen([str(script), *args], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE),
+             subprocess.Popen([sys.executable, "-m", "mnist_exp", *args], cwd=tmp_path,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)]
+    for proc in procs:
+        assert proc.wait(timeout=120) == 0, proc.stderr.read()
+    runs = sorted((tmp_path / "outputs").glob("*/*/metrics.csv"))
+    assert len(runs) == 2 and runs[0].parent != runs[1].parent
+    assert all(len(pd.read_csv(run)) == 1 for run in runs)

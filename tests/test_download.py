@@ -1,0 +1,73 @@
+import gzip
+
+import pytest
+
+from mnist_exp.download import fetch
+from mnist_exp.errors import DataError
+
+BODY = b"the payload " * 1000
+
+
+def accept_body(path):
+    if path.read_bytes() != BODY:
+        raise DataError("not the expected bytes")
+
+
+def test_downloads_from_the_first_mirror(server, tmp_path):
+    server.serve("a/", "f.bin", BODY)
+    target = fetch("f.bin", [server.url + "a/"], tmp_path / "f.bin", accept_body, retries=1)
+    assert target.read_bytes() == BODY
+    assert server.requests == ["/a/f.bin"]
+    assert [p.name for p in tmp_path.iterdir()] == ["f.bin"]  # no temp file left behind
+
+
+def test_failing_mirror_falls_back_to_the_next(server, tmp_path):
+    server.serve("bad/", "f.bin", b"oops", behaviour=500)
+    server.serve("good/", "f.bin", BODY)
+    fetch("f.bin", [server.url + "bad/", server.url + "good/"], tmp_path / "f.bin", accept_body,
+          retries=2, backoff=0.01)
+    assert server.requests == ["/bad/f.bin", "/bad/f.bin", "/good/f.bin"]  # retried, then moved on
+    assert (tmp_path / "f.bin").read_bytes() == BODY
+
+
+def test_corrupt_payload_is_not_kept_and_the_next_mirror_serves(server, tmp_path):
+    server.serve("corrupt/", "f.bin", b"<html>error page</html>")
+    server.serve("good/", "f.bin", BODY)
+    fetch("f.bin", [server.url + "corrupt/", server.url + "good/"], tmp_path / "f.bin", accept_body, retries=3)
+    assert server.requests == ["/corrupt/f.bin", "/good/f.bin"]  # bad bytes are not retried
+
+
+def test_every_mirror_failing_names_the_file_and_each_url(server, closed_port_url, tmp_path):
+    server.serve("a/", "f.bin", b"x", behaviour=404)
+    target = tmp_path / "f.bin"
+    target.write_bytes(b"previous content")
+    with pytest.raises(DataError) as info:
+        fetch("f.bin", [server.url + "a/", closed_port_url], target, accept_body, retries=1)
+    message = str(info.value)
+    assert message.startswith("could not download f.bin; tried ")
+    assert f"{server.url}a/f.bin: HTTP 404" in message
+    assert f"{closed_port_url}f.bin: connection failed" in message
+    assert "\n" not in message
+    assert target.read_bytes() == b"previous content"  # a failed download never damages the file
+
+
+def test_connection_dropped_mid_file_is_retried(server, tmp_path):
+    server.serve("a/", "f.bin", BODY, behaviour="truncate")
+    with pytest.raises(DataError, match="connection dropped mid-file \\(2 attempts\\)"):
+        fetch("f.bin", [server.url + "a/"], tmp_path / "f.bin", accept_body, retries=2, backoff=0.01)
+    assert len(server.requests) == 2
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_stalling_mirror_times_out(server, tmp_path):
+    server.serve("slow/", "f.bin", BODY, behaviour="stall")
+    server.httpd.stall_seconds = 2.0
+    with pytest.raises(DataError, match="slow/f.bin: timed out"):
+        fetch("f.bin", [server.url + "slow/"], tmp_path / "f.bin", accept_body, timeout=0.3, retries=1)
+
+
+def test_gzip_payload_is_stored_as_served(server, tmp_path):
+    packed = gzip.compress(BODY)
+    server.serve("", "f.gz", packed)
+    fetch("f.gz", [server.url], tmp_path / "f.gz", lambda p: None, retries=1)
+    assert (tmp_path / "f.gz").read_bytes() == packed

@@ -1,0 +1,79 @@
+import numpy as np
+import pytest
+
+from mnist_exp.data import Split
+from mnist_exp.network import Weights, evaluate, init_weights, predict, train_epoch
+
+
+def reference_epoch(w1, w2, x_all, y_all, lr, rng):
+    """The documented procedure, transcribed literally: one mask draw per sample."""
+    loss, correct = 0.0, 0
+    for x, y in zip(x_all, y_all):
+        h = (x @ w1 >= 0) * (x @ w1)
+        mask = rng.integers(low=0, high=2, size=w1.shape[1])
+        h *= mask * 2
+        out = h @ w2
+        loss += np.sum((y - out) ** 2)
+        correct += int(np.argmax(out) == np.argmax(y))
+        d2 = y - out
+        d1 = (w2 @ d2) * (h >= 0)
+        d1 *= mask
+        w1 += lr * np.outer(x, d1)
+        w2 += lr * np.outer(h, d2)
+    return loss / len(x_all), correct / len(x_all)
+
+
+def random_split(rng, n):
+    x = rng.integers(0, 256, (n, 784)) * (rng.random((n, 784)) < 0.2) / 255.0
+    return Split(x, np.eye(10)[rng.integers(0, 10, n)])
+
+
+@pytest.mark.parametrize("hidden, lr", [(100, 0.005), (37, 0.02), (1, 0.1)])
+def test_epoch_matches_the_literal_procedure_bit_for_bit(hidden, lr):
+    data = random_split(np.random.default_rng(1), 60)
+    ours, theirs = np.random.default_rng(7), np.random.default_rng(7)
+    weights = init_weights(ours, hidden)
+    w1, w2 = 0.2 * theirs.random((784, hidden)) - 0.1, 0.2 * theirs.random((hidden, 10)) - 0.1
+    for _ in range(2):
+        assert train_epoch(weights, data, lr, ours) == reference_epoch(w1, w2, data.x, data.y, lr, theirs)
+    np.testing.assert_array_equal(weights.w1, w1)
+    np.testing.assert_array_equal(weights.w2, w2)
+    assert ours.random() == theirs.random()  # the generators are left in the same state
+
+
+@pytest.mark.parametrize("hidden", [1, 7, 100, 333])
+def test_one_mask_draw_per_epoch_equals_one_per_sample(hidden):
+    a, b = np.random.default_rng(3), np.random.default_rng(3)
+    per_sample = np.stack([a.integers(low=0, high=2, size=hidden) for _ in range(25)])
+    np.testing.assert_array_equal(per_sample, b.integers(low=0, high=2, size=(25, hidden)))
+
+
+def test_init_draws_w1_then_w2_uniform_in_range():
+    weights = init_weights(np.random.default_rng(0), 20)
+    rng = np.random.default_rng(0)
+    np.testing.assert_array_equal(weights.w1, 0.2 * rng.random((784, 20)) - 0.1)
+    assert weights.w2.shape == (20, 10)
+    assert -0.1 <= weights.w1.min() and weights.w1.max() < 0.1
+
+
+def test_evaluate_is_mean_squared_error_and_accuracy_without_dropout():
+    w = Weights(np.eye(784, 3), np.array([[1.0] + [0] * 9, [0, 1.0] + [0] * 8, [0, 0, 1.0] + [0] * 7]))
+    x = np.zeros((2, 784))
+    x[0, 0], x[1, 2] = 1.0, 0.5
+    y = np.eye(10)[[0, 1]]
+    np.testing.assert_allclose(predict(w, x)[1, :3], [0, 0, 0.5])
+    loss, accuracy = evaluate(w, Split(x, y))
+    assert loss == pytest.approx((0 + (1 + 0.25)) / 2)
+    assert accuracy == 0.5
+
+
+def test_training_reduces_the_loss_on_a_learnable_task():
+    rng = np.random.default_rng(0)
+    x = rng.random((200, 784)) * (rng.random((200, 784)) < 0.2)
+    label = x[:, :780].reshape(200, 10, 78).sum(axis=2).argmax(axis=1)  # the block with most ink
+    data = Split(x, np.eye(10)[label])
+    weights = init_weights(rng, 50)
+    first, _ = train_epoch(weights, data, 0.01, rng)
+    for _ in range(5):
+        last, _ = train_epoch(weights, data, 0.01, rng)
+    assert last < 0.8 * first
