@@ -12,6 +12,7 @@ def plot_curves(rows: List[EpochMetrics], title: str, path: Path) -> None:
 
     matplotlib.use("Agg")  # files only: works with no display, on a cluster node too
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     epochs = [r.epoch for r in rows]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
@@ -20,6 +21,7 @@ def plot_curves(rows: List[EpochMetrics], title: str, path: Path) -> None:
         ax.plot(epochs, [getattr(r, f"train_{key}") for r in rows], "o-", ms=3, label="train")
         ax.plot(epochs, [getattr(r, f"test_{key}") for r in rows], "s-", ms=3, label="test")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
         ax.legend()

@@ -128,6 +128,26 @@ def test_help_lists_every_config_key():
         assert f"\n  {key} " in result.stdout, key
 
 
+def test_readme_documents_every_config_key_and_output_file():
+    from dataclasses import fields, is_dataclass
+
+    from mnist_exp import record
+    from mnist_exp.config import Config
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+
+    def keys(schema, prefix=""):
+        for f in fields(schema):
+            if is_dataclass(f.type) and f.name != "data":
+                continue  # file specs are documented together
+            yield from keys(f.type, f"{f.name}.") if is_dataclass(f.type) else [prefix + f.name]
+
+    for key in keys(Config):
+        assert f"`{key}`" in readme, key
+    for name in (record.METRICS, record.CURVES, record.WEIGHTS, record.SUMMARY, record.MODEL_CARD, ".hydra/"):
+        assert f"`{name}`" in readme, name
+
+
 def test_cfg_job_prints_the_composed_config(tmp_path):
     result = run_cli(["--cfg", "job", "lr=0.01", "hidden_size=200"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
