@@ -4,26 +4,33 @@ Errors a user can fix (bad keys or values, data problems) end the program with o
 on stderr and a non-zero exit code, never a traceback. Set HYDRA_FULL_ERROR=1 to see one.
 """
 
+import logging
+import math
 import os
 import sys
-from importlib.resources import files
 from dataclasses import fields, is_dataclass
+from importlib.resources import files
 from pathlib import Path
 from typing import List, Optional, Tuple
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from mnist_exp import sweep
 from mnist_exp.config import Config, register
 from mnist_exp.errors import ConfigError, UserError
+from mnist_exp.record import SUMMARY, save_json
 
 CONF_DIR = str(files("mnist_exp.conf"))  # top-level conf/ in a checkout, packaged when installed
 EXIT_USER_ERROR = 2
 EXIT_DIVERGED = 3
+EXIT_SWEEP_FAILED = 1
 EXIT_INTERRUPTED = 130
+log = logging.getLogger(__name__)
 
 register()
 
@@ -34,22 +41,34 @@ FAILURES: List[Tuple[int, str]] = []
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
-def hydra_main(dcfg: DictConfig) -> Optional[float]:
-    """Returns the final test accuracy: the objective a Hydra sweeper maximises."""
+def hydra_main(dcfg: DictConfig) -> float:
+    """Returns the final test accuracy (NaN for a failed run): what a Hydra sweeper maximises."""
     from mnist_exp.experiment import run_experiment  # keeps --help and --cfg fast
 
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    sweeping = hydra_cfg.mode == RunMode.MULTIRUN
+    job = {"num": hydra_cfg.job.num, "overrides": list(hydra_cfg.overrides.task)} if sweeping else None
     try:
         refuse_unknown_keys(dcfg, Config)
-        cfg: Config = OmegaConf.to_object(dcfg)
-        run_dir = Path(HydraConfig.get().runtime.output_dir)
-        result = run_experiment(cfg, run_dir)
+        result = run_experiment(OmegaConf.to_object(dcfg), run_dir, {"job": job})
     except UserError as e:
-        FAILURES.append((EXIT_USER_ERROR, str(e)))
-        return None
+        return _failed(run_dir, job, EXIT_USER_ERROR, str(e))
+    except Exception as e:
+        if not sweeping:
+            raise  # a bug: show the traceback
+        log.exception("job %s failed", job["num"])  # the traceback goes to the job's log
+        return _failed(run_dir, job, EXIT_USER_ERROR, f"{e.__class__.__name__}: {e}")
     if result["status"] == "diverged":
-        FAILURES.append((EXIT_DIVERGED, f"run diverged: {result['reason']}; metrics up to then in {run_dir}"))
-        return None
+        return _failed(run_dir, job, EXIT_DIVERGED, f"run diverged: {result['reason']}; metrics up to then in {run_dir}")
     return result["final"]["test_accuracy"]
+
+
+def _failed(run_dir: Path, job: Optional[dict], code: int, message: str) -> float:
+    FAILURES.append((code, message))
+    if not (run_dir / SUMMARY).exists():  # failed before the run began: still leave a record
+        save_json(run_dir / SUMMARY, {"status": "failed", "reason": message, "job": job, "run_dir": str(run_dir)})
+    return math.nan
 
 
 def refuse_unknown_keys(dcfg: DictConfig, schema: type, prefix: str = "") -> None:
@@ -79,6 +98,8 @@ def main() -> None:
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach us instead of Hydra's printer
     try:
         hydra_main()
+        if sweep.LAUNCHED is not None:
+            sys.exit(report_sweep(sweep.LAUNCHED))
         if FAILURES:
             for code, message in FAILURES:
                 _fail(message, code)
@@ -91,6 +112,18 @@ def main() -> None:
         sys.exit(_fail("interrupted", EXIT_INTERRUPTED))
     finally:
         os.environ.pop("HYDRA_FULL_ERROR", None)
+
+
+def report_sweep(sweep_dir: Path) -> int:
+    """One line per job that did not complete; exit code 1 if any, else 0."""
+    from mnist_exp.summarize import SUMMARY_CSV, write_summary
+
+    table = write_summary(sweep_dir, figure=False)
+    bad = table[table["status"] != "completed"]
+    print(f"sweep of {len(table)} jobs: {len(table) - len(bad)} completed; summary in {sweep_dir / SUMMARY_CSV}")
+    for _, row in bad.iterrows():
+        _fail(f"job {row['job']} {row['status']}: {row['reason']}", EXIT_SWEEP_FAILED)
+    return EXIT_SWEEP_FAILED if len(bad) else 0
 
 
 def _fail(message: str, code: int) -> int:

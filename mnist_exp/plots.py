@@ -1,19 +1,27 @@
-"""Learning-curve figure of one run: the walkthrough's two panels, labelled and readable."""
+"""Figures: learning curves of one run, and the comparison of a sweep's runs."""
 
 from pathlib import Path
 from typing import List
 
+import numpy as np
+
 from mnist_exp.train import EpochMetrics
 
 
-def plot_curves(rows: List[EpochMetrics], title: str, path: Path) -> None:
-    """Loss and accuracy, train and test, against the epoch, saved as a PNG."""
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")  # files only: works with no display, on a cluster node too
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_curves(rows: List[EpochMetrics], title: str, path: Path) -> None:
+    """Loss and accuracy, train and test, against the epoch, saved as a PNG."""
     from matplotlib.ticker import MaxNLocator
 
+    plt = _pyplot()
     epochs = [r.epoch for r in rows]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
     for ax, key, label in ((ax_loss, "loss", "loss (mean squared error per sample)"),
@@ -27,5 +35,73 @@ def plot_curves(rows: List[EpochMetrics], title: str, path: Path) -> None:
         ax.legend()
     ax_acc.set_ylim(0, 1)
     fig.suptitle(title)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def run_label(row, keys: List[str]) -> str:
+    label = " ".join(f"{k}={row[k]:g}" if isinstance(row[k], float) else f"{k}={row[k]}" for k in keys)
+    return label or f"job {row['job']}"
+
+
+def plot_comparison(history, table, keys: List[str], path: Path) -> None:
+    """Test accuracy of every run by epoch; with two swept keys, also a heatmap of the final one.
+
+    `history` and `table` are results.load_history / the sweep table (pandas DataFrames).
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    plt = _pyplot()
+    heatmap = len(keys) == 2 and table[keys].drop_duplicates().shape[0] > 1
+    fig, axes = plt.subplots(1, 2 if heatmap else 1, figsize=(13 if heatmap else 8, 5), constrained_layout=True,
+                             squeeze=False)
+    ax = axes[0, 0]
+    for _, run in table.iterrows():
+        curve = history[history["run_dir"] == run["run_dir"]]
+        label = run_label(run, keys) + ("" if run["status"] == "completed" else f" ({run['status']})")
+        ax.plot(curve["epoch"], curve["test_accuracy"], "o-", ms=3, label=label)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("test accuracy")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small", ncol=1 + len(table) // 12)
+    ax.set_title(f"test accuracy of {len(table)} runs")
+    if heatmap:
+        _heatmap(axes[0, 1], table, keys, fig)
+    fig.savefig(path, format="png", dpi=110)
+    plt.close(fig)
+
+
+def _heatmap(ax, table, keys: List[str], fig) -> None:
+    grid = table.pivot_table(index=keys[0], columns=keys[1], values="final_test_accuracy", aggfunc="mean")
+    image = ax.imshow(grid.to_numpy(dtype=float), cmap="viridis", aspect="auto")
+    ax.set_yticks(range(len(grid.index)), [f"{v:g}" for v in grid.index])
+    ax.set_xticks(range(len(grid.columns)), [f"{v:g}" for v in grid.columns])
+    ax.set_ylabel(keys[0])
+    ax.set_xlabel(keys[1])
+    for (i, j), value in np.ndenumerate(grid.to_numpy(dtype=float)):
+        ax.text(j, i, "n/a" if np.isnan(value) else f"{value:.3f}", ha="center", va="center", color="w")
+    fig.colorbar(image, ax=ax, label="final test accuracy")
+    ax.set_title("final test accuracy")
+
+
+def plot_ranked(history, table, keys: List[str], path: Path) -> None:
+    """Mean test accuracy by epoch for each setting, with a ±1 std band over its seeds."""
+    from matplotlib.ticker import MaxNLocator
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(9, 5), constrained_layout=True)
+    for _, setting in table.iterrows():
+        mask = (history[keys] == setting[keys]).all(axis=1)
+        curve = history[mask].groupby("epoch")["test_accuracy"].agg(["mean", "std"]).fillna({"std": 0.0})
+        line, = ax.plot(curve.index, curve["mean"], "o-", ms=3, label=f"#{setting['rank']} " + run_label(setting, keys))
+        ax.fill_between(curve.index, curve["mean"] - curve["std"], curve["mean"] + curve["std"],
+                        color=line.get_color(), alpha=0.15)
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_title(f"{len(table)} settings, ranked")
+    ax.set_ylabel("test accuracy (mean ± std over seeds)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
     fig.savefig(path, dpi=110)
     plt.close(fig)

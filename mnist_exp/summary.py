@@ -3,9 +3,9 @@
 import math
 import platform
 import subprocess
-from functools import lru_cache
 import time
 from dataclasses import asdict
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -13,6 +13,7 @@ import numpy as np
 
 import mnist_exp
 from mnist_exp.config import Config
+from mnist_exp.record import SUMMARY, save_json
 from mnist_exp.train import EpochMetrics
 
 
@@ -51,8 +52,24 @@ def _row(metrics: EpochMetrics) -> Dict[str, Any]:
     return {k: _clean(v) for k, v in asdict(metrics).items()}
 
 
+class SummaryWriter:
+    """Keeps summary.json up to date as a run goes: rewritten atomically at each status change."""
+
+    def __init__(self, cfg: Config, run_dir: Path, extra: Optional[Dict[str, Any]] = None):
+        self.cfg, self.run_dir, self.extra = cfg, run_dir, extra or {}
+        self.started = time.time()
+        self.rows: List[EpochMetrics] = []
+        self.data: Dict[str, Any] = {"dir": None, "checksums": {}}
+
+    def save(self, status: str, reason: Optional[str] = None) -> Dict[str, Any]:
+        result = build(self.cfg, self.run_dir, status, self.rows, self.started, self.data, reason)
+        result.update(self.extra)
+        save_json(self.run_dir / SUMMARY, result)
+        return result
+
+
 def build(cfg: Config, run_dir: Path, status: str, rows: List[EpochMetrics], started: float,
-          checksums: Dict[str, str], data_dir: Optional[Path], reason: Optional[str] = None) -> Dict[str, Any]:
+          data: Dict[str, Any], reason: Optional[str] = None) -> Dict[str, Any]:
     finite = [r for r in rows if r.finite]
     best = max(finite, key=lambda r: (r.test_accuracy, -r.epoch), default=None)
     return {
@@ -68,6 +85,6 @@ def build(cfg: Config, run_dir: Path, status: str, rows: List[EpochMetrics], sta
         "wall_seconds": time.time() - started,
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
         "versions": versions(),
-        "data": {"dir": str(data_dir) if data_dir else None, "checksums": checksums},
+        "data": data,
         "git_commit": git_commit(),
     }

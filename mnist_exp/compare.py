@@ -1,0 +1,37 @@
+"""Ranking runs across sweeps: settings that differ only by seed are pooled as mean ± std.
+
+Used by scripts/compare_runs.py (figure: plots.plot_ranked); callable from a notebook on
+results.load_runs output.
+"""
+
+from typing import List
+
+import pandas as pd
+
+from mnist_exp import results
+
+
+def setting_keys(runs: pd.DataFrame) -> List[str]:
+    """Config keys that tell settings apart: those that vary across runs, the seed aside."""
+    keys = [k for k in results.CONFIG_TYPES if k != "seed" and runs[k].nunique(dropna=False) > 1]
+    return keys or [k for k in results.CONFIG_TYPES if k != "seed"]
+
+
+def rank(runs: pd.DataFrame, metric: str = "final_test_accuracy") -> pd.DataFrame:
+    """One row per setting, best mean first: mean, std and count of `metric` over its seeds."""
+    keys = setting_keys(runs)
+    grouped = runs.groupby(keys, dropna=False)
+    table = grouped[metric].agg(mean="mean", std="std").reset_index()
+    table["runs"] = grouped.size().to_numpy()
+    table["completed"] = grouped["status"].agg(lambda s: int((s == "completed").sum())).to_numpy()
+    table["seeds"] = grouped["seed"].agg(lambda s: ",".join(map(str, sorted(s.dropna().unique())))).to_numpy()
+    table = table.sort_values("mean", ascending=False, na_position="last", kind="stable").reset_index(drop=True)
+    table.insert(0, "rank", range(1, len(table) + 1))
+    table[metric] = [_pm(m, s, n) for m, s, n in zip(table["mean"], table["std"], table["completed"])]
+    return table
+
+
+def _pm(mean: float, std: float, n: int) -> str:
+    if pd.isna(mean):
+        return "n/a"
+    return f"{mean:.4f}" if n < 2 or pd.isna(std) else f"{mean:.4f} ± {std:.4f}"

@@ -1,0 +1,94 @@
+"""The sweep summary: summary.csv and comparison.png at the root of a sweep directory.
+
+Rebuilt from the job directories after every job (inside the worker that ran it, under
+a lock), so it is complete whichever jobs failed or whichever launcher ran them. Rebuild
+it by hand at any time:  python -m mnist_exp.summarize outputs/multirun/DATE/TIME
+"""
+
+import argparse
+import sys
+from pathlib import Path
+from typing import List
+
+import pandas as pd
+import yaml
+from filelock import FileLock
+from hydra.core.override_parser.overrides_parser import OverridesParser
+
+from mnist_exp import results
+from mnist_exp.atomic import write_atomic
+
+SUMMARY_CSV = "summary.csv"
+COMPARISON_PNG = "comparison.png"
+
+
+def overridden_keys(runs: pd.DataFrame) -> List[str]:
+    """Config keys set on the command line of any job, in the order they were given."""
+    keys: List[str] = []
+    for overrides in runs["overrides"].dropna():
+        for item in overrides.split():
+            key = item.split("=", 1)[0].lstrip("+~")
+            if key in results.CONFIG_TYPES and key not in keys:
+                keys.append(key)
+    return keys
+
+
+def declared_sweep_keys(sweep_dir: Path) -> List[str]:
+    """Keys the sweep varies by design: sweep overrides (lr=a,b, range(...)) and sweeper params."""
+    path = sweep_dir / "multirun.yaml"
+    if not path.is_file():
+        return []
+    hydra_cfg = (yaml.safe_load(path.read_text()) or {}).get("hydra", {})
+    overrides = OverridesParser.create().parse_overrides(hydra_cfg.get("overrides", {}).get("task", []))
+    keys = [o.key_or_group for o in overrides if o.is_sweep_override()]
+    keys += list((hydra_cfg.get("sweeper") or {}).get("params") or {})
+    return [k for k in dict.fromkeys(keys) if k in results.CONFIG_TYPES]
+
+
+def swept_keys(sweep_dir: Path, runs: pd.DataFrame) -> List[str]:
+    """The keys that tell the jobs apart: declared ones, then any others that differ."""
+    overridden = overridden_keys(runs)
+    varying = [k for k in overridden if runs[k].nunique() > 1]
+    return list(dict.fromkeys(declared_sweep_keys(sweep_dir) + varying)) or overridden
+
+
+def sweep_table(runs: pd.DataFrame, keys: List[str]) -> pd.DataFrame:
+    keep = ["job", *keys, "status", "reason", "epochs_run",
+            *(c for c in runs.columns if c.startswith(("final_", "best_"))), "wall_seconds", "run_dir"]
+    return runs[keep].sort_values("job", kind="stable").reset_index(drop=True)
+
+
+def write_summary(sweep_dir: Path, figure: bool = True) -> pd.DataFrame:
+    """(Re)write summary.csv (and comparison.png) from the job dirs; safe to call concurrently."""
+    sweep_dir = Path(sweep_dir)
+    with FileLock(sweep_dir / ".summary.lock"):
+        runs = results.load_runs(sweep_dir)
+        keys = swept_keys(sweep_dir, runs)
+        table = sweep_table(runs, keys)
+        write_atomic(sweep_dir / SUMMARY_CSV, lambda tmp: table.to_csv(tmp, index=False))
+        if figure and len(table):
+            from mnist_exp.plots import plot_comparison
+
+            history = results.load_history(sweep_dir)
+            write_atomic(sweep_dir / COMPARISON_PNG, lambda tmp: plot_comparison(history, table, keys, tmp))
+    return table
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m mnist_exp.summarize",
+                                     description="Rebuild a sweep's summary.csv and comparison.png.")
+    parser.add_argument("sweep_dir", type=Path)
+    args = parser.parse_args(argv)
+    if not args.sweep_dir.is_dir():
+        sys.exit(f"mnist_exp.summarize: error: {args.sweep_dir}: not a directory")
+    table = write_summary(args.sweep_dir)
+    if table.empty:
+        sys.exit(f"mnist_exp.summarize: error: {args.sweep_dir}: no runs found (no */summary.json)")
+    shown = [c for c in table.columns if not c.startswith(("final_train", "best_t", "best_train"))]
+    shown = [c for c in shown if c not in ("run_dir", "reason")] + ["best_test_accuracy"]
+    print(table[shown].to_string(index=False))
+    print(f"wrote {args.sweep_dir / SUMMARY_CSV} and {args.sweep_dir / COMPARISON_PNG}")
+
+
+if __name__ == "__main__":
+    main()
