@@ -1,6 +1,7 @@
 """The machine-readable summary of a run (summary.json): status, metrics, provenance."""
 
 import math
+import os
 import platform
 import subprocess
 import time
@@ -23,6 +24,15 @@ def versions() -> Dict[str, str]:
 
     return {"mnist_exp": mnist_exp.__version__, "python": platform.python_version(),
             "numpy": np.__version__, "hydra": hydra.__version__, "omegaconf": omegaconf.__version__}
+
+
+def runtime() -> Dict[str, Any]:
+    """Where the run ran, and the BLAS threads it had (launchers limit them per job)."""
+    from threadpoolctl import threadpool_info
+
+    blas = [lib["num_threads"] for lib in threadpool_info() if lib.get("user_api") == "blas"]
+    return {"host": platform.node(), "pid": os.getpid(), "cpus": os.cpu_count(),
+            "blas_threads": max(blas) if blas else None}
 
 
 @lru_cache(maxsize=1)
@@ -85,6 +95,7 @@ def build(cfg: Config, run_dir: Path, status: str, rows: List[EpochMetrics], sta
         "wall_seconds": time.time() - started,
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
         "versions": versions(),
+        "runtime": runtime(),
         "data": data,
         "git_commit": git_commit(),
     }
