@@ -21,9 +21,11 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from mnist_exp import sweep
-from mnist_exp.config import Config, register
+from mnist_exp.config import Config, get_key, register
 from mnist_exp.errors import ConfigError, UserError
-from mnist_exp.record import SUMMARY, save_json
+from mnist_exp.interrupts import Interrupted
+from mnist_exp.record import CHECKPOINT, METRICS, SUMMARY, save_json
+from mnist_exp.summary import load_config
 
 CONF_DIR = str(files("mnist_exp.conf"))  # top-level conf/ in a checkout, packaged when installed
 EXIT_USER_ERROR = 2
@@ -51,7 +53,10 @@ def hydra_main(dcfg: DictConfig) -> float:
     job = {"num": hydra_cfg.job.num, "overrides": list(hydra_cfg.overrides.task)} if sweeping else None
     try:
         refuse_unknown_keys(dcfg, Config)
-        result = run_experiment(OmegaConf.to_object(dcfg), run_dir, {"job": job})
+        cfg: Config = OmegaConf.to_object(dcfg)
+        if cfg.resume:
+            cfg, run_dir = resumed_config(cfg, list(hydra_cfg.overrides.task))
+        result = run_experiment(cfg, run_dir, {"job": job}, resume=run_dir != Path(hydra_cfg.runtime.output_dir))
     except UserError as e:
         return _failed(run_dir, job, EXIT_USER_ERROR, str(e))
     except Exception as e:
@@ -69,6 +74,37 @@ def _failed(run_dir: Path, job: Optional[dict], code: int, message: str) -> floa
     if not (run_dir / SUMMARY).exists():  # failed before the run began: still leave a record
         save_json(run_dir / SUMMARY, {"status": "failed", "reason": message, "job": job, "run_dir": str(run_dir)})
     return math.nan
+
+
+def resumed_config(cfg: Config, overrides: List[str]) -> Tuple[Config, Path]:
+    """The config of the run named by `resume`, with the command line's epochs and data settings.
+
+    Anything else typed on the command line must match the run: a resumed run is the same run.
+    """
+    target = Path(cfg.resume).expanduser().resolve()
+    for needed in (SUMMARY, CHECKPOINT):
+        if not (target / needed).is_file():
+            raise ConfigError(f"resume={cfg.resume}: no {needed} there, so no run to continue")
+    original = load_config(target)
+    typed = {item.split("=", 1)[0].lstrip("+~") for item in overrides}
+    experiment_keys = {f.name for f in fields(Config)} - {"resume", "epochs", "data"}
+    changed = sorted(k for k in typed & experiment_keys if get_key(cfg, k) != get_key(original, k))
+    if changed:
+        raise ConfigError(f"resume={cfg.resume}: only epochs may change when resuming, not {', '.join(changed)}")
+    if "epochs" in typed:
+        original.epochs = cfg.epochs
+    original.data = cfg.data  # where the data lives may change; the checksums still guard it
+    return original, target
+
+
+def refuse_reused_run_dir(argv: List[str]) -> None:
+    """Hydra writes .hydra/ into hydra.run.dir before the job starts: check it holds no run yet."""
+    if {"-m", "--multirun"} & set(argv):
+        return
+    for arg in argv:
+        if arg.startswith("hydra.run.dir=") and (Path(arg.split("=", 1)[1]) / METRICS).exists():
+            raise ConfigError(f"{arg}: that directory already holds a run; choose another, "
+                              f"or continue it with resume={arg.split('=', 1)[1]}")
 
 
 def refuse_unknown_keys(dcfg: DictConfig, schema: type, prefix: str = "") -> None:
@@ -97,6 +133,7 @@ def main() -> None:
         return
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach us instead of Hydra's printer
     try:
+        refuse_reused_run_dir(sys.argv[1:])
         hydra_main()
         if sweep.LAUNCHED is not None:
             sys.exit(report_sweep(sweep.LAUNCHED))
@@ -108,8 +145,13 @@ def main() -> None:
         sys.exit(_fail(str(e), EXIT_USER_ERROR))
     except (HydraException, OmegaConfBaseException) as e:
         sys.exit(_fail(one_line(e), EXIT_USER_ERROR))
-    except KeyboardInterrupt:
-        sys.exit(_fail("interrupted", EXIT_INTERRUPTED))
+    except KeyboardInterrupt as e:
+        if sweep.LAUNCHED is not None:
+            report_sweep(sweep.LAUNCHED)
+        how = f" by {e}" if isinstance(e, Interrupted) else ""
+        where = getattr(e, "run_dir", None)
+        advice = f"; finished epochs are kept, continue with resume={where}" if where else ""
+        sys.exit(_fail(f"interrupted{how}{advice}", getattr(e, "exit_code", EXIT_INTERRUPTED)))
     finally:
         os.environ.pop("HYDRA_FULL_ERROR", None)
 

@@ -5,8 +5,8 @@ by `validate`, before any data is read or any training starts.
 """
 
 import math
-from dataclasses import dataclass, field
-from typing import List, Optional
+from dataclasses import dataclass, field, fields, is_dataclass
+from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
 
@@ -40,7 +40,12 @@ class Config:
     train_samples: int = 1000  # the FIRST n training images, as the walkthrough takes them
     test_samples: int = 1000  # the FIRST n test images
     seed: int = 884736743  # seeds the run's only numpy Generator
+    resume: Optional[str] = None  # a run dir to continue (up to `epochs`) instead of starting anew
     data: DataConfig = field(default_factory=DataConfig)
+
+
+# Keys that say how to run, not what the experiment is: left out of comparisons.
+RUN_KEYS = ("resume",)
 
 
 # key -> (check, allowed range as said to the user)
@@ -56,7 +61,8 @@ _RANGES = {
 }
 
 
-def _get(cfg: Config, key: str):
+def get_key(cfg: Config, key: str):
+    """The value at a dotted key, e.g. get_key(cfg, "data.timeout")."""
     value = cfg
     for part in key.split("."):
         value = getattr(value, part)
@@ -66,12 +72,23 @@ def _get(cfg: Config, key: str):
 def validate(cfg: Config) -> Config:
     """Refuse out-of-range values with one message naming the key and its allowed range."""
     for key, (ok, allowed) in _RANGES.items():
-        value = _get(cfg, key)
+        value = get_key(cfg, key)
         if not ok(value):
             raise ConfigError(f"{key}={value} is out of range: {key} must be {allowed}")
     if not cfg.data.mirrors:
         raise ConfigError("data.mirrors is empty: give at least one mirror URL")
     return cfg
+
+
+def from_dict(schema: type, values: Dict[str, Any]):
+    """A schema instance from plain values (e.g. a summary.json); unknown keys are ignored and
+    missing ones take their defaults, so records of older versions still load."""
+    kwargs = {}
+    for f in fields(schema):
+        if f.name in values:
+            value = values[f.name]
+            kwargs[f.name] = from_dict(f.type, value) if is_dataclass(f.type) else value
+    return schema(**kwargs)
 
 
 def register() -> None:

@@ -5,28 +5,15 @@ many test images are used (up to 10000), e.g. to score a small run on the whole 
 """
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Optional, Tuple
 
 from mnist_exp import record
-from mnist_exp.config import Config, DataConfig, FileSpec
+from mnist_exp.summary import load_config
 from mnist_exp.data import load_dataset, split
 from mnist_exp.errors import UserError
 from mnist_exp.network import evaluate
-
-
-def load_config(run_dir: Path) -> Config:
-    path = run_dir / record.SUMMARY
-    try:
-        saved = json.loads(path.read_text())["config"]
-    except (OSError, ValueError, KeyError) as e:
-        raise UserError(f"{path}: not a run summary ({e.__class__.__name__}: {e})") from None
-    data = dict(saved.pop("data"))
-    files = {role: FileSpec(**data.pop(role)) for role in
-             ("train_images", "train_labels", "test_images", "test_labels")}
-    return Config(**saved, data=DataConfig(**data, **files))
 
 
 def evaluate_run(run_dir: Path, test_samples: Optional[int] = None) -> Tuple[float, float, int]:

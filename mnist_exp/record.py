@@ -9,11 +9,12 @@ import json
 import os
 from dataclasses import asdict, fields
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
 from mnist_exp.atomic import write_atomic
+from mnist_exp.errors import UserError
 from mnist_exp.network import Weights
 from mnist_exp.train import EpochMetrics
 
@@ -22,22 +23,38 @@ WEIGHTS = "weights.npz"
 SUMMARY = "summary.json"
 CURVES = "curves.png"
 MODEL_CARD = "model_card.md"
+CHECKPOINT = "checkpoint.npz"
 COLUMNS = [f.name for f in fields(EpochMetrics)]
 
 
 class MetricsWriter:
-    """Appends one row per epoch to metrics.csv, flushed and synced as each epoch ends."""
+    """Appends one row per epoch to metrics.csv, flushed and synced as each epoch ends.
 
-    def __init__(self, run_dir: Path):
+    A new run refuses a directory that already holds metrics. Resuming keeps the first
+    `resume_rows` rows (those the checkpoint covers) and drops anything after them.
+    """
+
+    def __init__(self, run_dir: Path, resume_rows: Optional[int] = None):
         self.path = run_dir / METRICS
-        self._file = open(self.path, "x", newline="")  # "x": never write over another run
-        self._csv = csv.writer(self._file)
-        self._write(COLUMNS)
         self.rows: List[EpochMetrics] = []
+        if resume_rows is None:
+            try:
+                self._file = open(self.path, "x", newline="")  # "x": never write over another run
+            except FileExistsError:
+                raise UserError(f"{run_dir} already holds a run ({METRICS} exists); refusing to write "
+                                "into it: choose another hydra.run.dir, or resume it with resume=DIR") from None
+            self._csv = csv.writer(self._file)
+            self._write(COLUMNS)
+            return
+        self.rows = read_metrics(self.path)[:resume_rows]
+        if len(self.rows) < resume_rows:
+            raise UserError(f"{self.path}: holds {len(self.rows)} epochs, the checkpoint {resume_rows}")
+        write_atomic(self.path, lambda tmp: _write_rows(tmp, self.rows))
+        self._file = open(self.path, "a", newline="")
+        self._csv = csv.writer(self._file)
 
     def append(self, metrics: EpochMetrics) -> None:
-        # repr keeps every digit of a float: the CSV holds full precision
-        self._write([repr(float(v)) if isinstance(v, float) else v for v in asdict(metrics).values()])
+        self._write(_cells(metrics))
         self.rows.append(metrics)
 
     def _write(self, row: list) -> None:
@@ -47,6 +64,54 @@ class MetricsWriter:
 
     def close(self) -> None:
         self._file.close()
+
+
+def _cells(metrics: EpochMetrics) -> list:
+    # repr keeps every digit of a float: the CSV holds full precision
+    return [repr(float(v)) if isinstance(v, float) else v for v in asdict(metrics).values()]
+
+
+def _write_rows(path: Path, rows: List[EpochMetrics]) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(COLUMNS)
+        writer.writerows(_cells(m) for m in rows)
+
+
+def read_metrics(path: Path) -> List[EpochMetrics]:
+    """The complete rows of a metrics.csv; a row cut short by a crash is left out."""
+    rows = []
+    with open(path, newline="") as f:
+        for cells in list(csv.reader(f))[1:]:
+            if len(cells) != len(COLUMNS):
+                break
+            try:
+                rows.append(EpochMetrics(int(cells[0]), *map(float, cells[1:])))
+            except ValueError:
+                break
+    return rows
+
+
+def save_checkpoint(path: Path, arrays: Dict[str, np.ndarray], rng: np.random.Generator, epochs_done: int) -> None:
+    """Everything needed to continue exactly: weights (and any optimiser arrays), generator state."""
+    rng_state = np.array(json.dumps(rng.bit_generator.state))  # a plain string: no pickle needed
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays, rng_state=rng_state, epochs_done=np.array(epochs_done))
+
+    write_atomic(path, write)
+
+
+def load_checkpoint(path: Path) -> Tuple[Dict[str, np.ndarray], np.random.Generator, int]:
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            arrays = {k: saved[k] for k in saved.files if k not in ("rng_state", "epochs_done")}
+            rng = np.random.default_rng()
+            rng.bit_generator.state = json.loads(str(saved["rng_state"]))
+            return arrays, rng, int(saved["epochs_done"])
+    except (OSError, ValueError, KeyError) as e:
+        raise UserError(f"{path}: cannot load the checkpoint ({e.__class__.__name__}: {e})") from None
 
 
 def save_weights(path: Path, weights: Weights) -> None:

@@ -15,12 +15,12 @@ from typing import Any, Dict, Iterable, List, Union
 
 import pandas as pd
 
-from mnist_exp.config import Config
+from mnist_exp.config import RUN_KEYS, Config
 from mnist_exp.record import METRICS, SUMMARY
 
 PathLike = Union[str, Path]
 # Top-level config keys of the schema -> their Python type (nested groups like data are left out).
-CONFIG_TYPES = {f.name: f.type for f in fields(Config) if not is_dataclass(f.type)}
+CONFIG_TYPES = {f.name: f.type for f in fields(Config) if not is_dataclass(f.type) and f.name not in RUN_KEYS}
 METRIC_NAMES = ["train_loss", "train_accuracy", "test_loss", "test_accuracy"]
 _DTYPES = {float: "float64", int: "Int64", str: "string", bool: "boolean"}
 

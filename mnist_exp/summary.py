@@ -1,5 +1,6 @@
 """The machine-readable summary of a run (summary.json): status, metrics, provenance."""
 
+import json
 import math
 import os
 import platform
@@ -13,11 +14,13 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 
 import mnist_exp
-from mnist_exp.config import Config
+from mnist_exp.config import Config, from_dict
+from mnist_exp.errors import UserError
 from mnist_exp.record import SUMMARY, save_json
 from mnist_exp.train import EpochMetrics
 
 
+@lru_cache(maxsize=1)
 def versions() -> Dict[str, str]:
     import hydra
     import omegaconf
@@ -26,6 +29,7 @@ def versions() -> Dict[str, str]:
             "numpy": np.__version__, "hydra": hydra.__version__, "omegaconf": omegaconf.__version__}
 
 
+@lru_cache(maxsize=1)
 def runtime() -> Dict[str, Any]:
     """Where the run ran, and the BLAS threads it had (launchers limit them per job)."""
     from threadpoolctl import threadpool_info
@@ -51,6 +55,10 @@ def git_commit() -> Optional[str]:
     return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
+def _timestamp(seconds: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(seconds))
+
+
 def _clean(value: Any) -> Any:
     """NaN and infinity become null: summary.json stays strict JSON after a divergence."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -62,6 +70,22 @@ def _row(metrics: EpochMetrics) -> Dict[str, Any]:
     return {k: _clean(v) for k, v in asdict(metrics).items()}
 
 
+def load(run_dir: Path) -> Dict[str, Any]:
+    path = run_dir / SUMMARY
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise UserError(f"{path}: cannot read a run summary ({e.__class__.__name__}: {e})") from None
+
+
+def load_config(run_dir: Path) -> Config:
+    """The typed config a run was started with, from its summary.json."""
+    saved = load(run_dir).get("config")
+    if not isinstance(saved, dict):
+        raise UserError(f"{run_dir / SUMMARY}: holds no config (the run failed before it started)")
+    return from_dict(Config, saved)
+
+
 class SummaryWriter:
     """Keeps summary.json up to date as a run goes: rewritten atomically at each status change."""
 
@@ -70,9 +94,24 @@ class SummaryWriter:
         self.started = time.time()
         self.rows: List[EpochMetrics] = []
         self.data: Dict[str, Any] = {"dir": None, "checksums": {}}
+        self.earlier_seconds = 0.0  # wall time of the sessions before a resume
+        self.first_started_at: Optional[str] = None
+        self.resumed: List[Dict[str, Any]] = []
+
+    def resume_from(self, previous: Dict[str, Any]) -> None:
+        """Carry the earlier sessions' wall time and history over, and note this resume."""
+        self.earlier_seconds = previous.get("wall_seconds") or 0.0
+        self.first_started_at = previous.get("started_at")
+        self.resumed = previous.get("resumed", []) + [{"at": _timestamp(self.started),
+                                                        "after_epochs": previous.get("epochs_run", 0)}]
+        self.extra = {k: v for k, v in self.extra.items() if v is not None}
+        self.extra.setdefault("job", previous.get("job"))  # a resumed sweep job stays that job
 
     def save(self, status: str, reason: Optional[str] = None) -> Dict[str, Any]:
         result = build(self.cfg, self.run_dir, status, self.rows, self.started, self.data, reason)
+        result["wall_seconds"] += self.earlier_seconds
+        if self.resumed:
+            result.update(started_at=self.first_started_at, resumed=self.resumed)
         result.update(self.extra)
         save_json(self.run_dir / SUMMARY, result)
         return result
@@ -93,7 +132,7 @@ def build(cfg: Config, run_dir: Path, status: str, rows: List[EpochMetrics], sta
         "final": _row(rows[-1]) if rows else None,
         "best": _row(best) if best else None,
         "wall_seconds": time.time() - started,
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+        "started_at": _timestamp(started),
         "versions": versions(),
         "runtime": runtime(),
         "data": data,

@@ -29,9 +29,12 @@ class EpochMetrics:
 
 
 def train(weights: Weights, train_set: Split, test_set: Split, lr: float, epochs: int,
-          rng: np.random.Generator) -> Iterator[EpochMetrics]:
-    """Train `weights` in place, yielding each epoch's metrics as it ends."""
-    for epoch in range(epochs):
+          rng: np.random.Generator, start: int = 0) -> Iterator[EpochMetrics]:
+    """Train `weights` in place, yielding each epoch's metrics as it ends.
+
+    `start` > 0 continues a run: weights and generator must be those after epoch start-1.
+    """
+    for epoch in range(start, epochs):
         start = time.perf_counter()
         with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported, not warned
             train_loss, train_accuracy = train_epoch(weights, train_set, lr, rng)
