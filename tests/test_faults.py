@@ -66,12 +66,16 @@ def test_bad_cached_file_is_replaced_by_a_fresh_download(fault, tmp_path, tiny_f
     assert dataset.train_images.shape == (50, 784)
 
 
-@pytest.mark.parametrize("fault", MIRROR_FAULTS)
-def test_faulty_mirror_falls_back_to_the_next(fault, tmp_path, tiny_files, server):
+def serve_faulty(server, prefix: str, files: dict, fault: str) -> None:
     behaviour, body = MIRROR_FAULTS[fault]
     server.httpd.stall_seconds = 1.0
-    for role, (name, raw) in tiny_files.items():
-        server.serve("bad/", f"{name}.gz", body(raw) if body else _gz(raw), behaviour)
+    for name, raw in files.values():
+        server.serve(prefix, f"{name}.gz", body(raw) if body else _gz(raw), behaviour)
+
+
+@pytest.mark.parametrize("fault", MIRROR_FAULTS)
+def test_faulty_mirror_falls_back_to_the_next(fault, tmp_path, tiny_files, server):
+    serve_faulty(server, "bad/", tiny_files, fault)
     server.serve_dataset("good/", tiny_files)
     cfg = data_config(tiny_files, tmp_path / "cache", [server.url + "bad/", server.url + "good/"],
                       timeout=0.3, retries=2)
@@ -84,10 +88,7 @@ def test_faulty_mirror_falls_back_to_the_next(fault, tmp_path, tiny_files, serve
 
 @pytest.mark.parametrize("fault", MIRROR_FAULTS)
 def test_faulty_only_mirror_gives_one_line_naming_the_file(fault, tmp_path, tiny_files, server):
-    behaviour, body = MIRROR_FAULTS[fault]
-    server.httpd.stall_seconds = 1.0
-    for role, (name, raw) in tiny_files.items():
-        server.serve("", f"{name}.gz", body(raw) if body else _gz(raw), behaviour)
+    serve_faulty(server, "", tiny_files, fault)
     with pytest.raises(DataError) as info:
         load_dataset(data_config(tiny_files, tmp_path, [server.url], timeout=0.3, retries=1))
     message = str(info.value)
