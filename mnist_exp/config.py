@@ -28,6 +28,7 @@ class DataConfig:
     train_labels: FileSpec = field(default_factory=FileSpec)
     test_images: FileSpec = field(default_factory=FileSpec)
     test_labels: FileSpec = field(default_factory=FileSpec)
+    fallback_dirs: List[str] = field(default_factory=list)  # read-only copies tried before downloading
     timeout: float = 30.0  # seconds to connect, and between bytes received
     retries: int = 3  # attempts per mirror and file, with exponential backoff
 
@@ -40,12 +41,33 @@ class Config:
     train_samples: int = 1000  # the FIRST n training images, as the walkthrough takes them
     test_samples: int = 1000  # the FIRST n test images
     seed: int = 884736743  # seeds the run's only numpy Generator
+    # Beyond the walkthrough: each default below is the reference's own choice.
+    batch_size: int = 1  # 1: per-sample SGD in order; >1: vectorised mini-batches, reshuffled each epoch
+    loss: str = "sse"  # sse (squared error, linear outputs) or cross_entropy (softmax outputs)
+    hidden_layers: int = 1  # hidden layers of hidden_size units each
+    relu_derivative: str = "reference"  # reference (always 1, the walkthrough's quirk) or correct
+    biases: bool = False
+    init: str = "reference"  # reference (uniform in [-0.1, 0.1)), he or xavier
+    dropout: float = 0.5  # share of hidden units dropped while training; 0 disables
+    weight_decay: float = 0.0  # L2 penalty on the weight matrices
+    optimizer: str = "sgd"  # sgd, momentum or adam
+    momentum: float = 0.9  # for optimizer=momentum
+    lr_schedule: str = "constant"  # constant, step (x lr_decay every lr_step epochs) or cosine
+    lr_step: int = 10
+    lr_decay: float = 0.1
+    val_samples: int = 0  # validation images, the ones right after the training ones; 0: none
+    early_stopping: int = 0  # stop after this many epochs without a better validation loss; 0: off
+    batch_norm: bool = False  # batch normalisation before each hidden ReLU (needs batch_size >= 2)
+    dtype: str = "float64"  # or float32, for speed
     resume: Optional[str] = None  # a run dir to continue (up to `epochs`) instead of starting anew
     data: DataConfig = field(default_factory=DataConfig)
 
 
-# Keys that say how to run, not what the experiment is: left out of comparisons.
+# The walkthrough's own keys; the options after them go beyond it; RUN_KEYS say how to run,
+# not what the experiment is, and are left out of comparisons.
+REFERENCE_KEYS = ("lr", "hidden_size", "epochs", "train_samples", "test_samples", "seed")
 RUN_KEYS = ("resume",)
+OPTION_KEYS = tuple(f.name for f in fields(Config) if f.name not in REFERENCE_KEYS + RUN_KEYS + ("data",))
 
 
 # key -> (check, allowed range as said to the user)
@@ -56,8 +78,27 @@ _RANGES = {
     "train_samples": (lambda v: 1 <= v <= 60000, "an integer from 1 to 60000"),
     "test_samples": (lambda v: 1 <= v <= 10000, "an integer from 1 to 10000"),
     "seed": (lambda v: v >= 0, "an integer >= 0"),
+    "batch_size": (lambda v: 1 <= v <= 60000, "an integer from 1 to 60000"),
+    "hidden_layers": (lambda v: 1 <= v <= 16, "an integer from 1 to 16"),
+    "dropout": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "weight_decay": (lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0"),
+    "momentum": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "lr_step": (lambda v: v >= 1, "an integer >= 1"),
+    "lr_decay": (lambda v: 0 < v <= 1, "a number in (0, 1]"),
+    "val_samples": (lambda v: 0 <= v < 60000, "an integer from 0 to 59999"),
+    "early_stopping": (lambda v: v >= 0, "an integer >= 0"),
     "data.timeout": (lambda v: math.isfinite(v) and v > 0, "a finite number > 0"),
     "data.retries": (lambda v: v >= 1, "an integer >= 1"),
+}
+
+
+CHOICES = {
+    "loss": ("sse", "cross_entropy"),
+    "relu_derivative": ("reference", "correct"),
+    "init": ("reference", "he", "xavier"),
+    "optimizer": ("sgd", "momentum", "adam"),
+    "lr_schedule": ("constant", "step", "cosine"),
+    "dtype": ("float64", "float32"),
 }
 
 
@@ -75,6 +116,16 @@ def validate(cfg: Config) -> Config:
         value = get_key(cfg, key)
         if not ok(value):
             raise ConfigError(f"{key}={value} is out of range: {key} must be {allowed}")
+    for key, allowed in CHOICES.items():
+        if get_key(cfg, key) not in allowed:
+            raise ConfigError(f"{key}={get_key(cfg, key)} is not an option: {key} must be one of {', '.join(allowed)}")
+    if cfg.train_samples + cfg.val_samples > 60000:
+        raise ConfigError(f"train_samples + val_samples = {cfg.train_samples + cfg.val_samples} is out of range: "
+                          "the validation images follow the training ones, so the sum must be <= 60000")
+    if cfg.early_stopping and not cfg.val_samples:
+        raise ConfigError("early_stopping needs a validation split: set val_samples > 0")
+    if cfg.batch_norm and cfg.batch_size < 2:
+        raise ConfigError("batch_norm needs batch statistics: set batch_size >= 2")
     if not cfg.data.mirrors:
         raise ConfigError("data.mirrors is empty: give at least one mirror URL")
     return cfg

@@ -1,7 +1,7 @@
 """The MNIST data pipeline: a verified local cache, downloads on a miss, preprocessing.
 
-Files are looked up in the cache dir as `name` or `name.gz`. Valid files present
-means no network access at all. A missing or bad file is downloaded (once, even with
+Files are looked up in the cache dir as `name` or `name.gz`, then in any read-only
+fallback dirs (data.fallback_dirs). Valid files present means no network access at all. A missing or bad file is downloaded (once, even with
 several processes sharing the cache: a file lock guards each file).
 """
 
@@ -43,10 +43,10 @@ class Split:
 
 
 def cache_dir(cfg: DataConfig) -> Path:
-    """data.dir, else $MNIST_EXP_DATA_DIR, else a per-user cache ($XDG_CACHE_HOME honoured)."""
+    """data.dir, else $MNIST_EXP_DATA_DIR (MNIST only), else a per-user cache ($XDG_CACHE_HOME honoured)."""
     if cfg.dir:
         return Path(cfg.dir).expanduser()
-    if os.environ.get("MNIST_EXP_DATA_DIR"):
+    if cfg.name == "mnist" and os.environ.get("MNIST_EXP_DATA_DIR"):
         return Path(os.environ["MNIST_EXP_DATA_DIR"]).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "mnist_exp" / cfg.name
@@ -62,10 +62,11 @@ def load_dataset(cfg: DataConfig) -> Dataset:
     return Dataset(checksums=checksums, **arrays)
 
 
-def split(images: np.ndarray, labels: np.ndarray, n: int) -> Split:
-    """The FIRST n samples (no shuffling), pixels scaled to [0, 1], labels one-hot."""
-    x = images[:n] / 255.0
-    y = np.eye(idx.NUM_CLASSES)[labels[:n]]
+def split(images: np.ndarray, labels: np.ndarray, n: int, start: int = 0, dtype=np.float64) -> Split:
+    """n samples from `start` in file order (the FIRST n by default), pixels scaled to [0, 1],
+    labels one-hot."""
+    x = (images[start:start + n] / 255.0).astype(dtype, copy=False)
+    y = np.eye(idx.NUM_CLASSES, dtype=dtype)[labels[start:start + n]]
     return Split(x, y)
 
 
@@ -95,6 +96,13 @@ def _load_file(role: str, spec: FileSpec, directory: Path, cfg: DataConfig) -> n
         except DataError as e:
             problem = f"the cached copy is bad ({e})"
             log.warning("%s: %s; downloading it again", spec.name, problem)
+    for fallback in map(Path, cfg.fallback_dirs):  # e.g. a distribution's data package, read only
+        candidate = _existing(fallback, spec.name)
+        if candidate is not None:
+            try:
+                return _verified(candidate, role, spec)
+            except DataError as e:
+                log.warning("%s: ignoring the copy in %s (%s)", spec.name, fallback, e)
     try:
         return _download(role, spec, directory, cfg)
     except DataError as e:

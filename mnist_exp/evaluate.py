@@ -9,11 +9,13 @@ import sys
 from pathlib import Path
 from typing import Optional, Tuple
 
+import numpy as np
+
 from mnist_exp import record
 from mnist_exp.summary import load_config
 from mnist_exp.data import load_dataset, split
 from mnist_exp.errors import UserError
-from mnist_exp.network import evaluate
+from mnist_exp.model import restore
 
 
 def evaluate_run(run_dir: Path, test_samples: Optional[int] = None) -> Tuple[float, float, int]:
@@ -23,11 +25,11 @@ def evaluate_run(run_dir: Path, test_samples: Optional[int] = None) -> Tuple[flo
     if not 1 <= n <= 10000:
         raise UserError(f"--test-samples={n} is out of range: it must be from 1 to 10000")
     try:
-        weights = record.load_weights(run_dir / record.WEIGHTS)
+        model = restore(cfg, record.load_weights(run_dir / record.WEIGHTS))
     except (OSError, ValueError, KeyError) as e:
         raise UserError(f"{run_dir / record.WEIGHTS}: cannot load weights ({e})") from None
     dataset = load_dataset(cfg.data)
-    loss, accuracy = evaluate(weights, split(dataset.test_images, dataset.test_labels, n))
+    loss, accuracy = model.evaluate(split(dataset.test_images, dataset.test_labels, n, dtype=np.dtype(cfg.dtype)))
     return loss, accuracy, n
 
 

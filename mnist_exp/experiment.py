@@ -12,25 +12,31 @@ import numpy as np
 
 from mnist_exp import model_card, record, summary
 from mnist_exp.atomic import write_atomic
-from mnist_exp.config import Config, validate
+from mnist_exp.config import OPTION_KEYS, Config, validate
 from mnist_exp.data import cache_dir, load_dataset, split
 from mnist_exp.errors import UserError
 from mnist_exp.interrupts import Interrupted, critical, graceful_interrupts
-from mnist_exp.network import Weights, init_weights
+from mnist_exp.model import build, restore
+from mnist_exp.optim import lr_at
 from mnist_exp.plots import plot_curves
-from mnist_exp.train import EpochMetrics, train
+from mnist_exp.train import EarlyStopping, EpochMetrics, train
 
 log = logging.getLogger(__name__)
 
 
 def describe(cfg: Config) -> str:
-    return (f"lr={cfg.lr:g} hidden_size={cfg.hidden_size} epochs={cfg.epochs} "
+    """The reference keys, then every option that differs from its default."""
+    text = (f"lr={cfg.lr:g} hidden_size={cfg.hidden_size} epochs={cfg.epochs} "
             f"train_samples={cfg.train_samples} test_samples={cfg.test_samples} seed={cfg.seed}")
+    defaults = Config()
+    changed = [f"{k}={getattr(cfg, k)}" for k in OPTION_KEYS if getattr(cfg, k) != getattr(defaults, k)]
+    return " ".join([text, *changed])
 
 
 def progress_line(m: EpochMetrics, epochs: int) -> str:
     width = len(str(epochs - 1))
-    return (f"epoch {m.epoch:>{width}}/{epochs - 1}  train loss {m.train_loss:.4f} acc {m.train_accuracy:.3f}"
+    val = f"  val loss {m.val_loss:.4f} acc {m.val_accuracy:.3f}" if m.val_loss is not None else ""
+    return (f"epoch {m.epoch:>{width}}/{epochs - 1}  train loss {m.train_loss:.4f} acc {m.train_accuracy:.3f}{val}"
             f"  test loss {m.test_loss:.4f} acc {m.test_accuracy:.3f}  {m.seconds:.2f}s")
 
 
@@ -64,37 +70,58 @@ def _run(cfg: Config, run_dir: Path, status: summary.SummaryWriter, resume: bool
     log.info("%s %s: %s", "resume" if resume else "run", run_dir, describe(cfg))
     dataset = load_dataset(cfg.data)
     status.data = {"dir": str(cache_dir(cfg.data)), "checksums": dataset.checksums}
-    train_set = split(dataset.train_images, dataset.train_labels, cfg.train_samples)
-    test_set = split(dataset.test_images, dataset.test_labels, cfg.test_samples)
+    dtype = np.dtype(cfg.dtype)
+    train_set = split(dataset.train_images, dataset.train_labels, cfg.train_samples, dtype=dtype)
+    test_set = split(dataset.test_images, dataset.test_labels, cfg.test_samples, dtype=dtype)
+    val_set = split(dataset.train_images, dataset.train_labels, cfg.val_samples, cfg.train_samples,
+                    dtype) if cfg.val_samples else None
+    stopper = EarlyStopping(cfg.early_stopping) if cfg.early_stopping else None
     if resume:
-        arrays, rng, start = record.load_checkpoint(run_dir / record.CHECKPOINT)
-        weights = Weights(**arrays)
-        metrics = record.MetricsWriter(run_dir, resume_rows=start)
+        state, rng, start = record.load_checkpoint(run_dir / record.CHECKPOINT)
+        model = restore(cfg, {k: v for k, v in state.items() if not k.startswith("es/")})
+        if stopper:
+            stopper.load_state(state)
+        metrics = record.MetricsWriter(run_dir, bool(val_set), resume_rows=start)
         log.info("continuing after epoch %d of %d", start - 1, cfg.epochs - 1)
     else:
         rng = np.random.default_rng(cfg.seed)
-        weights, start = init_weights(rng, cfg.hidden_size), 0
-        metrics = record.MetricsWriter(run_dir)
+        model, start = build(cfg, rng), 0
+        metrics = record.MetricsWriter(run_dir, bool(val_set))
     status.rows = metrics.rows
     status.save("running")
+
+    def lr_of_epoch(epoch: int) -> float:
+        return lr_at(epoch, cfg.lr, cfg.lr_schedule, cfg.epochs, cfg.lr_step, cfg.lr_decay)
+
     state, reason = "completed", None
     with closing(metrics):
-        for m in train(weights, train_set, test_set, cfg.lr, cfg.epochs, rng, start):
+        for m in train(model, train_set, test_set, lr_of_epoch, cfg.epochs, rng, start, val_set, stopper):
             with critical():  # a signal waits until the row and its checkpoint are both written
                 metrics.append(m)
-                record.save_checkpoint(run_dir / record.CHECKPOINT, vars(weights), rng, m.epoch + 1)
+                arrays = {**model.state(), **(stopper.state() if stopper else {})}
+                record.save_checkpoint(run_dir / record.CHECKPOINT, arrays, rng, m.epoch + 1)
                 status.save("running")
             log.info(progress_line(m, cfg.epochs))
             if not m.finite:
                 state, reason = "diverged", f"loss is not finite at epoch {m.epoch} (lr={cfg.lr:g} too high?)"
                 log.error("diverged: %s", reason)
                 break
+    if stopper:
+        stopper.restore_best(model)
+        status.extra["early_stopping"] = {"best_epoch": stopper.best_epoch, "best_val_loss": stopper.best_loss,
+                                          "stopped_early": stopper.stop, "restored_best_weights": True}
+        log.info("early stopping: best validation loss %.4f at epoch %d%s; its weights restored", stopper.best_loss,
+                 stopper.best_epoch, f", stopped after epoch {metrics.rows[-1].epoch}" if stopper.stop else "")
     with critical():
-        record.save_weights(run_dir / record.WEIGHTS, weights)
-        plot_curves(metrics.rows, f"MNIST MLP 784-{cfg.hidden_size}-10: {describe(cfg)}", run_dir / record.CURVES)
+        record.save_weights(run_dir / record.WEIGHTS, model.arrays())
+        plot_curves(metrics.rows, f"MNIST MLP {architecture(cfg)}: {describe(cfg)}", run_dir / record.CURVES)
         result = status.save(state, reason)
         write_atomic(run_dir / record.MODEL_CARD, lambda tmp: tmp.write_text(model_card.render(result)))
     if result["best"]:
         log.info("%s: final test accuracy %.3f, best %.3f at epoch %d; record in %s", state,
                  result["final"]["test_accuracy"], result["best"]["test_accuracy"], result["best"]["epoch"], run_dir)
     return result
+
+
+def architecture(cfg: Config) -> str:
+    return "-".join(map(str, [784] + [cfg.hidden_size] * cfg.hidden_layers + [10]))

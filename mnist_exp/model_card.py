@@ -8,23 +8,18 @@ from typing import Any, Dict
 TEMPLATE = """# Model card: {run_name}
 
 ## Model details
-- A 784-{hidden}-10 multilayer perceptron: ReLU hidden layer, dropout 0.5 while training,
-  no biases, linear outputs trained on squared error; plain NumPy (mnist_exp {version}).
-- Trained by per-sample SGD, learning rate {lr}, for {epochs_run} of {epochs} epochs,
-  seed {seed}. It follows the classic NumPy MNIST walkthrough exactly, including its
-  ReLU-derivative quirk (the derivative is taken as always 1).
-- Weights: `weights.npz` (arrays `w1` (784, {hidden}) and `w2` ({hidden}, 10)); evaluate
-  them again with `python -m mnist_exp.evaluate <this directory>`.
+{details}
+- Weights: `weights.npz` (arrays `w1`, `w2`, ... one per layer, plus biases or batch-norm
+  arrays where used); evaluate them again with `python -m mnist_exp.evaluate <this directory>`.
 
 ## Intended use
 Learning and comparing training settings on a small classic benchmark. Not for any decision
 about people, and not as a handwriting reader in production.
 
 ## Data
-- Training: the first {train_samples} images of the MNIST training set (60,000 in all).
-- Evaluation: the first {test_samples} images of the MNIST test set (10,000 in all).
-- MNIST: 28x28 greyscale digits written by US Census Bureau employees and high-school
-  students; pixels scaled to [0, 1], no augmentation. Files checked by MD5:
+- Training: the first {train_samples} images of the {dataset} training set (60,000 in all).{validation}
+- Evaluation: the first {test_samples} images of the {dataset} test set (10,000 in all).
+- {dataset_note}; pixels scaled to [0, 1], no augmentation. Files checked by MD5:
 {checksums}
 
 ## Metrics (status: {status})
@@ -54,12 +49,44 @@ def _fmt(value: Any) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 
 
+REFERENCE_DETAILS = """- A 784-{hidden}-10 multilayer perceptron: ReLU hidden layer, dropout 0.5 while training,
+  no biases, linear outputs trained on squared error; plain NumPy (mnist_exp {version}).
+- Trained by per-sample SGD, learning rate {lr}, for {epochs_run} of {epochs} epochs,
+  seed {seed}. It follows the classic NumPy MNIST walkthrough exactly, including its
+  ReLU-derivative quirk (the derivative is taken as always 1)."""
+
+OPTIONS_DETAILS = """- A {architecture} multilayer perceptron with ReLU hidden layers; plain NumPy (mnist_exp {version}).
+- Trained for {epochs_run} of {epochs} epochs, learning rate {lr}, seed {seed}, with these
+  settings beyond the walkthrough's: {options}."""
+
+DATASET_NOTES = {
+    "mnist": "MNIST: 28x28 greyscale digits written by US Census Bureau employees and high-school students",
+    "fashion_mnist": "Fashion-MNIST (Zalando): 28x28 greyscale images of 10 kinds of clothing and shoes",
+}
+
+
+def _details(cfg: Dict[str, Any], summary: Dict[str, Any]) -> str:
+    from mnist_exp.config import OPTION_KEYS, Config
+
+    defaults = Config()
+    options = [f"{k}={cfg[k]}" for k in OPTION_KEYS if k in cfg and cfg[k] != getattr(defaults, k)]
+    sizes = [784] + [cfg["hidden_size"]] * cfg.get("hidden_layers", 1) + [10]
+    values = dict(hidden=cfg["hidden_size"], version=summary["versions"]["mnist_exp"], lr=cfg["lr"],
+                  epochs_run=summary["epochs_run"], epochs=cfg["epochs"], seed=cfg["seed"],
+                  architecture="-".join(map(str, sizes)), options=", ".join(options))
+    return (OPTIONS_DETAILS if options else REFERENCE_DETAILS).format(**values)
+
+
 def render(summary: Dict[str, Any]) -> str:
     cfg, final, best = summary["config"], summary["final"] or {}, summary["best"] or {}
+    name = cfg["data"]["name"]
+    val = cfg.get("val_samples", 0)
     checksums = "\n".join(f"  - `{name}`: `{md5}`" for name, md5 in summary["data"]["checksums"].items())
     return TEMPLATE.format(
-        run_name=summary["run_name"], hidden=cfg["hidden_size"], version=summary["versions"]["mnist_exp"],
-        lr=cfg["lr"], epochs=cfg["epochs"], epochs_run=summary["epochs_run"], seed=cfg["seed"],
+        run_name=summary["run_name"], details=_details(cfg, summary),
+        dataset=name.replace("_", "-").replace("mnist", "MNIST").replace("fashion", "Fashion"),
+        dataset_note=DATASET_NOTES.get(name, name),
+        validation=(f"\n- Validation: the {val} training images after those (for model selection)." if val else ""),
         train_samples=cfg["train_samples"], test_samples=cfg["test_samples"], checksums=checksums,
         status=summary["status"], final_epoch=final.get("epoch", "n/a"), best_epoch=best.get("epoch", "n/a"),
         **{f"final_{k}": _fmt(final.get(k)) for k in ("train_loss", "train_accuracy", "test_loss", "test_accuracy")},

@@ -22,7 +22,7 @@ def plot_curves(rows: List[EpochMetrics], title: str, path: Path) -> None:
     epochs = [r.epoch for r in rows]
     fig = _figure(figsize=(11, 4.2))
     ax_loss, ax_acc = fig.subplots(1, 2)
-    for ax, key, label in ((ax_loss, "loss", "loss (mean squared error per sample)"),
+    for ax, key, label in ((ax_loss, "loss", "loss per sample"),
                            (ax_acc, "accuracy", "accuracy")):
         ax.plot(epochs, [getattr(r, f"train_{key}") for r in rows], "o-", ms=3, label="train")
         ax.plot(epochs, [getattr(r, f"test_{key}") for r in rows], "s-", ms=3, label="test")

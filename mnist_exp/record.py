@@ -15,7 +15,6 @@ import numpy as np
 
 from mnist_exp.atomic import write_atomic
 from mnist_exp.errors import UserError
-from mnist_exp.network import Weights
 from mnist_exp.train import EpochMetrics
 
 METRICS = "metrics.csv"
@@ -24,7 +23,8 @@ SUMMARY = "summary.json"
 CURVES = "curves.png"
 MODEL_CARD = "model_card.md"
 CHECKPOINT = "checkpoint.npz"
-COLUMNS = [f.name for f in fields(EpochMetrics)]
+COLUMNS = [f.name for f in fields(EpochMetrics) if not f.name.startswith("val_")]
+VAL_COLUMNS = ["val_loss", "val_accuracy"]  # only in runs with a validation split
 
 
 class MetricsWriter:
@@ -34,8 +34,9 @@ class MetricsWriter:
     `resume_rows` rows (those the checkpoint covers) and drops anything after them.
     """
 
-    def __init__(self, run_dir: Path, resume_rows: Optional[int] = None):
+    def __init__(self, run_dir: Path, validation: bool = False, resume_rows: Optional[int] = None):
         self.path = run_dir / METRICS
+        self.columns = COLUMNS + (VAL_COLUMNS if validation else [])
         self.rows: List[EpochMetrics] = []
         if resume_rows is None:
             try:
@@ -44,17 +45,17 @@ class MetricsWriter:
                 raise UserError(f"{run_dir} already holds a run ({METRICS} exists); refusing to write "
                                 "into it: choose another hydra.run.dir, or resume it with resume=DIR") from None
             self._csv = csv.writer(self._file)
-            self._write(COLUMNS)
+            self._write(self.columns)
             return
         self.rows = read_metrics(self.path)[:resume_rows]
         if len(self.rows) < resume_rows:
             raise UserError(f"{self.path}: holds {len(self.rows)} epochs, the checkpoint {resume_rows}")
-        write_atomic(self.path, lambda tmp: _write_rows(tmp, self.rows))
+        write_atomic(self.path, lambda tmp: _write_rows(tmp, self.columns, self.rows))
         self._file = open(self.path, "a", newline="")
         self._csv = csv.writer(self._file)
 
     def append(self, metrics: EpochMetrics) -> None:
-        self._write(_cells(metrics))
+        self._write(_cells(metrics, self.columns))
         self.rows.append(metrics)
 
     def _write(self, row: list) -> None:
@@ -66,29 +67,32 @@ class MetricsWriter:
         self._file.close()
 
 
-def _cells(metrics: EpochMetrics) -> list:
+def _cells(metrics: EpochMetrics, columns: List[str]) -> list:
     # repr keeps every digit of a float: the CSV holds full precision
-    return [repr(float(v)) if isinstance(v, float) else v for v in asdict(metrics).values()]
+    values = [getattr(metrics, c) for c in columns]
+    return [repr(float(v)) if isinstance(v, (float, np.floating)) else v for v in values]
 
 
-def _write_rows(path: Path, rows: List[EpochMetrics]) -> None:
+def _write_rows(path: Path, columns: List[str], rows: List[EpochMetrics]) -> None:
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(COLUMNS)
-        writer.writerows(_cells(m) for m in rows)
+        writer.writerow(columns)
+        writer.writerows(_cells(m, columns) for m in rows)
 
 
 def read_metrics(path: Path) -> List[EpochMetrics]:
     """The complete rows of a metrics.csv; a row cut short by a crash is left out."""
     rows = []
     with open(path, newline="") as f:
-        for cells in list(csv.reader(f))[1:]:
-            if len(cells) != len(COLUMNS):
+        header, *lines = list(csv.reader(f)) or [[]]
+        for cells in lines:
+            if len(cells) != len(header):
                 break
             try:
-                rows.append(EpochMetrics(int(cells[0]), *map(float, cells[1:])))
+                values = {c: (int(v) if c == "epoch" else float(v)) for c, v in zip(header, cells)}
             except ValueError:
                 break
+            rows.append(EpochMetrics(**values))
     return rows
 
 
@@ -114,18 +118,18 @@ def load_checkpoint(path: Path) -> Tuple[Dict[str, np.ndarray], np.random.Genera
         raise UserError(f"{path}: cannot load the checkpoint ({e.__class__.__name__}: {e})") from None
 
 
-def save_weights(path: Path, weights: Weights) -> None:
+def save_weights(path: Path, arrays: Dict[str, np.ndarray]) -> None:
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as f:
-            np.savez(f, w1=weights.w1, w2=weights.w2)
+            np.savez(f, **arrays)
 
     write_atomic(path, write)
 
 
-def load_weights(path: Path) -> Weights:
+def load_weights(path: Path) -> Dict[str, np.ndarray]:
     """Weights saved by a run; plain arrays only, so no pickle is ever loaded."""
     with np.load(path, allow_pickle=False) as saved:
-        return Weights(saved["w1"], saved["w2"])
+        return {k: saved[k] for k in saved.files}
 
 
 def save_json(path: Path, data: Dict[str, Any]) -> None:

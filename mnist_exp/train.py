@@ -1,43 +1,87 @@
-"""The training loop: epochs of the reference procedure, each followed by a test evaluation.
+"""The training loop: epochs of a model's training pass, each followed by its evaluations.
 
 A generator of per-epoch metrics, so the caller decides what to record, print or
-stop on, and every finished epoch is handed over the moment it ends.
+stop on, and every finished epoch is handed over the moment it ends. Validation and
+early stopping (with the best weights restored) work with every model.
 """
 
+import math
 import time
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Dict, Iterator, Optional
 
 import numpy as np
 
 from mnist_exp.data import Split
-from mnist_exp.network import Weights, evaluate, train_epoch
 
 
 @dataclass
 class EpochMetrics:
     epoch: int  # from 0, as the walkthrough counts
-    train_loss: float  # mean squared error per sample, with dropout, during the pass
+    train_loss: float  # mean loss per sample, with dropout, during the pass
     train_accuracy: float
-    test_loss: float  # mean squared error per sample, without dropout, after the pass
+    test_loss: float  # mean loss per sample, without dropout, after the pass
     test_accuracy: float
-    seconds: float  # wall time of the epoch, evaluation included
+    seconds: float  # wall time of the epoch, evaluations included
+    val_loss: Optional[float] = None  # only with a validation split
+    val_accuracy: Optional[float] = None
 
     @property
     def finite(self) -> bool:
-        return bool(np.isfinite(self.train_loss) and np.isfinite(self.test_loss))
+        losses = [self.train_loss, self.test_loss] + ([self.val_loss] if self.val_loss is not None else [])
+        return bool(np.all(np.isfinite(losses)))
 
 
-def train(weights: Weights, train_set: Split, test_set: Split, lr: float, epochs: int,
-          rng: np.random.Generator, start: int = 0) -> Iterator[EpochMetrics]:
-    """Train `weights` in place, yielding each epoch's metrics as it ends.
+class EarlyStopping:
+    """Stops after `patience` epochs without a lower validation loss; keeps the best weights."""
 
-    `start` > 0 continues a run: weights and generator must be those after epoch start-1.
+    def __init__(self, patience: int):
+        self.patience = patience
+        self.best_loss, self.best_epoch, self.bad_epochs = math.inf, -1, 0
+        self.best: Dict[str, np.ndarray] = {}
+
+    @property
+    def stop(self) -> bool:
+        return self.bad_epochs >= self.patience
+
+    def update(self, m: EpochMetrics, model) -> None:
+        if m.val_loss < self.best_loss:
+            self.best_loss, self.best_epoch, self.bad_epochs = m.val_loss, m.epoch, 0
+            self.best = {k: np.array(v) for k, v in model.state().items() if not k.startswith("opt/")}
+        else:
+            self.bad_epochs += 1
+
+    def restore_best(self, model) -> None:
+        if self.best:
+            model.load_state({**model.state(), **self.best})
+
+    def state(self) -> Dict[str, np.ndarray]:
+        return {"es/best_loss": np.array(self.best_loss), "es/best_epoch": np.array(self.best_epoch),
+                "es/bad_epochs": np.array(self.bad_epochs), **{f"es/best/{k}": v for k, v in self.best.items()}}
+
+    def load_state(self, state: Dict[str, np.ndarray]) -> None:
+        self.best_loss = float(state["es/best_loss"])
+        self.best_epoch, self.bad_epochs = int(state["es/best_epoch"]), int(state["es/bad_epochs"])
+        self.best = {k[len("es/best/"):]: v for k, v in state.items() if k.startswith("es/best/")}
+
+
+def train(model, train_set: Split, test_set: Split, lr_of_epoch: Callable[[int], float], epochs: int,
+          rng: np.random.Generator, start: int = 0, val_set: Optional[Split] = None,
+          stopper: Optional[EarlyStopping] = None) -> Iterator[EpochMetrics]:
+    """Train `model` in place, yielding each epoch's metrics as it ends.
+
+    `start` > 0 continues a run: model and generator must be those after epoch start-1.
     """
     for epoch in range(start, epochs):
-        start = time.perf_counter()
+        begin = time.perf_counter()
         with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported, not warned
-            train_loss, train_accuracy = train_epoch(weights, train_set, lr, rng)
-            test_loss, test_accuracy = evaluate(weights, test_set)
-        yield EpochMetrics(epoch, train_loss, train_accuracy, test_loss, test_accuracy,
-                           time.perf_counter() - start)
+            train_loss, train_accuracy = model.fit_epoch(train_set, lr_of_epoch(epoch), rng)
+            val_loss, val_accuracy = model.evaluate(val_set) if val_set is not None else (None, None)
+            test_loss, test_accuracy = model.evaluate(test_set)
+        m = EpochMetrics(epoch, train_loss, train_accuracy, test_loss, test_accuracy,
+                         time.perf_counter() - begin, val_loss, val_accuracy)
+        if stopper is not None and m.finite:
+            stopper.update(m, model)
+        yield m
+        if stopper is not None and stopper.stop:
+            return

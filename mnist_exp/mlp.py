@@ -1,0 +1,157 @@
+"""A general multilayer perceptron for the walkthrough's "next steps", in plain NumPy.
+
+Any number of hidden layers, optional biases and batch normalisation, dropout at any
+rate, squared-error or cross-entropy loss, and vectorised mini-batches. With the
+reference's options it makes the same choices as network.py (its RNG draws included),
+but network.py stays the exact per-sample path that reproduces the published table.
+
+Parameters live in a dict of arrays: w1, b1, gamma1, beta1 (and the running statistics
+mean1, var1) for hidden layer 1, ..., wL, bL for the output layer.
+"""
+
+from dataclasses import dataclass
+from typing import Dict, List, Tuple
+
+import numpy as np
+
+Params = Dict[str, np.ndarray]
+BN_EPS = 1e-5
+BN_MOMENTUM = 0.9  # running statistics: new = 0.9 old + 0.1 batch
+
+
+@dataclass
+class Options:
+    biases: bool = False
+    batch_norm: bool = False
+    dropout: float = 0.5
+    relu_derivative: str = "reference"  # or "correct"
+    loss: str = "sse"  # or "cross_entropy"
+
+
+def init_params(rng: np.random.Generator, sizes: List[int], init: str, opts: Options, dtype=np.float64) -> Params:
+    """Weights drawn layer by layer in order, so the reference init draws W1 then W2 as it does."""
+    params: Params = {}
+    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:]), start=1):
+        if init == "reference":
+            w = 0.2 * rng.random((fan_in, fan_out)) - 0.1
+        elif init == "he":  # for ReLU layers (He et al., 2015)
+            w = rng.normal(0.0, np.sqrt(2.0 / fan_in), (fan_in, fan_out))
+        else:  # xavier / Glorot uniform (Glorot & Bengio, 2010)
+            limit = np.sqrt(6.0 / (fan_in + fan_out))
+            w = rng.uniform(-limit, limit, (fan_in, fan_out))
+        params[f"w{i}"] = w.astype(dtype)
+        hidden = i < len(sizes) - 1
+        if hidden and opts.batch_norm:
+            params[f"gamma{i}"] = np.ones(fan_out, dtype)
+            params[f"beta{i}"] = np.zeros(fan_out, dtype)
+            params[f"mean{i}"] = np.zeros(fan_out, dtype)
+            params[f"var{i}"] = np.ones(fan_out, dtype)
+        elif opts.biases:
+            params[f"b{i}"] = np.zeros(fan_out, dtype)
+    return params
+
+
+def trainable(name: str) -> bool:
+    return not name.startswith(("mean", "var"))
+
+
+def n_layers(params: Params) -> int:
+    return sum(1 for k in params if k.startswith("w"))
+
+
+def dropout_mask(rng: np.random.Generator, shape: Tuple[int, int], rate: float, dtype) -> Tuple[np.ndarray, float]:
+    """(0/1 mask, scale). At rate 0.5 this is the reference's own draw: integers(0, 2), x2."""
+    if rate == 0.5:
+        return rng.integers(low=0, high=2, size=shape).astype(dtype), 2.0
+    return (rng.random(shape) >= rate).astype(dtype), 1.0 / (1.0 - rate)
+
+
+def forward(params: Params, x: np.ndarray, opts: Options, rng: np.random.Generator = None) -> Tuple[np.ndarray, list]:
+    """Outputs (n, 10) and what backward needs. With `rng`, training mode: dropout, batch statistics."""
+    training = rng is not None
+    cache, a = [], x
+    last = n_layers(params)
+    for i in range(1, last):
+        z = a @ params[f"w{i}"]  # (n, fan_in) @ (fan_in, fan_out) -> (n, fan_out)
+        if f"b{i}" in params:
+            z = z + params[f"b{i}"]
+        bn = None
+        if opts.batch_norm:
+            z, bn = _batch_norm(params, i, z, training)
+        h = (z >= 0) * z  # the reference's relu
+        mask, scale = None, 1.0
+        if training and opts.dropout > 0:
+            mask, scale = dropout_mask(rng, h.shape, opts.dropout, h.dtype)
+            h = h * (mask * scale)
+        cache.append((a, z, h, mask, scale, bn))
+        a = h
+    out = a @ params[f"w{last}"]
+    if f"b{last}" in params:
+        out = out + params[f"b{last}"]
+    cache.append((a,))
+    return out, cache
+
+
+def _batch_norm(params: Params, i: int, z: np.ndarray, training: bool):
+    if training:
+        mean, var = z.mean(axis=0), z.var(axis=0)
+        params[f"mean{i}"][...] = BN_MOMENTUM * params[f"mean{i}"] + (1 - BN_MOMENTUM) * mean
+        params[f"var{i}"][...] = BN_MOMENTUM * params[f"var{i}"] + (1 - BN_MOMENTUM) * var
+    else:
+        mean, var = params[f"mean{i}"], params[f"var{i}"]
+    std = np.sqrt(var + BN_EPS)
+    zhat = (z - mean) / std
+    return params[f"gamma{i}"] * zhat + params[f"beta{i}"], (zhat, std)
+
+
+def backward(params: Params, cache: list, dout: np.ndarray, opts: Options) -> Params:
+    """Gradients of the objective (dout = its gradient w.r.t. the outputs) for every trainable array.
+
+    relu_derivative="reference" follows the walkthrough: the ReLU derivative is taken on the
+    post-dropout output (so it is 1) and the dropout mask is applied without its scale.
+    "correct" gives the true gradient (checked against finite differences in the tests).
+    """
+    grads: Params = {}
+    last = n_layers(params)
+    (a,) = cache[-1]
+    grads[f"w{last}"] = a.T @ dout  # (fan_in, n) @ (n, 10)
+    if f"b{last}" in params:
+        grads[f"b{last}"] = dout.sum(axis=0)
+    da = dout @ params[f"w{last}"].T
+    for i in range(last - 1, 0, -1):
+        a, z, h, mask, scale, bn = cache[i - 1]
+        if opts.relu_derivative == "reference":
+            dz = da * (h >= 0)
+            if mask is not None:
+                dz = dz * mask
+        else:
+            if mask is not None:
+                da = da * (mask * scale)
+            dz = da * (z > 0)
+        if bn is not None:
+            zhat, std = bn
+            grads[f"gamma{i}"] = (dz * zhat).sum(axis=0)
+            grads[f"beta{i}"] = dz.sum(axis=0)
+            dzhat = dz * params[f"gamma{i}"]
+            dz = (dzhat - dzhat.mean(axis=0) - zhat * (dzhat * zhat).mean(axis=0)) / std
+        grads[f"w{i}"] = a.T @ dz
+        if f"b{i}" in params:
+            grads[f"b{i}"] = dz.sum(axis=0)
+        if i > 1:
+            da = dz @ params[f"w{i}"].T
+    return grads
+
+
+def loss_and_grad(out: np.ndarray, y: np.ndarray, kind: str) -> Tuple[float, np.ndarray]:
+    """(summed loss as reported, gradient of the mean objective w.r.t. the outputs).
+
+    sse reports sum((y - out)^2) as the reference does; its objective is half of it, whose
+    gradient is the reference's update direction. cross_entropy uses softmax outputs.
+    """
+    n = len(out)
+    if kind == "sse":
+        diff = out - y
+        return float(np.sum(diff * diff)), diff / n
+    shifted = out - out.max(axis=1, keepdims=True)
+    log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    return float(-np.sum(y * log_p)), (np.exp(log_p) - y) / n

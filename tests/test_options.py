@@ -1,0 +1,311 @@
+"""The training options beyond the walkthrough: exact gradients, and each option doing what it says."""
+
+import gzip
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from helpers import data_config, run_cli
+from mnist_exp import mlp, network
+from mnist_exp.app import CONF_DIR
+from mnist_exp.config import Config, DataConfig, validate
+from mnist_exp.data import Split, load_dataset, split
+from mnist_exp.errors import ConfigError
+from mnist_exp.model import MLPModel, ReferenceModel, build, is_reference, options
+from mnist_exp.optim import Optimizer, lr_at
+from mnist_exp.train import EarlyStopping, EpochMetrics, train
+
+SIZES = [12, 7, 5, 4]
+
+
+def small_batch(n=6, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.random((n, SIZES[0])), np.eye(SIZES[-1])[rng.integers(0, SIZES[-1], n)]
+
+
+def objective(params, x, y, opts, seed):
+    out, cache = mlp.forward(params, x, opts, np.random.default_rng(seed))  # same masks every call
+    total, dout = mlp.loss_and_grad(out, y, opts.loss)
+    scale = 0.5 if opts.loss == "sse" else 1.0  # sse's objective is half the reported loss
+    return scale * total / len(x), cache, dout
+
+
+@pytest.mark.parametrize("loss", ["sse", "cross_entropy"])
+@pytest.mark.parametrize("biases", [False, True])
+@pytest.mark.parametrize("batch_norm", [False, True])
+@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize("dropout", [0.0, 0.5, 0.3])
+def test_gradients_match_finite_differences(loss, biases, batch_norm, layers, dropout):
+    sizes = SIZES[:1] + SIZES[1:1 + layers] + SIZES[-1:]
+    opts = mlp.Options(biases=biases, batch_norm=batch_norm, dropout=dropout, relu_derivative="correct", loss=loss)
+    params = mlp.init_params(np.random.default_rng(1), sizes, "he", opts)
+    if batch_norm:  # non-trivial scale and shift
+        for k in params:
+            if k.startswith(("gamma", "beta")):
+                params[k] += np.random.default_rng(2).normal(0, 0.3, params[k].shape)
+    x, y = small_batch()
+    _, cache, dout = objective(params, x, y, opts, seed=3)
+    grads = mlp.backward(params, cache, dout, opts)
+    assert set(grads) == {k for k in params if mlp.trainable(k)}
+    eps = 1e-6
+    for name, grad in grads.items():
+        numeric = np.zeros_like(grad)
+        for index in np.ndindex(grad.shape):
+            original = params[name][index]
+            params[name][index] = original + eps
+            plus = objective(params, x, y, opts, seed=3)[0]
+            params[name][index] = original - eps
+            minus = objective(params, x, y, opts, seed=3)[0]
+            params[name][index] = original
+            numeric[index] = (plus - minus) / (2 * eps)
+        np.testing.assert_allclose(grad, numeric, rtol=1e-4, atol=1e-7, err_msg=name)
+
+
+def reference_config(**changes) -> Config:
+    return Config(**changes)
+
+
+def real_splits(mnist_dir, n_train=500, n_test=300, dtype=np.float64, val=0):
+    dataset = load_dataset(compose_config([f"data.dir={mnist_dir}"]).data)
+    parts = [split(dataset.train_images, dataset.train_labels, n_train, dtype=dtype),
+             split(dataset.test_images, dataset.test_labels, n_test, dtype=dtype)]
+    if val:
+        parts.append(split(dataset.train_images, dataset.train_labels, val, n_train, dtype))
+    return parts
+
+
+def compose_config(overrides) -> Config:
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        return OmegaConf.to_object(compose("config", overrides=overrides))
+
+
+def test_general_network_with_reference_options_follows_the_exact_path(mnist_dir):
+    train_set, _ = real_splits(mnist_dir, n_train=200)
+    ref_rng, gen_rng = np.random.default_rng(5), np.random.default_rng(5)
+    reference = ReferenceModel(network.init_weights(ref_rng, 30))
+    cfg = Config(hidden_size=30)
+    general = MLPModel(mlp.init_params(gen_rng, [784, 30, 10], "reference", options(cfg)), options(cfg),
+                       Optimizer("sgd"), batch_size=1)
+    for _ in range(2):
+        ours = general.fit_epoch(train_set, 0.005, gen_rng)
+        theirs = reference.fit_epoch(train_set, 0.005, ref_rng)
+        np.testing.assert_allclose(ours, theirs, rtol=1e-9)
+    np.testing.assert_allclose(general.params["w1"], reference.weights.w1, rtol=1e-9, atol=1e-12)
+    assert gen_rng.random() == ref_rng.random()  # the same draws, in the same order
+
+
+def fit(cfg: Config, splits, epochs=3, seed=0):
+    rng = np.random.default_rng(seed)
+    model = build(cfg, rng)
+    rows = list(train(model, splits[0], splits[1], lambda e: cfg.lr, epochs, rng))
+    return model, rows
+
+
+def test_mini_batches_learn_and_reshuffle_from_the_seed(mnist_dir):
+    splits = real_splits(mnist_dir)
+    cfg = Config(batch_size=32, lr=0.1)
+    assert not is_reference(cfg)
+    model, rows = fit(cfg, splits)
+    assert rows[-1].test_accuracy > 0.55 and rows[-1].train_loss < rows[0].train_loss
+    again = fit(cfg, splits)[1]
+    other_seed = fit(cfg, splits, seed=1)[1]
+    assert [r.train_loss for r in again] == [r.train_loss for r in rows]
+    assert [r.train_loss for r in other_seed] != [r.train_loss for r in rows]
+
+
+@pytest.mark.parametrize("changes", [dict(optimizer="adam", lr=0.001), dict(optimizer="momentum", lr=0.02),
+                                     dict(loss="cross_entropy", lr=0.1), dict(hidden_layers=2, lr=0.05),
+                                     dict(batch_norm=True, lr=0.05), dict(init="he", biases=True, lr=0.05),
+                                     dict(init="xavier", lr=0.05), dict(weight_decay=0.01, lr=0.1),
+                                     dict(relu_derivative="correct", lr=0.1), dict(dropout=0.0, lr=0.1)])
+def test_each_option_changes_training_and_still_learns(mnist_dir, changes):
+    splits = real_splits(mnist_dir)
+    base = Config(batch_size=16, lr=changes.get("lr", 0.1))
+    _, base_rows = fit(base, splits)
+    _, rows = fit(Config(batch_size=16, **changes), splits)
+    assert [r.train_loss for r in rows] != [r.train_loss for r in base_rows]
+    assert rows[-1].train_loss < rows[0].train_loss and rows[-1].test_accuracy > 0.4, rows  # chance is 0.1
+
+
+def test_adam_differs_from_sgd_at_the_same_learning_rate(mnist_dir):
+    splits = real_splits(mnist_dir)
+    sgd = fit(Config(batch_size=32, lr=0.001), splits)[1]
+    adam = fit(Config(batch_size=32, lr=0.001, optimizer="adam"), splits)[1]
+    assert adam[-1].test_accuracy > sgd[-1].test_accuracy + 0.1  # sgd barely moves at this lr
+
+
+def test_weight_decay_adds_to_the_gradient_of_weights_only():
+    params = {"w1": np.ones((2, 2)), "b1": np.ones(2)}
+    grads = {"w1": np.full((2, 2), 0.5), "b1": np.full(2, 0.5)}
+    Optimizer("sgd", weight_decay=0.1).step(params, grads, lr=0.2)
+    np.testing.assert_allclose(params["w1"], 1 - 0.2 * (0.5 + 0.1))
+    np.testing.assert_allclose(params["b1"], 1 - 0.2 * 0.5)
+
+
+def test_learning_rate_schedules():
+    assert [lr_at(e, 1.0, "constant", 10) for e in (0, 9)] == [1.0, 1.0]
+    assert [lr_at(e, 1.0, "step", 30, step=10, decay=0.5) for e in (0, 9, 10, 25)] == [1, 1, 0.5, 0.25]
+    cosine = [lr_at(e, 1.0, "cosine", 4) for e in range(4)]
+    np.testing.assert_allclose(cosine, [1.0, 0.8535534, 0.5, 0.1464466], rtol=1e-6)
+
+
+def test_init_schemes_have_their_documented_spread():
+    opts = mlp.Options()
+    rng = np.random.default_rng(0)
+    he = mlp.init_params(rng, [784, 400, 10], "he", opts)["w1"]
+    xavier = mlp.init_params(rng, [784, 400, 10], "xavier", opts)["w1"]
+    assert he.std() == pytest.approx(np.sqrt(2 / 784), rel=0.02)
+    assert np.abs(xavier).max() <= np.sqrt(6 / (784 + 400))
+    assert xavier.std() == pytest.approx(np.sqrt(6 / 1184) / np.sqrt(3), rel=0.02)
+
+
+def test_float32_trains_in_float32(mnist_dir):
+    splits = real_splits(mnist_dir, dtype=np.float32)
+    model, rows = fit(Config(batch_size=32, lr=0.1, dtype="float32"), splits)
+    assert all(p.dtype == np.float32 for p in model.params.values())
+    assert rows[-1].test_accuracy > 0.55
+
+
+def test_no_dropout_draws_nothing_while_training(mnist_dir):
+    splits = real_splits(mnist_dir, n_train=50)
+    rng = np.random.default_rng(0)
+    model = build(Config(dropout=0.0), rng)
+    state = rng.bit_generator.state
+    model.fit_epoch(splits[0], 0.005, rng)
+    assert rng.bit_generator.state == state  # batch_size=1: no shuffle, no masks
+
+
+def test_batch_norm_evaluates_with_running_statistics(mnist_dir):
+    splits = real_splits(mnist_dir)
+    model, _ = fit(Config(batch_size=32, lr=0.05, batch_norm=True), splits, epochs=1)
+    assert not np.allclose(model.params["mean1"], 0) and not np.allclose(model.params["var1"], 1)
+    first = model.evaluate(splits[1])
+    assert model.evaluate(splits[1]) == first  # evaluation changes nothing
+
+
+def test_early_stopping_stops_and_restores_the_best_weights(mnist_dir):
+    train_set, test_set, val_set = real_splits(mnist_dir, n_train=200, val=200)
+    # 200 training images, no dropout, a high lr: the validation loss soon rises
+    cfg = Config(batch_size=8, lr=0.3, loss="cross_entropy", dropout=0.0, val_samples=200, early_stopping=2)
+    rng = np.random.default_rng(0)
+    model = build(cfg, rng)
+    stopper = EarlyStopping(2)
+    rows = list(train(model, train_set, test_set, lambda e: cfg.lr, 40, rng, val_set=val_set, stopper=stopper))
+    assert len(rows) < 40 and stopper.stop
+    best = min(rows, key=lambda r: r.val_loss)
+    assert stopper.best_epoch == best.epoch and rows[-1].epoch == best.epoch + 2
+    stopper.restore_best(model)
+    assert model.evaluate(val_set)[0] == pytest.approx(best.val_loss)
+    assert model.evaluate(test_set)[1] == best.test_accuracy
+
+
+def test_early_stopping_counts_epochs_without_improvement():
+    class Model:
+        def state(self):
+            return {"w1": np.zeros(1)}
+
+    stopper = EarlyStopping(2)
+    for epoch, val_loss in enumerate([1.0, 0.8, 0.9, 0.7, 0.75, 0.71]):
+        stopper.update(EpochMetrics(epoch, 1, 1, 1, 1, 1, val_loss, 0.5), Model())
+    assert stopper.best_epoch == 3 and stopper.bad_epochs == 2 and stopper.stop
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(loss="mse"), "loss=mse is not an option: loss must be one of sse, cross_entropy"),
+    (dict(optimizer="rmsprop"), "optimizer must be one of sgd, momentum, adam"),
+    (dict(dropout=1.0), "dropout=1.0 is out of range"),
+    (dict(batch_size=0), "batch_size=0 is out of range"),
+    (dict(early_stopping=3), "early_stopping needs a validation split"),
+    (dict(batch_norm=True), "batch_norm needs batch statistics"),
+    (dict(train_samples=59000, val_samples=2000), "train_samples + val_samples = 61000 is out of range"),
+    (dict(dtype="float16"), "dtype must be one of float64, float32"),
+])
+def test_bad_option_values_are_refused(changes, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        validate(Config(data=DataConfig(mirrors=["http://x/"]), **changes))
+
+
+@pytest.mark.parametrize("overrides", [[], ["data=mnist"], ["data=fashion_mnist"], ["experiment=tutorial"],
+                                       ["experiment=best_mlp"], ["experiment=best_mlp", "data=fashion_mnist"]])
+def test_every_config_file_composes_and_validates(overrides):
+    cfg = compose_config(overrides)
+    validate(cfg)
+    if overrides == ["experiment=tutorial"]:
+        assert cfg == compose_config([])  # the tutorial preset is the default
+
+
+def test_optuna_search_file_composes():
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("config", overrides=["+search=optuna"], return_hydra_config=True)
+    assert cfg.hydra.sweeper.direction == "maximize"
+    assert set(cfg.hydra.sweeper.params) == {"lr", "hidden_size"}
+
+
+def test_best_mlp_preset_is_a_98_percent_setting():
+    cfg = compose_config(["experiment=best_mlp"])
+    assert (cfg.train_samples, cfg.test_samples) == (60000, 10000)
+    assert not is_reference(cfg) and cfg.dtype == "float32"
+
+
+ADAM = ["batch_size=32", "optimizer=adam", "lr=0.002", "loss=cross_entropy", "biases=true", "init=he",
+        "train_samples=600", "test_samples=200", "val_samples=200", "early_stopping=3"]
+
+
+def test_options_run_end_to_end_with_validation_columns_and_exact_resume(mnist_dir, tmp_path):
+    whole, part = tmp_path / "whole", tmp_path / "part"
+    assert run_cli([*ADAM, "epochs=4", f"hydra.run.dir={whole}"], cwd=tmp_path).returncode == 0
+    assert run_cli([*ADAM, "epochs=2", f"hydra.run.dir={part}"], cwd=tmp_path).returncode == 0
+    result = run_cli([f"resume={part}", "epochs=4"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    expected = pd.read_csv(whole / "metrics.csv")
+    assert list(expected.columns[-2:]) == ["val_loss", "val_accuracy"]
+    pd.testing.assert_frame_equal(pd.read_csv(part / "metrics.csv").drop(columns="seconds"),
+                                  expected.drop(columns="seconds"))  # Adam's state and the best weights resume too
+    summary = json.loads((whole / "summary.json").read_text())
+    best = summary["early_stopping"]["best_epoch"]
+    evaluated = run_cli([str(whole)], cwd=tmp_path, module="mnist_exp.evaluate")
+    assert f"test_accuracy={expected['test_accuracy'][best]:.4f}" in evaluated.stdout  # best weights restored
+    assert "batch_size=32" in (whole / "model_card.md").read_text()
+
+
+def test_best_mlp_preset_runs_as_a_short_smoke_run(mnist_dir, tmp_path):
+    run_dir = tmp_path / "run"
+    result = run_cli(["experiment=best_mlp", "epochs=1", "train_samples=3000", "test_samples=1000",
+                      f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert pd.read_csv(run_dir / "metrics.csv")["test_accuracy"].iloc[-1] > 0.85
+    with np.load(run_dir / "weights.npz", allow_pickle=False) as saved:
+        assert sorted(saved.files) == ["b1", "b2", "b3", "w1", "w2", "w3"] and saved["w1"].dtype == np.float32
+
+
+def test_fallback_dirs_are_read_without_any_download(tmp_path, tiny_files, server):
+    fallback = tmp_path / "distribution-package"
+    fallback.mkdir()
+    for name, raw in tiny_files.values():
+        (fallback / f"{name}.gz").write_bytes(gzip.compress(raw))
+    cfg = data_config(tiny_files, tmp_path / "empty-cache", [server.url])
+    cfg.fallback_dirs = [str(fallback)]
+    assert load_dataset(cfg).train_images.shape == (50, 784)
+    assert server.requests == [] and not (tmp_path / "empty-cache").exists()
+
+
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.mark.skipif(not FASHION.is_dir(), reason="Debian's dataset-fashion-mnist is not installed "
+                    "(apt-get install dataset-fashion-mnist); .ci/run installs it")
+def test_fashion_mnist_runs_offline_from_the_debian_package(tmp_path):
+    run_dir = tmp_path / "run"
+    result = run_cli(["data=fashion_mnist", "epochs=2", f"data.dir={tmp_path / 'cache'}", "data.mirrors=[http://127.0.0.1:9/]",
+                      f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["data"]["checksums"]["train-images-idx3-ubyte"] == "f4a8712d7a061bf5bd6d2ca38dc4d50a"
+    assert summary["final"]["test_accuracy"] > 0.5
+    assert "Fashion-MNIST" in (run_dir / "model_card.md").read_text()
