@@ -5,6 +5,7 @@ fallback dirs (data.fallback_dirs). Valid files present means no network access 
 several processes sharing the cache: a file lock guards each file).
 """
 
+import hashlib
 import logging
 import os
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ import numpy as np
 from filelock import FileLock, Timeout
 
 from mnist_exp import idx
+from mnist_exp.atomic import write_atomic
 from mnist_exp.config import DataConfig, FileSpec
 from mnist_exp.download import fetch
 from mnist_exp.errors import DataError
@@ -87,12 +89,46 @@ def _verified(path: Path, role: str, spec: FileSpec) -> np.ndarray:
     return idx.parse_labels(raw, str(path))
 
 
+def parsed_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "mnist_exp" / "parsed"
+
+
+def _verified_cached(path: Path, role: str, spec: FileSpec) -> np.ndarray:
+    """_verified, remembered as a .npy in the user's cache: a warm load skips gunzip and MD5.
+
+    The .npy is keyed by the file's checksum and its path, size and mtime: it is used only
+    while the file it was made from is unchanged, so a replaced or damaged file is checked again.
+    """
+    stat = path.stat()
+    key = hashlib.sha1(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+    cached = parsed_cache_dir() / f"{spec.name}.{spec.md5}.{key}.npy"
+    try:
+        array = np.load(cached, mmap_mode="r", allow_pickle=False)
+        if array.dtype == np.uint8 and array.ndim == (2 if role.endswith("images") else 1):
+            return array
+    except (OSError, ValueError):
+        pass
+    array = _verified(path, role, spec)
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(cached, lambda tmp: _save_npy(tmp, array))
+    except OSError as e:  # a read-only home only costs speed
+        log.debug("cannot cache parsed %s in %s: %s", spec.name, cached.parent, e)
+    return array
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as f:
+        np.save(f, array)
+
+
 def _load_file(role: str, spec: FileSpec, directory: Path, cfg: DataConfig) -> np.ndarray:
     path = _existing(directory, spec.name)
     problem = f"not in {directory}"
     if path is not None:
         try:
-            return _verified(path, role, spec)
+            return _verified_cached(path, role, spec)
         except DataError as e:
             problem = f"the cached copy is bad ({e})"
             log.warning("%s: %s; downloading it again", spec.name, problem)
@@ -100,7 +136,7 @@ def _load_file(role: str, spec: FileSpec, directory: Path, cfg: DataConfig) -> n
         candidate = _existing(fallback, spec.name)
         if candidate is not None:
             try:
-                return _verified(candidate, role, spec)
+                return _verified_cached(candidate, role, spec)
             except DataError as e:
                 log.warning("%s: ignoring the copy in %s (%s)", spec.name, fallback, e)
     try:

@@ -10,9 +10,6 @@ import time
 from pathlib import Path
 from typing import Callable, List, Sequence
 
-import requests
-from tqdm import tqdm
-
 from mnist_exp.atomic import write_atomic
 from mnist_exp.errors import DataError
 
@@ -21,6 +18,9 @@ CHUNK = 1 << 16
 
 def _stream(url: str, dest: Path, timeout: float) -> None:
     """Download `url` to `dest`, with a progress bar when stderr is a terminal."""
+    import requests
+    from tqdm import tqdm
+
     with requests.get(url, stream=True, timeout=timeout) as response:
         response.raise_for_status()
         total = int(response.headers.get("content-length") or 0) or None
@@ -41,6 +41,8 @@ def fetch(filename: str, mirrors: Sequence[str], target: Path, check: Callable[[
     `check` raises DataError for a bad payload; that mirror is then given up at once
     (a retry would serve the same bytes). Network errors are retried `retries` times.
     """
+    import requests  # only a download needs it: a warm start skips the import
+
     tried: List[str] = []
     for mirror in mirrors:
         url = mirror.rstrip("/") + "/" + filename
@@ -62,6 +64,8 @@ def fetch(filename: str, mirrors: Sequence[str], target: Path, check: Callable[[
 
 def _short(error: Exception) -> str:
     """A one-line reason: requests' messages nest the whole urllib3 chain."""
+    import requests
+
     if isinstance(error, requests.HTTPError) and error.response is not None:
         return f"HTTP {error.response.status_code}"
     if isinstance(error, requests.Timeout):

@@ -9,6 +9,14 @@ import pytest
 from helpers import LoopbackServer, make_files
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_user_cache(tmp_path_factory):
+    """Parsed-array caches and default data dirs go to a temp dir, not the user's ~/.cache."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def mnist_dir() -> Path:
     """The verified copy of real MNIST that tests and CI point at through MNIST_EXP_DATA_DIR."""

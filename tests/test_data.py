@@ -1,5 +1,6 @@
 import gzip
 import multiprocessing
+import os
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,22 @@ def test_valid_cache_loads_without_any_network_access(tmp_path, tiny_files, serv
     assert server.requests == []
     assert dataset.train_images.shape == (50, 784) and dataset.test_labels.shape == (20,)
     assert dataset.checksums == {name: idx.md5(raw) for name, raw in tiny_files.values()}
+
+
+def test_warm_load_reuses_parsed_arrays_until_the_file_changes(tmp_path, tiny_files, server):
+    write_cache(tmp_path, tiny_files)
+    cfg = data_config(tiny_files, tmp_path, [server.url])
+    first = load_dataset(cfg)
+    path = tmp_path / f"{tiny_files['train_images'][0]}.gz"
+    stat = path.stat()
+    path.write_bytes(b"x" * stat.st_size)  # damaged, but same size and time: the parsed copy serves
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    np.testing.assert_array_equal(load_dataset(cfg).train_images, first.train_images)
+    assert server.requests == []
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # changed: checked again, and replaced
+    server.serve_dataset("", tiny_files)
+    np.testing.assert_array_equal(load_dataset(cfg).train_images, first.train_images)
+    assert server.requests == [f"/{path.name}"]
 
 
 def test_cold_cache_downloads_each_file_once(tmp_path, tiny_files, server):

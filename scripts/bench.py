@@ -1,0 +1,189 @@
+#!/usr/bin/env python
+"""Speed and memory figures of mnist_exp, printed as a table and as JSON.
+
+    MNIST_EXP_DATA_DIR=../shared/data/mnist python scripts/bench.py [--quick] [--json out.json]
+
+Measures, in one run on this machine:
+- the exact default path (network.train_epoch) against the documented procedure written
+  plainly (network.literal_epoch): microseconds per training step, and the largest
+  difference in any metric, for 1000 samples x 20 epochs and 60000 samples x 1 epoch;
+- mini-batch training (model.MLPModel) of one epoch on all 60,000 images, float32/float64,
+  batch sizes 32-256: seconds, GFLOP/s (an epoch of 784-100-10 is about 19.2 GFLOP) and the
+  share of the speed of a plain GEMM of the same shape and dtype, measured here too;
+- time to the first epoch with a cold and a warm data cache; process startup; the whole
+  default run as a user starts it; peak memory (max RSS) of a default and a 60,000 run.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from mnist_exp import network
+from mnist_exp.config import Config, DataConfig
+from mnist_exp.data import cache_dir, load_dataset, split
+from mnist_exp.model import build
+
+EPOCH_GFLOP = 60000 * 2 * 2 * (784 * 100 + 100 * 10) / 1e9  # forward + backward multiply-adds
+
+
+def data_config() -> DataConfig:
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from mnist_exp.app import CONF_DIR
+
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        return OmegaConf.to_object(compose("config")).data
+
+
+def exact_path(dataset, n_train: int, epochs: int, epoch_fn) -> tuple:
+    """(seconds per training step, metrics array) of the reference run with `epoch_fn`."""
+    train_set = split(dataset.train_images, dataset.train_labels, n_train)
+    test_set = split(dataset.test_images, dataset.test_labels, 1000)
+    rng = np.random.default_rng(884736743)
+    weights = network.init_weights(rng, 100)
+    rows, seconds = [], 0.0
+    for _ in range(epochs):
+        start = time.perf_counter()
+        train_metrics = epoch_fn(weights, train_set, 0.005, rng)
+        seconds += time.perf_counter() - start
+        rows.append(train_metrics + network.evaluate(weights, test_set))
+    return seconds / (n_train * epochs), np.array(rows)
+
+
+def bench_exact(dataset, quick: bool) -> list:
+    results = []
+    for n_train, epochs in ([(1000, 20)] if quick else [(1000, 20), (60000, 1)]):
+        fast, fast_rows = exact_path(dataset, n_train, epochs, network.train_epoch)
+        plain, plain_rows = exact_path(dataset, n_train, epochs, network.literal_epoch)
+        results.append({"samples": n_train, "epochs": epochs, "fast_us_per_step": fast * 1e6,
+                        "plain_us_per_step": plain * 1e6, "speedup": plain / fast,
+                        "max_metric_difference": float(np.abs(fast_rows - plain_rows).max()),
+                        "same_accuracies": bool((fast_rows[:, [1, 3]] == plain_rows[:, [1, 3]]).all()),
+                        "same_table_to_3_decimals": bool((fast_rows.round(3) == plain_rows.round(3)).all())})
+    return results
+
+
+def gemm_gflops(batch: int, dtype) -> float:
+    """Speed of the epoch's main product shape, (batch, 784) @ (784, 100), here and now."""
+    rng = np.random.default_rng(0)
+    a, b = rng.random((batch, 784)).astype(dtype), rng.random((784, 100)).astype(dtype)
+    reps = max(50, 2_000_000 // batch)
+    a @ b
+    start = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    return 2 * batch * 784 * 100 * reps / (time.perf_counter() - start) / 1e9
+
+
+def bench_minibatch(dataset, quick: bool) -> list:
+    results = []
+    for dtype in ("float32", "float64"):
+        train_set = split(dataset.train_images, dataset.train_labels, 60000, dtype=np.dtype(dtype))
+        for batch in ((128,) if quick else (32, 64, 128, 256)):
+            cfg = Config(batch_size=batch, lr=0.1, dtype=dtype, train_samples=60000)
+            rng = np.random.default_rng(0)
+            model = build(cfg, rng)
+            model.fit_epoch(split(dataset.train_images, dataset.train_labels, 2000, dtype=np.dtype(dtype)), 0.1, rng)
+            start = time.perf_counter()
+            model.fit_epoch(train_set, 0.1, rng)
+            seconds = time.perf_counter() - start
+            gemm = gemm_gflops(batch, np.dtype(dtype))
+            results.append({"dtype": dtype, "batch_size": batch, "seconds_per_epoch": seconds,
+                            "gflops": EPOCH_GFLOP / seconds, "gemm_gflops": gemm,
+                            "share_of_gemm": EPOCH_GFLOP / seconds / gemm})
+    return results
+
+
+def bench_first_epoch(cfg: DataConfig) -> dict:
+    """Load the data, then train the first epoch of the default run: cold, then warm cache."""
+    source = cache_dir(cfg)  # holds verified files: main() loaded the data set already
+    figures = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["XDG_CACHE_HOME"] = str(Path(tmp) / "xdg")  # no parsed arrays yet
+        cold = DataConfig(**{**vars(cfg), "dir": str(Path(tmp) / "data")})
+        shutil.copytree(source, cold.dir, ignore=shutil.ignore_patterns(".*"))
+        for state in ("cold", "warm"):
+            start = time.perf_counter()
+            dataset = load_dataset(cold)
+            loaded = time.perf_counter() - start
+            train_set = split(dataset.train_images, dataset.train_labels, 1000)
+            rng = np.random.default_rng(884736743)
+            network.train_epoch(network.init_weights(rng, 100), train_set, 0.005, rng)
+            figures[state] = {"data_load_ms": loaded * 1e3, "first_epoch_s": time.perf_counter() - start}
+    return figures
+
+
+def timed_process(args) -> dict:
+    start = time.perf_counter()
+    subprocess.run([sys.executable, *args], check=True, capture_output=True, cwd=tempfile.gettempdir())
+    return {"seconds": time.perf_counter() - start}
+
+
+def max_rss_mb(args) -> float:
+    """Peak memory of one child process running `args`."""
+    code = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, capture_output=True);"
+            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    out = subprocess.run([sys.executable, "-c", code, sys.executable, *args], check=True, capture_output=True,
+                         text=True, cwd=tempfile.gettempdir())
+    return int(out.stdout) / 1024  # ru_maxrss is in KiB on Linux
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer cases (about a minute)")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    args = parser.parse_args()
+    cfg = data_config()
+    dataset = load_dataset(cfg)
+    with tempfile.TemporaryDirectory() as runs:
+        default_run = ["-m", "mnist_exp", f"hydra.run.dir={runs}/default"]
+        big_run = ["-m", "mnist_exp", "train_samples=60000", "test_samples=10000", "epochs=1", "batch_size=128",
+                   "lr=0.1", "dtype=float32", f"hydra.run.dir={runs}/big"]
+        figures = {
+            "exact_path": bench_exact(dataset, args.quick),
+            "minibatch": bench_minibatch(dataset, args.quick),
+            "startup": {"import_app": timed_process(["-c", "import mnist_exp.app"]),
+                        "cfg_job": timed_process(["-m", "mnist_exp", "--cfg", "job"])},
+            "default_run_warm_cache": timed_process([*default_run[:-1], f"hydra.run.dir={runs}/timed"]),
+            "first_epoch": bench_first_epoch(cfg),
+            "peak_memory_mb": {"default_run": max_rss_mb(default_run), "60000_minibatch_epoch": max_rss_mb(big_run)},
+            "machine": {"cpus": os.cpu_count(), "numpy": np.__version__,
+                        "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE")},
+        }
+    report(figures)
+    print(json.dumps(figures, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+
+
+def report(f: dict) -> None:
+    print("exact default path (fast vs the plain documented loop)")
+    for r in f["exact_path"]:
+        print(f"  {r['samples']:>5} samples x {r['epochs']:>2} epochs: {r['fast_us_per_step']:6.1f} us/step vs "
+              f"{r['plain_us_per_step']:6.1f} us/step = {r['speedup']:.1f}x; largest metric difference "
+              f"{r['max_metric_difference']:.1e}, same accuracies: {r['same_accuracies']}")
+    print("mini-batch epoch on 60,000 images (784-100-10)")
+    for r in f["minibatch"]:
+        print(f"  {r['dtype']} batch {r['batch_size']:>3}: {r['seconds_per_epoch']:5.2f} s/epoch, "
+              f"{r['gflops']:5.1f} GFLOP/s = {r['share_of_gemm']:.0%} of a {r['gemm_gflops']:.1f} GFLOP/s GEMM")
+    for state, r in f["first_epoch"].items():
+        print(f"first epoch, {state} data cache: data load {r['data_load_ms']:.0f} ms, first epoch done at "
+              f"{r['first_epoch_s']:.2f} s")
+    print(f"startup: import {f['startup']['import_app']['seconds']:.2f} s, --cfg job "
+          f"{f['startup']['cfg_job']['seconds']:.2f} s; whole default run (20 epochs, plot, record) "
+          f"{f['default_run_warm_cache']['seconds']:.2f} s")
+    print(f"peak memory: default run {f['peak_memory_mb']['default_run']:.0f} MB, one 60,000-image float32 "
+          f"epoch {f['peak_memory_mb']['60000_minibatch_epoch']:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
