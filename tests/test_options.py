@@ -231,18 +231,26 @@ def test_bad_option_values_are_refused(changes, message):
         validate(Config(data=DataConfig(mirrors=["http://x/"]), **changes))
 
 
-@pytest.mark.parametrize("overrides", [[], ["data=mnist"], ["data=fashion_mnist"], ["experiment=tutorial"],
-                                       ["experiment=best_mlp"], ["experiment=best_mlp", "data=fashion_mnist"]])
-def test_every_config_file_composes_and_validates(overrides):
-    cfg = compose_config(overrides)
+CONF = Path(CONF_DIR)
+GROUP_FILES = sorted(f"{p.parent.name}={p.stem}" for group in ("data", "experiment") for p in (CONF / group).glob("*.yaml"))
+
+
+def test_the_group_files_are_all_found():
+    assert {"data=mnist", "data=fashion_mnist", "experiment=tutorial", "experiment=best_mlp"} <= set(GROUP_FILES)
+
+
+@pytest.mark.parametrize("override", GROUP_FILES)
+def test_every_config_file_composes_and_validates(override):
+    cfg = compose_config([override])
     validate(cfg)
-    if overrides == ["experiment=tutorial"]:
+    if override == "experiment=tutorial":
         assert cfg == compose_config([])  # the tutorial preset is the default
 
 
-def test_optuna_search_file_composes():
+@pytest.mark.parametrize("search", sorted(p.stem for p in (CONF / "search").glob("*.yaml")))
+def test_every_search_file_composes(search):
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose("config", overrides=["+search=optuna"], return_hydra_config=True)
+        cfg = compose("config", overrides=[f"+search={search}"], return_hydra_config=True)
     assert cfg.hydra.sweeper.direction == "maximize"
     assert set(cfg.hydra.sweeper.params) == {"lr", "hidden_size"}
 
