@@ -56,11 +56,12 @@ class MLPModel:
 
     def fit_epoch(self, data: Split, lr: float, rng: np.random.Generator) -> Tuple[float, float]:
         n = len(data.x)
-        order = rng.permutation(n) if self.batch_size > 1 else np.arange(n)
+        if self.batch_size > 1:  # one gather per epoch: every batch is then a contiguous slice
+            order = rng.permutation(n)
+            data = Split(np.take(data.x, order, axis=0), np.take(data.y, order, axis=0))
         loss, correct = 0.0, 0
         for start in range(0, n, self.batch_size):
-            batch = order[start:start + self.batch_size]
-            x, y = data.x[batch], data.y[batch]
+            x, y = data.x[start:start + self.batch_size], data.y[start:start + self.batch_size]
             out, cache = mlp.forward(self.params, x, self.opts, rng)
             batch_loss, dout = mlp.loss_and_grad(out, y, self.opts.loss)
             loss += batch_loss

@@ -68,33 +68,56 @@ def _block_epoch(weights: Weights, data: Split, lr: float, rng: np.random.Genera
     n, hidden = len(data.x), w1.shape[1]
     masks = rng.integers(low=0, high=2, size=(n, hidden)).astype(w1.dtype)  # (n, H) of 0/1
     scaled = masks * 2  # dropout, scaled so the expected activation is unchanged
-    errors = np.empty((n, 10))  # y - out of every sample: its loss and accuracy at the end
-    hs, d1s, step = np.empty((block, hidden)), np.empty((block, hidden)), np.empty((hidden, 10))
+    errors = np.empty((n, 1, 10))  # y - out of every sample: its loss and accuracy at the end
+    hs, d1s, step = np.empty((block, hidden, 1)), np.empty((block, hidden)), np.empty((hidden, 10))
     dot, maximum, multiply, subtract = np.dot, np.maximum, np.multiply, np.subtract
-    for start in range(0, n, block):
-        x = data.x[start:start + block]
-        active = np.flatnonzero(x.any(axis=0))  # pixels nonzero somewhere in the block
-        xs, w1s = x[:, active], w1[active]
+    for start, active, xs, gram in _blocks(data, block):
+        w1s = w1[active]
         z0 = dot(xs, w1s)  # (b, active) @ (active, H): hidden inputs with the block-start W1
-        gram = dot(xs, xs.T)
-        gram *= lr
-        for k in range(len(x)):
-            i, h = start + k, hs[k]
-            z = z0[k] + dot(gram[k, :k], d1s[:k]) if k else z0[k]  # the pending W1 updates
+        lr_gram = gram * lr
+        for k in range(len(xs)):
+            i, h = start + k, hs[k, :, 0]
+            z = z0[k] + dot(lr_gram[k, :k], d1s[:k]) if k else z0[k]  # the pending W1 updates
             maximum(z, 0.0, out=h)  # relu
             multiply(h, scaled[i], out=h)
-            d2 = subtract(data.y[i], dot(h, w2), out=errors[i])  # (H,) @ (H, 10)
+            d2 = subtract(data.y[i], dot(h, w2), out=errors[i, 0])  # (H,) @ (H, 10)
             # d1 = (W2 @ d2) * relu'(h) * mask: the reference's derivative is 1, and it applies
             # the mask without the x2 scale; both kept on purpose, they make the published numbers.
             multiply(dot(w2, d2), masks[i], out=d1s[k])
-            multiply(h[:, None], d2, out=step)  # outer(h, d2), then W2 += lr * outer(h, d2)
+            dot(hs[k], errors[i], out=step)  # outer(h, d2) as an (H, 1) @ (1, 10) product
             step *= lr
             w2 += step
-        w1s += lr * dot(xs.T, d1s[:len(x)])  # (active, b) @ (b, H)
+        pending = d1s[:len(xs)]
+        pending *= lr
+        w1s += dot(xs.T, pending)  # (active, b) @ (b, H)
         w1[active] = w1s
+    errors = errors[:, 0]
     loss = float(np.sum(errors * errors))
     correct = int(np.sum((data.y - errors).argmax(axis=1) == data.y.argmax(axis=1)))
     return loss / n, correct / n
+
+
+# Block structure of recent training sets: it depends only on the inputs, which a run
+# does not change between epochs. Small sets only (it holds a copy of their active pixels).
+_BLOCKS: dict = {}
+_BLOCKS_MAX_VALUES = 10_000_000
+
+
+def _blocks(data: Split, block: int) -> list:
+    """Per block: (first sample, pixels nonzero in it, those pixels of its inputs, Gram matrix)."""
+    key = (id(data.x), block)
+    if key in _BLOCKS and _BLOCKS[key][0] is data.x:
+        return _BLOCKS[key][1]
+    blocks = []
+    for start in range(0, len(data.x), block):
+        x = data.x[start:start + block]
+        active = np.flatnonzero(x.any(axis=0))
+        xs = x[:, active]
+        blocks.append((start, active, xs, xs @ xs.T))
+    if data.x.size <= _BLOCKS_MAX_VALUES:
+        _BLOCKS.clear()  # keep one training set: a run trains on one
+        _BLOCKS[key] = (data.x, blocks)
+    return blocks
 
 
 def literal_epoch(weights: Weights, data: Split, lr: float, rng: np.random.Generator) -> Tuple[float, float]:

@@ -32,12 +32,13 @@ class Optimizer:
         """Descend the objective in place; weight decay applies to weight matrices only."""
         if self.kind == "adam":
             t = self.state["t"] = self.state.get("t", np.zeros(())) + 1
-        for name, g in grads.items():
+        for name, g in grads.items():  # the gradients are ours to overwrite
             p = params[name]
             if self.weight_decay and name.startswith("w"):
-                g = g + self.weight_decay * p
+                g += self.weight_decay * p
             if self.kind == "sgd":
-                p -= lr * g
+                g *= lr
+                p -= g
             elif self.kind == "momentum":
                 v = self.state.setdefault(f"v/{name}", np.zeros_like(p))
                 v *= self.momentum
