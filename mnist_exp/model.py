@@ -57,8 +57,7 @@ class MLPModel:
     def fit_epoch(self, data: Split, lr: float, rng: np.random.Generator) -> Tuple[float, float]:
         n = len(data.x)
         if self.batch_size > 1:  # one gather per epoch: every batch is then a contiguous slice
-            order = rng.permutation(n)
-            data = Split(np.take(data.x, order, axis=0), np.take(data.y, order, axis=0))
+            data = self._shuffled(data, rng.permutation(n))
         loss, correct = 0.0, 0
         for start in range(0, n, self.batch_size):
             x, y = data.x[start:start + self.batch_size], data.y[start:start + self.batch_size]
@@ -68,6 +67,15 @@ class MLPModel:
             correct += int(np.sum(out.argmax(axis=1) == y.argmax(axis=1)))
             self.optimizer.step(self.params, mlp.backward(self.params, cache, dout, self.opts), lr)
         return loss / n, correct / n
+
+    def _shuffled(self, data: Split, order: np.ndarray) -> Split:
+        """`data` in `order`, in buffers kept from epoch to epoch (fresh memory costs page faults)."""
+        buffers = getattr(self, "_buffers", None)
+        if buffers is None or buffers.x.shape != data.x.shape or buffers.x.dtype != data.x.dtype:
+            buffers = self._buffers = Split(np.empty_like(data.x), np.empty_like(data.y))
+        np.take(data.x, order, axis=0, out=buffers.x)
+        np.take(data.y, order, axis=0, out=buffers.y)
+        return buffers
 
     def evaluate(self, data: Split) -> Tuple[float, float]:
         out, _ = mlp.forward(self.params, data.x, self.opts)
