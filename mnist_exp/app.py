@@ -54,9 +54,10 @@ def hydra_main(dcfg: DictConfig) -> float:
     try:
         refuse_unknown_keys(dcfg, Config)
         cfg: Config = OmegaConf.to_object(dcfg)
-        if cfg.resume:
+        resuming = bool(cfg.resume)
+        if resuming:  # the run goes on in its own directory; this invocation's holds .hydra/ and the log
             cfg, run_dir = resumed_config(cfg, list(hydra_cfg.overrides.task))
-        result = run_experiment(cfg, run_dir, {"job": job}, resume=run_dir != Path(hydra_cfg.runtime.output_dir))
+        result = run_experiment(cfg, run_dir, {"job": job}, resume=resuming)
     except UserError as e:
         return _failed(run_dir, job, EXIT_USER_ERROR, str(e))
     except Exception as e:
