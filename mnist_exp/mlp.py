@@ -114,17 +114,19 @@ def _batch_norm(params: Params, i: int, z: np.ndarray, training: bool):
     return params[f"gamma{i}"] * zhat + params[f"beta{i}"], (zhat, std)
 
 
-def backward(params: Params, cache: list, dout: np.ndarray, opts: Options) -> Params:
+def backward(params: Params, cache: list, dout: np.ndarray, opts: Options, buffers: Params = None) -> Params:
     """Gradients of the objective (dout = its gradient w.r.t. the outputs) for every trainable array.
 
     relu_derivative="reference" follows the walkthrough: the ReLU derivative is taken on the
     post-dropout output (so it is 1) and the dropout mask is applied without its scale.
     "correct" gives the true gradient (checked against finite differences in the tests).
+    With `buffers`, weight gradients are written into arrays kept there from call to call
+    (a fresh W1-sized array per batch costs page faults); they are valid until the next call.
     """
     grads: Params = {}
     last = n_layers(params)
     (a,) = cache[-1]
-    grads[f"w{last}"] = a.T @ dout  # (fan_in, n) @ (n, 10)
+    grads[f"w{last}"] = _product(a.T, dout, buffers, f"w{last}")  # (fan_in, n) @ (n, 10)
     if f"b{last}" in params:
         grads[f"b{last}"] = dout.sum(axis=0)
     da = dout @ params[f"w{last}"].T
@@ -145,12 +147,21 @@ def backward(params: Params, cache: list, dout: np.ndarray, opts: Options) -> Pa
             grads[f"beta{i}"] = dz.sum(axis=0)
             dzhat = dz * params[f"gamma{i}"]
             dz = (dzhat - dzhat.mean(axis=0) - zhat * (dzhat * zhat).mean(axis=0)) / std
-        grads[f"w{i}"] = a.T @ dz
+        grads[f"w{i}"] = _product(a.T, dz, buffers, f"w{i}")
         if f"b{i}" in params:
             grads[f"b{i}"] = dz.sum(axis=0)
         if i > 1:
             da = dz @ params[f"w{i}"].T
     return grads
+
+
+def _product(a: np.ndarray, b: np.ndarray, buffers: Params, name: str) -> np.ndarray:
+    if buffers is None:
+        return a @ b
+    shape, dtype = (a.shape[0], b.shape[1]), np.result_type(a, b)
+    if name not in buffers or buffers[name].shape != shape or buffers[name].dtype != dtype:
+        buffers[name] = np.empty(shape, dtype)
+    return np.dot(a, b, out=buffers[name])
 
 
 def loss_and_grad(out: np.ndarray, y: np.ndarray, kind: str) -> Tuple[float, np.ndarray]:

@@ -53,6 +53,7 @@ class MLPModel:
 
     def __init__(self, params: mlp.Params, opts: mlp.Options, optimizer: Optimizer, batch_size: int):
         self.params, self.opts, self.optimizer, self.batch_size = params, opts, optimizer, batch_size
+        self._gradients: mlp.Params = {}  # reused from batch to batch
 
     def fit_epoch(self, data: Split, lr: float, rng: np.random.Generator) -> Tuple[float, float]:
         n = len(data.x)
@@ -65,7 +66,7 @@ class MLPModel:
             batch_loss, dout = mlp.loss_and_grad(out, y, self.opts.loss)
             loss += batch_loss
             correct += int(np.sum(out.argmax(axis=1) == y.argmax(axis=1)))
-            self.optimizer.step(self.params, mlp.backward(self.params, cache, dout, self.opts), lr)
+            self.optimizer.step(self.params, mlp.backward(self.params, cache, dout, self.opts, self._gradients), lr)
         return loss / n, correct / n
 
     def _shuffled(self, data: Split, order: np.ndarray) -> Split:
