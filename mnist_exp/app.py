@@ -67,7 +67,8 @@ def hydra_main(dcfg: DictConfig) -> float:
         return _failed(run_dir, job, EXIT_USER_ERROR, f"{e.__class__.__name__}: {e}")
     if result["status"] == "diverged":
         return _failed(run_dir, job, EXIT_DIVERGED, f"run diverged: {result['reason']}; metrics up to then in {run_dir}")
-    return result["final"]["test_accuracy"]
+    restored = (result.get("early_stopping") or {}).get("restored_metrics")
+    return (restored or result["final"])["test_accuracy"]  # the accuracy of the weights the run keeps
 
 
 def _failed(run_dir: Path, job: Optional[dict], code: int, message: str) -> float:

@@ -5,6 +5,7 @@ Callable without Hydra: `run_experiment(Config(lr=0.01), Path("some/dir"))`.
 
 import logging
 from contextlib import closing
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Dict, Optional
 
@@ -108,8 +109,10 @@ def _run(cfg: Config, run_dir: Path, status: summary.SummaryWriter, resume: bool
                 break
     if stopper:
         stopper.restore_best(model)
+        restored = next((asdict(m) for m in metrics.rows if m.epoch == stopper.best_epoch), None)
         status.extra["early_stopping"] = {"best_epoch": stopper.best_epoch, "best_val_loss": stopper.best_loss,
-                                          "stopped_early": stopper.stop, "restored_best_weights": True}
+                                          "stopped_early": stopper.stop, "restored_best_weights": True,
+                                          "restored_metrics": restored}  # what weights.npz scores
         log.info("early stopping: best validation loss %.4f at epoch %d%s; its weights restored", stopper.best_loss,
                  stopper.best_epoch, f", stopped after epoch {metrics.rows[-1].epoch}" if stopper.stop else "")
     with critical():

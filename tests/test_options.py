@@ -277,6 +277,7 @@ def test_options_run_end_to_end_with_validation_columns_and_exact_resume(mnist_d
                                   expected.drop(columns="seconds"))  # Adam's state and the best weights resume too
     summary = json.loads((whole / "summary.json").read_text())
     best = summary["early_stopping"]["best_epoch"]
+    assert summary["early_stopping"]["restored_metrics"]["test_accuracy"] == expected["test_accuracy"][best]
     evaluated = run_cli([str(whole)], cwd=tmp_path, module="mnist_exp.evaluate")
     assert f"test_accuracy={expected['test_accuracy'][best]:.4f}" in evaluated.stdout  # best weights restored
     assert "batch_size=32" in (whole / "model_card.md").read_text()
