@@ -8,31 +8,33 @@ import numpy as np
 from mnist_exp.train import EpochMetrics
 
 
-def _figure(**kwargs):
+def _figure(layout="constrained", **kwargs):
     """A bare Figure: no pyplot, so no GUI backend, no global state, a faster import."""
     from matplotlib.figure import Figure
 
-    return Figure(layout="constrained", **kwargs)
+    return Figure(layout=layout, **kwargs)
 
 
 def plot_curves(rows: List[EpochMetrics], title: str, path: Path) -> None:
-    """Loss and accuracy, train and test, against the epoch, saved as a PNG."""
+    """Loss and accuracy, train (and validation) and test, against the epoch, saved as a PNG."""
     from matplotlib.ticker import MaxNLocator
 
     epochs = [r.epoch for r in rows]
-    fig = _figure(figsize=(11, 4.2))
+    splits = ["train", "val", "test"] if rows and rows[0].val_loss is not None else ["train", "test"]
+    fig = _figure(layout=None, figsize=(11, 4.2))  # a fixed layout: half the time of a constrained one
+    fig.subplots_adjust(left=0.065, right=0.985, bottom=0.12, top=0.88, wspace=0.22)
     ax_loss, ax_acc = fig.subplots(1, 2)
-    for ax, key, label in ((ax_loss, "loss", "loss per sample"),
-                           (ax_acc, "accuracy", "accuracy")):
-        ax.plot(epochs, [getattr(r, f"train_{key}") for r in rows], "o-", ms=3, label="train")
-        ax.plot(epochs, [getattr(r, f"test_{key}") for r in rows], "s-", ms=3, label="test")
+    for ax, key, label in ((ax_loss, "loss", "loss per sample"), (ax_acc, "accuracy", "accuracy")):
+        for name, marker in zip(splits, "o^s" if len(splits) == 3 else "os"):
+            ax.plot(epochs, [getattr(r, f"{name}_{key}") for r in rows], f"{marker}-", ms=3, label=name)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlim(min(epochs, default=0) - 0.5, max(epochs, default=0) + 0.5)
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
         ax.legend()
     ax_acc.set_ylim(0, 1)
-    fig.suptitle(title)
+    fig.suptitle(title, fontsize="medium", wrap=True)
     fig.savefig(path, dpi=110)
 
 
