@@ -50,8 +50,7 @@ def cache_dir(cfg: DataConfig) -> Path:
         return Path(cfg.dir).expanduser()
     if cfg.name == "mnist" and os.environ.get("MNIST_EXP_DATA_DIR"):
         return Path(os.environ["MNIST_EXP_DATA_DIR"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "mnist_exp" / cfg.name
+    return user_cache() / cfg.name
 
 
 def load_dataset(cfg: DataConfig) -> Dataset:
@@ -89,9 +88,12 @@ def _verified(path: Path, role: str, spec: FileSpec) -> np.ndarray:
     return idx.parse_labels(raw, str(path))
 
 
+def user_cache() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mnist_exp"
+
+
 def parsed_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "mnist_exp" / "parsed"
+    return user_cache() / "parsed"
 
 
 def _verified_cached(path: Path, role: str, spec: FileSpec) -> np.ndarray:
