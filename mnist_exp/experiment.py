@@ -78,10 +78,10 @@ def _run(cfg: Config, run_dir: Path, status: summary.SummaryWriter, resume: bool
                     dtype) if cfg.val_samples else None
     stopper = EarlyStopping(cfg.early_stopping) if cfg.early_stopping else None
     if resume:
-        state, rng, start = record.load_checkpoint(run_dir / record.CHECKPOINT)
-        model = restore(cfg, {k: v for k, v in state.items() if not k.startswith("es/")})
+        saved, rng, start = record.load_checkpoint(run_dir / record.CHECKPOINT)
+        model = restore(cfg, {k: v for k, v in saved.items() if not k.startswith("es/")})
         if stopper:
-            stopper.load_state(state)
+            stopper.load_state(saved)
         metrics = record.MetricsWriter(run_dir, bool(val_set), resume_rows=start)
         log.info("continuing after epoch %d of %d", start - 1, cfg.epochs - 1)
     else:
