@@ -47,9 +47,9 @@ class Split:
 def cache_dir(cfg: DataConfig) -> Path:
     """data.dir, else $MNIST_EXP_DATA_DIR (MNIST only), else a per-user cache ($XDG_CACHE_HOME honoured)."""
     if cfg.dir:
-        return Path(cfg.dir).expanduser()
+        return Path(cfg.dir).expanduser().absolute()  # absolute: the run record must say where, from anywhere
     if cfg.name == "mnist" and os.environ.get("MNIST_EXP_DATA_DIR"):
-        return Path(os.environ["MNIST_EXP_DATA_DIR"]).expanduser()
+        return Path(os.environ["MNIST_EXP_DATA_DIR"]).expanduser().absolute()
     return user_cache() / cfg.name
 
 

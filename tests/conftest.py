@@ -11,9 +11,15 @@ from helpers import LoopbackServer, make_files
 
 @pytest.fixture(scope="session", autouse=True)
 def private_user_cache(tmp_path_factory):
-    """Parsed-array caches and default data dirs go to a temp dir, not the user's ~/.cache."""
+    """Parsed-array caches and default data dirs go to a temp dir, not the user's ~/.cache.
+
+    A relative MNIST_EXP_DATA_DIR (as the README writes it) is made absolute: the tests start
+    runs from other directories.
+    """
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+        if os.environ.get("MNIST_EXP_DATA_DIR"):
+            patch.setenv("MNIST_EXP_DATA_DIR", str(Path(os.environ["MNIST_EXP_DATA_DIR"]).absolute()))
         yield
 
 
