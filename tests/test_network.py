@@ -15,14 +15,16 @@ def random_split(rng, n):
     return Split(x, np.eye(10)[rng.integers(0, 10, n)])
 
 
-@pytest.mark.parametrize("hidden, lr, n", [(100, 0.005, 70), (37, 0.02, 64), (1, 0.1, 5), (20, 0.01, 33)])
-def test_fast_epoch_gives_the_literal_procedures_numbers(hidden, lr, n):
+@pytest.mark.parametrize("hidden, lr, n, block", [(100, 0.005, 70, 32), (37, 0.02, 64, 32), (1, 0.1, 5, 32),
+                                                  (20, 0.01, 33, 32), (50, 0.01, 40, 1), (50, 0.01, 40, 7),
+                                                  (50, 0.01, 40, 64)])
+def test_fast_epoch_gives_the_literal_procedures_numbers(hidden, lr, n, block):
     data = random_split(np.random.default_rng(1), n)
     ours, theirs = np.random.default_rng(7), np.random.default_rng(7)
     weights = init_weights(ours, hidden)
     w1, w2 = 0.2 * theirs.random((784, hidden)) - 0.1, 0.2 * theirs.random((hidden, 10)) - 0.1
     for _ in range(3):
-        fast, literal = train_epoch(weights, data, lr, ours), reference_epoch(w1, w2, data.x, data.y, lr, theirs)
+        fast, literal = train_epoch(weights, data, lr, ours, block), reference_epoch(w1, w2, data.x, data.y, lr, theirs)
         assert fast[1] == literal[1]  # accuracy: the same count of correct samples
         assert fast[0] == pytest.approx(literal[0], rel=1e-12)  # the sums run in another order
     np.testing.assert_allclose(weights.w1, w1, rtol=0, atol=1e-13)
