@@ -42,6 +42,7 @@ class Split:
 
     x: np.ndarray  # (n, 784) float64 in [0, 1]
     y: np.ndarray  # (n, 10) one-hot float64
+    pixels: Optional[np.ndarray] = None  # (n, 784) the bytes x was scaled from: a shuffle gathers fewer bytes
 
 
 def cache_dir(cfg: DataConfig) -> Path:
@@ -66,9 +67,15 @@ def load_dataset(cfg: DataConfig) -> Dataset:
 def split(images: np.ndarray, labels: np.ndarray, n: int, start: int = 0, dtype=np.float64) -> Split:
     """n samples from `start` in file order (the FIRST n by default), pixels scaled to [0, 1],
     labels one-hot."""
-    x = (images[start:start + n] / 255.0).astype(dtype, copy=False)
+    pixels = images[start:start + n]
     y = np.eye(idx.NUM_CLASSES, dtype=dtype)[labels[start:start + n]]
-    return Split(x, y)
+    return Split(scale(pixels, np.empty(pixels.shape, dtype)), y, pixels)
+
+
+def scale(pixels: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Bytes to [0, 1] in out's precision: float32 division is exactly rounded, so for each of
+    the 256 bytes it gives the float64 quotient rounded to float32, at a third of the cost."""
+    return np.divide(pixels, out.dtype.type(255), out=out)
 
 
 def _existing(directory: Path, name: str) -> Optional[Path]:

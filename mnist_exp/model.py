@@ -5,13 +5,13 @@ per-sample procedure; anything beyond them selects the general mlp.py with an op
 Learning-rate schedules, validation and early stopping work with both (see train.py).
 """
 
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 
 from mnist_exp import mlp, network
 from mnist_exp.config import Config
-from mnist_exp.data import Split
+from mnist_exp.data import Split, scale
 from mnist_exp.optim import Optimizer
 
 Arrays = Dict[str, np.ndarray]
@@ -54,14 +54,14 @@ class MLPModel:
     def __init__(self, params: mlp.Params, opts: mlp.Options, optimizer: Optimizer, batch_size: int):
         self.params, self.opts, self.optimizer, self.batch_size = params, opts, optimizer, batch_size
         self._gradients: mlp.Params = {}  # reused from batch to batch
+        self._buffers: Dict[str, np.ndarray] = {}  # the batch being trained, gathered from the shuffled epoch
 
     def fit_epoch(self, data: Split, lr: float, rng: np.random.Generator) -> Tuple[float, float]:
         n = len(data.x)
-        if self.batch_size > 1:  # one gather per epoch: every batch is then a contiguous slice
-            data = self._shuffled(data, rng.permutation(n))
+        order = rng.permutation(n) if self.batch_size > 1 else None  # reshuffled every epoch
         loss, correct = 0.0, 0
         for start in range(0, n, self.batch_size):
-            x, y = data.x[start:start + self.batch_size], data.y[start:start + self.batch_size]
+            x, y = self._batch(data, order, start)
             out, cache = mlp.forward(self.params, x, self.opts, rng)
             batch_loss, dout = mlp.loss_and_grad(out, y, self.opts.loss)
             loss += batch_loss
@@ -69,14 +69,34 @@ class MLPModel:
             self.optimizer.step(self.params, mlp.backward(self.params, cache, dout, self.opts, self._gradients), lr)
         return loss / n, correct / n
 
-    def _shuffled(self, data: Split, order: np.ndarray) -> Split:
-        """`data` in `order`, in buffers kept from epoch to epoch (fresh memory costs page faults)."""
-        buffers = getattr(self, "_buffers", None)
-        if buffers is None or buffers.x.shape != data.x.shape or buffers.x.dtype != data.x.dtype:
-            buffers = self._buffers = Split(np.empty_like(data.x), np.empty_like(data.y))
-        np.take(data.x, order, axis=0, out=buffers.x)
-        np.take(data.y, order, axis=0, out=buffers.y)
-        return buffers
+    def _batch(self, data: Split, order: Optional[np.ndarray], start: int) -> Tuple[np.ndarray, np.ndarray]:
+        """The batch at `start` of the shuffled epoch, gathered into buffers kept from batch to batch.
+
+        A batch-sized buffer stays in the CPU cache for the products that read it next;
+        gathering the whole epoch at once wrote and re-read ~190 MB for 60,000 float32 images.
+        Gathering the bytes the images came from reads 4 to 8 times less memory than floats.
+        """
+        if order is None:
+            return data.x[start:start + self.batch_size], data.y[start:start + self.batch_size]
+        rows = order[start:start + self.batch_size]
+        x, y, pixels = (self._buffer(name, len(rows), array) for name, array in
+                        (("x", data.x), ("y", data.y), ("pixels", data.pixels)))
+        if pixels is None:
+            np.take(data.x, rows, axis=0, out=x)
+        else:  # a quarter (float32) or an eighth (float64) of the bytes, scaled as split() did
+            scale(np.take(data.pixels, rows, axis=0, out=pixels), out=x)
+        np.take(data.y, rows, axis=0, out=y)
+        return x, y
+
+    def _buffer(self, name: str, rows: int, like: Optional[np.ndarray]) -> Optional[np.ndarray]:
+        """`rows` rows shaped and typed like `like`, in memory kept from batch to batch."""
+        if like is None:
+            return None
+        shape = (self.batch_size, *like.shape[1:])
+        buffer = self._buffers.get(name)
+        if buffer is None or buffer.shape != shape or buffer.dtype != like.dtype:
+            buffer = self._buffers[name] = np.empty(shape, like.dtype)
+        return buffer[:rows]
 
     def evaluate(self, data: Split) -> Tuple[float, float]:
         out, _ = mlp.forward(self.params, data.x, self.opts)

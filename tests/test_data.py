@@ -9,7 +9,7 @@ import pytest
 from helpers import data_config
 from mnist_exp import idx
 from mnist_exp.config import DataConfig
-from mnist_exp.data import cache_dir, load_dataset, split
+from mnist_exp.data import cache_dir, load_dataset, scale, split
 from mnist_exp.errors import DataError
 
 
@@ -132,3 +132,12 @@ def test_split_takes_the_first_samples_scaled_and_one_hot():
     assert s.x[0, -1] == 1.0 and s.x[1, 0] == pytest.approx(0.2)
     np.testing.assert_array_equal(s.y.argmax(axis=1), [3, 0])
     np.testing.assert_array_equal(s.y.sum(axis=1), [1, 1])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_scaled_bytes_equal_the_float64_quotient_in_the_split_dtype(dtype):
+    every_byte = np.arange(256, dtype=np.uint8)
+    expected = (every_byte / 255.0).astype(dtype)  # the walkthrough's x / 255, then the run's dtype
+    np.testing.assert_array_equal(scale(every_byte, np.empty(256, dtype)), expected)
+    s = split(every_byte.reshape(1, 256).repeat(2, axis=0), np.array([1, 2], np.uint8), 2, dtype=dtype)
+    assert s.x.dtype == dtype and (s.x[0] == expected).all() and (s.pixels[1] == every_byte).all()

@@ -100,6 +100,19 @@ def test_general_network_with_reference_options_follows_the_exact_path(mnist_dir
     assert gen_rng.random() == ref_rng.random()  # the same draws, in the same order
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_mini_batches_gathered_from_bytes_train_as_from_floats(mnist_dir, dtype):
+    train_set, _ = real_splits(mnist_dir, n_train=300, dtype=np.dtype(dtype))
+    cfg = Config(batch_size=32, lr=0.1, dtype=dtype)
+    results = []
+    for data in (train_set, Split(train_set.x, train_set.y)):  # the second has no bytes to gather
+        rng = np.random.default_rng(3)
+        model = build(cfg, rng)
+        results.append([model.fit_epoch(data, 0.1, rng) for _ in range(2)] + [model.params["w1"]])
+    assert results[0][:2] == results[1][:2]
+    np.testing.assert_array_equal(results[0][2], results[1][2])
+
+
 def fit(cfg: Config, splits, epochs=3, seed=0):
     rng = np.random.default_rng(seed)
     model = build(cfg, rng)
