@@ -59,6 +59,7 @@ class MLPModel:
     def fit_epoch(self, data: Split, lr: float, rng: np.random.Generator) -> Tuple[float, float]:
         n = len(data.x)
         order = rng.permutation(n) if self.batch_size > 1 else None  # reshuffled every epoch
+        scale = self.optimizer.grad_scale(lr)
         loss, correct = 0.0, 0
         for start in range(0, n, self.batch_size):
             x, y = self._batch(data, order, start)
@@ -66,6 +67,8 @@ class MLPModel:
             batch_loss, dout = mlp.loss_and_grad(out, y, self.opts.loss)
             loss += batch_loss
             correct += int(np.sum(out.argmax(axis=1) == y.argmax(axis=1)))
+            if scale != 1.0:
+                dout *= scale  # every gradient is linear in dout
             self.optimizer.step(self.params, mlp.backward(self.params, cache, dout, self.opts, self._gradients), lr)
         return loss / n, correct / n
 
