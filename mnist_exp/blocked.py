@@ -7,7 +7,7 @@ speed is how many NumPy calls a sample takes: nine here, on views prepared in ad
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Iterable, List, Tuple
+from typing import Iterable, Iterator, Tuple
 
 import numpy as np
 
@@ -37,7 +37,7 @@ def epoch(w1: np.ndarray, w2: np.ndarray, x: np.ndarray, y: np.ndarray, lr: floa
         alpha = np.full(OUTPUTS, -4.0 * lr)  # arrays: NumPy converts a Python float at every call
         w2x2 = plan.w2_eye[:-OUTPUTS]
         np.multiply(w2, 2.0, out=w2x2)
-        for blk, samples in zip(plan.blocks, plan.samples()):
+        for blk, samples in plan.blocks():
             _train_block(w1, w2x2, plan, blk, samples, alpha)
         np.multiply(w2x2, 0.5, out=w2)
         errors = plan.errors
@@ -82,10 +82,9 @@ class _Block:
 class _Plan:
     """What every epoch on one training set reuses: its blocks, buffers and per-sample views."""
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, hidden: int, block: int, keep_views: bool):
+    def __init__(self, x: np.ndarray, y: np.ndarray, hidden: int, block: int, keep: bool):
         n = len(x)
         self.x, self.y, self.block = x, y, block
-        self.blocks = _blocks(x, block)
         self.masks, self.factors = np.empty((n, hidden)), np.empty((n, hidden))  # factor = mask / 8
         self.rows = np.empty((n, hidden + OUTPUTS))  # [h | -y] of every sample
         self.rows[:, hidden:] = -y
@@ -94,11 +93,14 @@ class _Plan:
         self.w2_eye[hidden:] = np.eye(OUTPUTS)
         self.mixed = np.zeros((2 * block, hidden))  # the block's [x W1 at its start; lr d1 so far]
         self.step, self.zeros = np.empty((hidden, OUTPUTS)), np.zeros(hidden)
-        self._views = [list(self._block_views(b)) for b in self.blocks] if keep_views else None
+        self._kept = [(b, list(self._block_views(b))) for b in _blocks(x, block)] if keep else None
 
-    def samples(self) -> Iterable[Iterable[tuple]]:
-        """Per block, the views each of its samples works on (made once when kept)."""
-        return self._views if self._views is not None else (self._block_views(b) for b in self.blocks)
+    def blocks(self) -> Iterable[Tuple["_Block", Iterable[tuple]]]:
+        """Each block with the views its samples work on: made once when kept, else as they
+        come (a large set's blocks would hold another copy of most of its pixels)."""
+        if self._kept is not None:
+            return self._kept
+        return ((b, self._block_views(b)) for b in _blocks(self.x, self.block))
 
     def _block_views(self, blk: _Block) -> Iterable[tuple]:
         span = slice(blk.start, blk.start + len(blk.xs))
@@ -116,24 +118,22 @@ def _plan(x: np.ndarray, y: np.ndarray, hidden: int, block: int) -> _Plan:
     if plan is not None and plan.x is x and plan.y is y:
         return plan
     keep = x.size <= PLAN_MAX_VALUES
-    plan = _Plan(x, y, hidden, block, keep_views=keep)
+    plan = _Plan(x, y, hidden, block, keep)
     if keep:
         _PLANS.clear()
         _PLANS[key] = plan
     return plan
 
 
-def _blocks(x: np.ndarray, block: int) -> List[_Block]:
+def _blocks(x: np.ndarray, block: int) -> Iterator[_Block]:
     first, lower = np.eye(block, 2 * block), np.tri(block, k=-1, dtype=bool)  # lower: j < k
-    blocks = []
     for start in range(0, len(x), block):
         xb = x[start:start + block]
         m, active = len(xb), np.flatnonzero(xb.any(axis=0))
         xs = xb[:, active]
         mix = first[:m].copy()
         np.multiply(xs @ xs.T, lower[:m, :m], out=mix[:, block:block + m])
-        blocks.append(_Block(start, active, xs, mix))
-    return blocks
+        yield _Block(start, active, xs, mix)
 
 
 @lru_cache(maxsize=1)
