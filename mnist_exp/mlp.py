@@ -10,7 +10,7 @@ mean1, var1) for hidden layer 1, ..., wL, bL for the output layer.
 """
 
 from dataclasses import dataclass
-from typing import Dict, List, Tuple
+from typing import Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 
@@ -59,23 +59,40 @@ def n_layers(params: Params) -> int:
     return sum(1 for k in params if k.startswith("w"))
 
 
-def dropout_mask(rng: np.random.Generator, shape: Tuple[int, int], rate: float) -> Tuple[np.ndarray, float]:
+class EpochBits:
+    """An epoch's dropout bits, drawn at once: a draw per batch costs more than its bits."""
+
+    def __init__(self, rng: np.random.Generator, sizes: Iterable[int]):
+        self._bytes = np.frombuffer(rng.bytes(sum((size + 7) // 8 for size in sizes)), np.uint8)
+        self._at = 0
+
+    def take(self, size: int) -> np.ndarray:
+        """The next `size` bits, as 0/1 bytes (each take starts on a byte)."""
+        start, self._at = self._at, self._at + (size + 7) // 8
+        return np.unpackbits(self._bytes[start:self._at], count=size)
+
+
+def dropout_mask(rng: np.random.Generator, shape: Tuple[int, int], rate: float,
+                 bits: Optional[EpochBits] = None) -> Tuple[np.ndarray, float]:
     """(0/1 mask, scale) for dropping a share `rate` of units.
 
     For one sample at rate 0.5 this is the reference's own draw, integers(0, 2), so a
     per-sample run consumes the generator as the walkthrough does. Mini-batches at rate
-    0.5 take one random bit per unit instead: the same distribution, 64 times fewer bytes.
+    0.5 take one random bit per unit instead (from `bits` when the epoch drew them):
+    the same distribution, 64 times fewer bytes.
     """
     if rate == 0.5 and shape[0] == 1:
         return rng.integers(low=0, high=2, size=shape).astype(np.uint8), 2.0
     if rate == 0.5:
         size = shape[0] * shape[1]
-        bits = np.unpackbits(np.frombuffer(rng.bytes((size + 7) // 8), np.uint8), count=size)
-        return bits.reshape(shape), 2.0
+        if bits is None:
+            bits = EpochBits(rng, [size])
+        return bits.take(size).reshape(shape), 2.0
     return (rng.random(shape) >= rate).view(np.uint8), 1.0 / (1.0 - rate)
 
 
-def forward(params: Params, x: np.ndarray, opts: Options, rng: np.random.Generator = None) -> Tuple[np.ndarray, list]:
+def forward(params: Params, x: np.ndarray, opts: Options, rng: np.random.Generator = None,
+            bits: Optional[EpochBits] = None) -> Tuple[np.ndarray, list]:
     """Outputs (n, 10) and what backward needs. With `rng`, training mode: dropout, batch statistics."""
     training = rng is not None
     cache, a = [], x
@@ -90,7 +107,7 @@ def forward(params: Params, x: np.ndarray, opts: Options, rng: np.random.Generat
         h = np.maximum(z, 0)  # relu
         mask, scale = None, 1.0
         if training and opts.dropout > 0:
-            mask, scale = dropout_mask(rng, h.shape, opts.dropout)
+            mask, scale = dropout_mask(rng, h.shape, opts.dropout, bits)
             h *= mask
             h *= scale
         cache.append((a, z, h, mask, scale, bn))
@@ -173,7 +190,8 @@ def loss_and_grad(out: np.ndarray, y: np.ndarray, kind: str) -> Tuple[float, np.
     n = len(out)
     if kind == "sse":
         diff = out - y
-        return float(np.sum(diff * diff)), diff / n
+        loss = float(np.sum(diff * diff))
+        return loss, np.divide(diff, n, out=diff)
     shifted = out - out.max(axis=1, keepdims=True)
     log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
     return float(-np.sum(y * log_p)), (np.exp(log_p) - y) / n

@@ -54,52 +54,47 @@ class MLPModel:
     def __init__(self, params: mlp.Params, opts: mlp.Options, optimizer: Optimizer, batch_size: int):
         self.params, self.opts, self.optimizer, self.batch_size = params, opts, optimizer, batch_size
         self._gradients: mlp.Params = {}  # reused from batch to batch
-        self._buffers: Dict[str, np.ndarray] = {}  # the batch being trained, gathered from the shuffled epoch
+        self._kept: Dict[str, np.ndarray] = {}  # the batch being trained, gathered from the shuffled epoch
 
     def fit_epoch(self, data: Split, lr: float, rng: np.random.Generator) -> Tuple[float, float]:
-        n = len(data.x)
-        order = rng.permutation(n) if self.batch_size > 1 else None  # reshuffled every epoch
+        n, size = len(data.x), self.batch_size
+        order = rng.permutation(n) if size > 1 else None  # reshuffled every epoch
+        bits = self._epoch_bits(rng, n) if size > 1 and self.opts.dropout == 0.5 else None
+        buffers = self._buffers(data) if size > 1 else None
         scale = self.optimizer.grad_scale(lr)
         loss, correct = 0.0, 0
-        for start in range(0, n, self.batch_size):
-            x, y = self._batch(data, order, start)
-            out, cache = mlp.forward(self.params, x, self.opts, rng)
+        for start in range(0, n, size):
+            x, y = _batch(data, order, start, size, buffers)
+            out, cache = mlp.forward(self.params, x, self.opts, rng, bits)
             batch_loss, dout = mlp.loss_and_grad(out, y, self.opts.loss)
             loss += batch_loss
-            correct += int(np.sum(out.argmax(axis=1) == y.argmax(axis=1)))
+            correct += np.count_nonzero(out.argmax(axis=1) == y.argmax(axis=1))
             if scale != 1.0:
                 dout *= scale  # every gradient is linear in dout
             self.optimizer.step(self.params, mlp.backward(self.params, cache, dout, self.opts, self._gradients), lr)
-        return loss / n, correct / n
+        return loss / n, int(correct) / n
 
-    def _batch(self, data: Split, order: Optional[np.ndarray], start: int) -> Tuple[np.ndarray, np.ndarray]:
-        """The batch at `start` of the shuffled epoch, gathered into buffers kept from batch to batch.
+    def _epoch_bits(self, rng: np.random.Generator, n: int) -> mlp.EpochBits:
+        """All the epoch's dropout bits in one draw, batch by batch and layer by layer."""
+        widths = [self.params[f"w{i}"].shape[1] for i in range(1, mlp.n_layers(self.params))]
+        rows = [min(self.batch_size, n - start) for start in range(0, n, self.batch_size)]
+        return mlp.EpochBits(rng, (m * width for m in rows for width in widths))
+
+    def _buffers(self, data: Split) -> Dict[str, np.ndarray]:
+        """Batch-sized arrays for x, y (and the bytes x comes from), kept from epoch to epoch.
 
         A batch-sized buffer stays in the CPU cache for the products that read it next;
         gathering the whole epoch at once wrote and re-read ~190 MB for 60,000 float32 images.
         Gathering the bytes the images came from reads 4 to 8 times less memory than floats.
         """
-        if order is None:
-            return data.x[start:start + self.batch_size], data.y[start:start + self.batch_size]
-        rows = order[start:start + self.batch_size]
-        x, y, pixels = (self._buffer(name, len(rows), array) for name, array in
-                        (("x", data.x), ("y", data.y), ("pixels", data.pixels)))
-        if pixels is None:
-            np.take(data.x, rows, axis=0, out=x)
-        else:  # a quarter (float32) or an eighth (float64) of the bytes, scaled as split() did
-            scale(np.take(data.pixels, rows, axis=0, out=pixels), out=x)
-        np.take(data.y, rows, axis=0, out=y)
-        return x, y
-
-    def _buffer(self, name: str, rows: int, like: Optional[np.ndarray]) -> Optional[np.ndarray]:
-        """`rows` rows shaped and typed like `like`, in memory kept from batch to batch."""
-        if like is None:
-            return None
-        shape = (self.batch_size, *like.shape[1:])
-        buffer = self._buffers.get(name)
-        if buffer is None or buffer.shape != shape or buffer.dtype != like.dtype:
-            buffer = self._buffers[name] = np.empty(shape, like.dtype)
-        return buffer[:rows]
+        for name, like in (("x", data.x), ("y", data.y), ("pixels", data.pixels)):
+            if like is None:
+                self._kept.pop(name, None)
+                continue
+            shape, kept = (self.batch_size, *like.shape[1:]), self._kept.get(name)
+            if kept is None or kept.shape != shape or kept.dtype != like.dtype:
+                self._kept[name] = np.empty(shape, like.dtype)
+        return self._kept
 
     def evaluate(self, data: Split) -> Tuple[float, float]:
         out, _ = mlp.forward(self.params, data.x, self.opts)
@@ -115,6 +110,21 @@ class MLPModel:
     def load_state(self, state: Arrays) -> None:
         self.params = {k: np.array(v) for k, v in state.items() if not k.startswith("opt/")}
         self.optimizer.state = {k[4:]: np.array(v) for k, v in state.items() if k.startswith("opt/")}
+
+
+def _batch(data: Split, order: Optional[np.ndarray], start: int, size: int,
+           buffers: Optional[Dict[str, np.ndarray]]) -> Tuple[np.ndarray, np.ndarray]:
+    """The batch at `start`: a slice in file order, else gathered from the shuffled `order`."""
+    if order is None:
+        return data.x[start:start + size], data.y[start:start + size]
+    rows = order[start:start + size]
+    x, y = buffers["x"][:len(rows)], buffers["y"][:len(rows)]
+    if "pixels" in buffers:  # scaled exactly as split() did
+        scale(np.take(data.pixels, rows, axis=0, out=buffers["pixels"][:len(rows)]), out=x)
+    else:
+        np.take(data.x, rows, axis=0, out=x)
+    np.take(data.y, rows, axis=0, out=y)
+    return x, y
 
 
 def options(cfg: Config) -> mlp.Options:

@@ -185,6 +185,16 @@ def test_float32_trains_in_float32(mnist_dir):
     assert rows[-1].test_accuracy > 0.55
 
 
+def test_an_epochs_dropout_bits_are_one_draw_taken_batch_by_batch():
+    bits = mlp.EpochBits(np.random.default_rng(4), [12, 5, 16])
+    raw = np.unpackbits(np.frombuffer(np.random.default_rng(4).bytes(2 + 1 + 2), np.uint8))
+    np.testing.assert_array_equal(bits.take(12), raw[:12])  # each take starts on a byte
+    np.testing.assert_array_equal(bits.take(5), raw[16:21])
+    np.testing.assert_array_equal(bits.take(16), raw[24:40])
+    mask, scale = mlp.dropout_mask(None, (4, 250), 0.5, mlp.EpochBits(np.random.default_rng(0), [1000]))
+    assert scale == 2.0 and mask.shape == (4, 250) and 0.4 < mask.mean() < 0.6
+
+
 def test_no_dropout_draws_nothing_while_training(mnist_dir):
     splits = real_splits(mnist_dir, n_train=50)
     rng = np.random.default_rng(0)
