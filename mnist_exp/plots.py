@@ -50,7 +50,8 @@ def plot_comparison(history, table, keys: List[str], path: Path) -> None:
     """
     from matplotlib.ticker import MaxNLocator
 
-    heatmap = len(keys) == 2 and table[keys].drop_duplicates().shape[0] > 1
+    heatmap = (len(keys) == 2 and table[keys].drop_duplicates().shape[0] > 1
+               and table["final_test_accuracy"].notna().any())  # nothing to colour when every job failed
     fig = _figure(figsize=(13 if heatmap else 8, 5))
     axes = fig.subplots(1, 2 if heatmap else 1, squeeze=False)
     ax = axes[0, 0]

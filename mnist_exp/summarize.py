@@ -1,8 +1,9 @@
 """The sweep summary: summary.csv and comparison.png at the root of a sweep directory.
 
-Rebuilt from the job directories after every job (inside the worker that ran it, under
-a lock), so it is complete whichever jobs failed or whichever launcher ran them. Rebuild
-it by hand at any time:  python -m mnist_exp.summarize outputs/multirun/DATE/TIME
+summary.csv is rebuilt from the job directories after every job (inside the worker that ran
+it, under a lock), so it is complete whichever jobs failed or whichever launcher ran them;
+comparison.png is drawn when the sweep ends. Rebuild both by hand at any time:
+    python -m mnist_exp.summarize outputs/multirun/DATE/TIME
 """
 
 import argparse

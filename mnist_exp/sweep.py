@@ -1,8 +1,10 @@
 """The Hydra callback that keeps a sweep's summary complete, whatever its jobs do.
 
-Hydra 1.3 skips on_multirun_end when a job raises, so the summary is rebuilt from
-on_job_end, which runs inside the worker process of every launcher (basic, joblib,
-submitit); our jobs record their failures instead of raising (see app.py).
+summary.csv is rebuilt from on_job_end, which runs inside the worker process of every
+launcher (basic, joblib, submitit), so it holds every finished job even if the sweep is
+killed. comparison.png is drawn once, at on_multirun_end (about 0.3 s a figure; per job it
+added that to every job): Hydra 1.3 skips that hook when a job raises, but our jobs record
+their failures instead of raising (see app.py). `python -m mnist_exp.summarize DIR` redraws it.
 """
 
 import logging
@@ -32,7 +34,7 @@ class SweepSummary(Callback):
         from mnist_exp.summarize import write_summary
 
         try:
-            write_summary(Path(hydra_cfg.sweep.dir).resolve())
+            write_summary(Path(hydra_cfg.sweep.dir).resolve(), figure=False)
         except Exception:  # a summary problem must never cost the job its result
             log.exception("could not update the sweep summary (rebuild it with python -m mnist_exp.summarize)")
 

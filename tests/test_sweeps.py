@@ -90,6 +90,15 @@ def test_failing_and_diverging_jobs_are_recorded_and_the_others_finish(mnist_dir
     errors = [line for line in result.stderr.splitlines() if line.startswith("mnist_exp: error: job")]
     assert len(errors) == 3 and "Traceback" not in result.stderr
     assert "sweep of 4 jobs: 1 completed" in result.stdout
+    assert (sweep_dir / "comparison.png").read_bytes().startswith(b"\x89PNG")  # drawn once, at the end
+
+
+def test_a_sweep_where_every_job_fails_still_gets_its_summary_quietly(mnist_dir, tmp_path):
+    result, sweep_dir = sweep(tmp_path, "lr=0.005,0.01", "hidden_size=0,-5")
+    assert result.returncode == 1
+    assert (pd.read_csv(sweep_dir / "summary.csv")["status"] == "failed").all()
+    assert (sweep_dir / "comparison.png").is_file()
+    assert "Warning" not in result.stderr and "Traceback" not in result.stderr
 
 
 def test_summarize_rebuilds_the_summary_from_the_run_dirs(basic_sweep):
