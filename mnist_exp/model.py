@@ -61,7 +61,7 @@ class MLPModel:
         order = rng.permutation(n) if size > 1 else None  # reshuffled every epoch
         bits = self._epoch_bits(rng, n) if size > 1 and self.opts.dropout == 0.5 else None
         buffers = self._buffers(data) if size > 1 else None
-        scale = self.optimizer.grad_scale(lr)
+        lr_in_gradient = self.optimizer.takes_lr_in_gradient()
         loss, correct = 0.0, 0
         for start in range(0, n, size):
             x, y = _batch(data, order, start, size, buffers)
@@ -69,9 +69,10 @@ class MLPModel:
             batch_loss, dout = mlp.loss_and_grad(out, y, self.opts.loss)
             loss += batch_loss
             correct += np.count_nonzero(out.argmax(axis=1) == y.argmax(axis=1))
-            if scale != 1.0:
-                dout *= scale  # every gradient is linear in dout
-            self.optimizer.step(self.params, mlp.backward(self.params, cache, dout, self.opts, self._gradients), lr)
+            if lr_in_gradient:
+                dout *= lr  # every gradient is linear in dout
+            grads = mlp.backward(self.params, cache, dout, self.opts, self._gradients)
+            self.optimizer.step(self.params, grads, lr, lr_applied=lr_in_gradient)
         return loss / n, int(correct) / n
 
     def _epoch_bits(self, rng: np.random.Generator, n: int) -> mlp.EpochBits:

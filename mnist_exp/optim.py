@@ -28,22 +28,23 @@ class Optimizer:
         self.kind, self.momentum, self.weight_decay = kind, momentum, weight_decay
         self.state: Params = {}  # "v/w1", "m/w1", ... and "t" (Adam's step count)
 
-    def grad_scale(self, lr: float) -> float:
-        """What the gradients passed to step() come multiplied by. Plain SGD takes lr there:
-        on the small output gradient, that is cheaper than on every weight."""
-        return lr if self.kind == "sgd" and not self.weight_decay else 1.0
+    def takes_lr_in_gradient(self) -> bool:
+        """Plain SGD lets the caller multiply the small output gradient by lr instead of every
+        weight gradient: its step is then one subtraction per weight (see step's lr_applied)."""
+        return self.kind == "sgd" and not self.weight_decay
 
-    def step(self, params: Params, grads: Params, lr: float) -> None:
+    def step(self, params: Params, grads: Params, lr: float, lr_applied: bool = False) -> None:
         """Descend the objective in place; weight decay applies to weight matrices only.
 
-        `grads` are the gradients times grad_scale(lr)."""
+        lr_applied: the gradients already carry lr (only where takes_lr_in_gradient())."""
+        if lr_applied and not self.takes_lr_in_gradient():
+            raise ValueError(f"{self.kind} with weight decay {self.weight_decay} needs the gradients without lr")
         if self.kind == "adam":
             t = self.state["t"] = self.state.get("t", np.zeros(())) + 1
-        prescaled = self.grad_scale(lr) != 1.0
         for name, g in grads.items():  # the gradients are ours to overwrite
             p = params[name]
-            if prescaled:
-                p -= g  # lr * gradient already
+            if lr_applied:
+                p -= g
                 continue
             if self.weight_decay and name.startswith("w"):
                 g += self.weight_decay * p

@@ -161,6 +161,17 @@ def test_weight_decay_adds_to_the_gradient_of_weights_only():
     np.testing.assert_allclose(params["b1"], 1 - 0.2 * 0.5)
 
 
+def test_plain_sgd_takes_its_learning_rate_in_the_gradient_and_others_refuse():
+    before, after = {"w1": np.ones((2, 2))}, {"w1": np.ones((2, 2))}
+    Optimizer("sgd").step(before, {"w1": np.full((2, 2), 0.5)}, lr=0.25)
+    Optimizer("sgd").step(after, {"w1": np.full((2, 2), 0.125)}, lr=0.25, lr_applied=True)
+    np.testing.assert_array_equal(before["w1"], after["w1"])
+    for optimizer in (Optimizer("adam"), Optimizer("momentum"), Optimizer("sgd", weight_decay=0.1)):
+        assert not optimizer.takes_lr_in_gradient()
+        with pytest.raises(ValueError):
+            optimizer.step(after, {"w1": np.ones((2, 2))}, lr=0.1, lr_applied=True)
+
+
 def test_learning_rate_schedules():
     assert [lr_at(e, 1.0, "constant", 10) for e in (0, 9)] == [1.0, 1.0]
     assert [lr_at(e, 1.0, "step", 30, step=10, decay=0.5) for e in (0, 9, 10, 25)] == [1, 1, 0.5, 0.25]
