@@ -48,7 +48,7 @@ def epoch(w1: np.ndarray, w2: np.ndarray, x: np.ndarray, y: np.ndarray, lr: floa
 def _train_block(w1, w2x2, plan: "_Plan", blk: "_Block", samples: Iterable[tuple], alpha: np.ndarray) -> None:
     """Scalings by powers of two are exact, so they move freely: h is kept without dropout's
     x2 and W2 is held doubled. A row [h | -y] times [[2 W2], [I]] gives out - y in one
-    product; e = alpha (out - y) carries lr, and d1 = (2 W2 e) * mask / 8 = lr (W2 d2) * mask."""
+    product; e = -4 lr (out - y) carries lr, and d1 = (2 W2 e) * mask / 8 = lr (W2 d2) * mask."""
     w2_eye, mixed, step, zeros = plan.w2_eye, plan.mixed, plan.step, plan.zeros
     w1s = w1[blk.active]
     m = len(blk.xs)
