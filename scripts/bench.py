@@ -184,6 +184,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer cases (about a minute)")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
+    if os.environ.get("MNIST_EXP_DATA_DIR"):  # the timed runs start in another directory
+        os.environ["MNIST_EXP_DATA_DIR"] = os.path.abspath(os.environ["MNIST_EXP_DATA_DIR"])
     cfg = data_config()
     dataset = load_dataset(cfg)
     with tempfile.TemporaryDirectory() as runs:
