@@ -52,7 +52,7 @@ def _train_block(w1, w2x2, plan: "_Plan", blk: "_Block", samples: Iterable[tuple
     w2_eye, mixed, step, zeros = plan.w2_eye, plan.mixed, plan.step, plan.zeros
     w1s = w1[blk.active]
     m = len(blk.xs)
-    np.dot(blk.xs, w1s, out=mixed[:m])  # hidden inputs with the block-start W1
+    np.dot(blk.xs, w1s, out=mixed[:m])  # (b, active) @ (active, H): hidden inputs with the block-start W1
     mixed[plan.block:] = 0.0  # rows of d1 not yet computed weigh zero, and must not hold an earlier inf
     dot, maximum, multiply, add = np.dot, np.maximum, np.multiply, np.add
     for mix, row, h, h_column, mask, factor, error, e, e_row, d1 in samples:
@@ -67,7 +67,7 @@ def _train_block(w1, w2x2, plan: "_Plan", blk: "_Block", samples: Iterable[tuple
         multiply(d1, factor, out=d1)
         dot(h_column, e_row, out=step)  # (H, 1) @ (1, 10): 2 lr outer(2 h, y - out)
         add(w2x2, step, out=w2x2)
-    w1s += np.dot(blk.xs.T, mixed[plan.block:plan.block + m])
+    w1s += np.dot(blk.xs.T, mixed[plan.block:plan.block + m])  # (active, b) @ (b, H): the block's lr d1
     w1[blk.active] = w1s
 
 
