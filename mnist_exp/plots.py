@@ -78,7 +78,9 @@ def _heatmap(ax, table, keys: List[str], fig) -> None:
     ax.set_ylabel(keys[0])
     ax.set_xlabel(keys[1])
     for (i, j), value in np.ndenumerate(grid.to_numpy(dtype=float)):
-        ax.text(j, i, "n/a" if np.isnan(value) else f"{value:.3f}", ha="center", va="center", color="w")
+        light = not np.isnan(value) and image.norm(value) > 0.6  # viridis turns yellow at the top
+        ax.text(j, i, "n/a" if np.isnan(value) else f"{value:.3f}", ha="center", va="center",
+                color="k" if light else "w")
     fig.colorbar(image, ax=ax, label="final test accuracy")
     ax.set_title("final test accuracy")
 
