@@ -8,8 +8,9 @@ Measures, in one run on this machine:
   plainly (network.literal_epoch): microseconds per training step, and the largest
   difference in any metric, for 1000 samples x 20 epochs and 60000 samples x 1 epoch;
 - mini-batch training (model.MLPModel) of one epoch on all 60,000 images, float32/float64,
-  batch sizes 32-256: seconds, GFLOP/s (an epoch of 784-100-10 is about 19.2 GFLOP) and the
-  share of the speed of plain GEMMs of the same shape and dtype, measured here too;
+  batch sizes 32-256, and batch 128 on one BLAS thread: seconds, GFLOP/s (an epoch of
+  784-100-10 is about 19.2 GFLOP) and the share of the speed of plain GEMMs of the same shape,
+  dtype and threads, measured here too;
 - time to the first epoch with a cold and a warm data cache; process startup; the whole
   default run as a user starts it, with the time of its epochs and of its figure;
   peak memory (max RSS) of a default and a 60,000 run.
@@ -29,6 +30,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from mnist_exp import network
 from mnist_exp.config import Config, DataConfig
@@ -106,28 +108,34 @@ def gemm_seconds(batch: int, dtype, batches: int) -> float:
 
 
 def bench_minibatch(dataset, quick: bool) -> list:
-    """Epochs and GEMMs alternate; the share is the median of their paired ratios."""
+    """Every batch size with the default BLAS threads, and batch 128 on one thread (as each job
+    of a two-worker joblib sweep runs), against GEMMs on as many threads."""
     results = []
     for dtype in ("float32", "float64"):
         train_set = split(dataset.train_images, dataset.train_labels, 60000, dtype=np.dtype(dtype))
-        for batch in ((128,) if quick else (32, 64, 128, 256)):
-            cfg = Config(batch_size=batch, lr=0.1, dtype=dtype, train_samples=60000)
-            rng = np.random.default_rng(0)
-            model = build(cfg, rng)
-            model.fit_epoch(split(dataset.train_images, dataset.train_labels, 2000, dtype=np.dtype(dtype)), 0.1, rng)
-            batches, gemm_flop = -(-60000 // batch), 2 * batch * 784 * 100
-            pairs = []
-            for _ in range(REPEATS):
-                epoch = best_of(1, lambda: model.fit_epoch(train_set, 0.1, rng))
-                pairs.append((epoch, gemm_flop * batches / gemm_seconds(batch, np.dtype(dtype), batches) / 1e9))
-            shares = sorted(EPOCH_GFLOP / epoch / gemm for epoch, gemm in pairs)
-            seconds = min(epoch for epoch, _ in pairs)
-            gemm = max(g for _, g in pairs)
-            results.append({"dtype": dtype, "batch_size": batch, "seconds_per_epoch": seconds,
-                            "gflops": EPOCH_GFLOP / seconds, "gemm_gflops": gemm,
-                            "share_of_gemm": EPOCH_GFLOP / seconds / gemm,
-                            "paired_share": shares[len(shares) // 2], "paired_range": [shares[0], shares[-1]]})
+        warm_up = split(dataset.train_images, dataset.train_labels, 2000, dtype=np.dtype(dtype))
+        for batch, threads in [(b, None) for b in ((128,) if quick else (32, 64, 128, 256))] + [(128, 1)]:
+            with threadpool_limits(threads, "blas"):
+                results.append(minibatch_case(train_set, warm_up, dtype, batch) | {"blas_threads": threads})
     return results
+
+
+def minibatch_case(train_set, warm_up, dtype: str, batch: int) -> dict:
+    """Epochs and GEMMs alternate; shares: best epoch over best GEMM, and the paired median."""
+    cfg = Config(batch_size=batch, lr=0.1, dtype=dtype, train_samples=60000)
+    rng = np.random.default_rng(0)
+    model = build(cfg, rng)
+    model.fit_epoch(warm_up, 0.1, rng)
+    batches, gemm_flop = -(-60000 // batch), 2 * batch * 784 * 100
+    pairs = []
+    for _ in range(REPEATS):
+        epoch = best_of(1, lambda: model.fit_epoch(train_set, 0.1, rng))
+        pairs.append((epoch, gemm_flop * batches / gemm_seconds(batch, np.dtype(dtype), batches) / 1e9))
+    shares = sorted(EPOCH_GFLOP / epoch / gemm for epoch, gemm in pairs)
+    seconds, gemm = min(epoch for epoch, _ in pairs), max(g for _, g in pairs)
+    return {"dtype": dtype, "batch_size": batch, "seconds_per_epoch": seconds, "gflops": EPOCH_GFLOP / seconds,
+            "gemm_gflops": gemm, "share_of_gemm": EPOCH_GFLOP / seconds / gemm,
+            "paired_share": shares[len(shares) // 2], "paired_range": [shares[0], shares[-1]]}
 
 
 def bench_first_epoch(cfg: DataConfig) -> dict:
@@ -224,7 +232,8 @@ def report(f: dict) -> None:
     print("mini-batch epoch on 60,000 images (784-100-10)")
     for r in f["minibatch"]:
         low, high = r["paired_range"]
-        print(f"  {r['dtype']} batch {r['batch_size']:>3}: {r['seconds_per_epoch']:5.2f} s/epoch, "
+        threads = ", 1 BLAS thread" if r["blas_threads"] == 1 else ""
+        print(f"  {r['dtype']} batch {r['batch_size']:>3}{threads}: {r['seconds_per_epoch']:5.2f} s/epoch, "
               f"{r['gflops']:5.1f} GFLOP/s = {r['share_of_gemm']:.0%} of the same GEMMs' {r['gemm_gflops']:.1f} "
               f"GFLOP/s (paired runs: median {r['paired_share']:.0%}, {low:.0%}-{high:.0%})")
     for state, r in f["first_epoch"].items():
