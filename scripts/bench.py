@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Speed and memory figures of mnist_exp, printed as a table and as JSON.
 
-    MNIST_EXP_DATA_DIR=../shared/data/mnist python scripts/bench.py [--quick] [--json out.json]
+    MNIST_EXP_DATA_DIR=../shared/data/mnist python scripts/bench.py [--quick | --smoke] [--json out.json]
 
 Measures, in one run on this machine:
 - the exact default path (network.train_epoch) against the documented procedure written
@@ -27,7 +27,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import List, Tuple
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -37,8 +39,25 @@ from mnist_exp.config import Config, DataConfig
 from mnist_exp.data import cache_dir, load_dataset, split
 from mnist_exp.model import build
 
-REPEATS = 5  # this VM's speed drifts by 25% or more: pairs of runs, then their median
-EPOCH_GFLOP = 60000 * 2 * 2 * (784 * 100 + 100 * 10) / 1e9  # forward + backward multiply-adds
+
+
+@dataclass
+class Sizes:
+    """How much to measure: the full set, --quick, or --smoke (seconds; checks the script runs)."""
+
+    exact: List[Tuple[int, int]]  # (training samples, epochs) of the exact-path comparisons
+    batches: Tuple[int, ...]  # mini-batch sizes timed with the default BLAS threads
+    images: int = 60000  # images in a timed mini-batch epoch
+    repeats: int = 5  # this VM's speed drifts by 25% or more: pairs of runs, then their median
+
+
+SIZES = {"full": Sizes([(1000, 20), (60000, 1)], (32, 64, 128, 256)), "quick": Sizes([(1000, 20)], (128,)),
+         "smoke": Sizes([(100, 2)], (128,), images=1024, repeats=1)}
+
+
+def epoch_gflop(images: int) -> float:
+    """Forward and backward multiply-adds of a 784-100-10 epoch: ~19.2 GFLOP for 60,000 images."""
+    return images * 2 * 2 * (784 * 100 + 100 * 10) / 1e9
 
 
 def data_config() -> DataConfig:
@@ -76,13 +95,13 @@ def exact_path(dataset, n_train: int, epochs: int, epoch_fn) -> tuple:
     return seconds / (n_train * epochs), np.array(rows)
 
 
-def bench_exact(dataset, quick: bool) -> list:
+def bench_exact(dataset, sizes: Sizes) -> list:
     """Fast and plain runs alternate, so each ratio compares two runs under the same load."""
     results = []
-    for n_train, epochs in ([(1000, 20)] if quick else [(1000, 20), (60000, 1)]):
+    for n_train, epochs in sizes.exact:
         pairs = [(exact_path(dataset, n_train, epochs, network.train_epoch),
                   exact_path(dataset, n_train, epochs, network.literal_epoch))
-                 for _ in range(REPEATS if n_train <= 1000 else 1)]
+                 for _ in range(sizes.repeats if n_train <= 1000 else 1)]
         (fast, fast_rows), (plain, plain_rows) = pairs[0]
         ratios = sorted(p[0] / f[0] for f, p in pairs)
         results.append({"samples": n_train, "epochs": epochs,
@@ -107,34 +126,35 @@ def gemm_seconds(batch: int, dtype, batches: int) -> float:
     return time.perf_counter() - start
 
 
-def bench_minibatch(dataset, quick: bool) -> list:
+def bench_minibatch(dataset, sizes: Sizes) -> list:
     """Every batch size with the default BLAS threads, and batch 128 on one thread (as each job
     of a two-worker joblib sweep runs), against GEMMs on as many threads."""
     results = []
     for dtype in ("float32", "float64"):
-        train_set = split(dataset.train_images, dataset.train_labels, 60000, dtype=np.dtype(dtype))
+        train_set = split(dataset.train_images, dataset.train_labels, sizes.images, dtype=np.dtype(dtype))
         warm_up = split(dataset.train_images, dataset.train_labels, 2000, dtype=np.dtype(dtype))
-        for batch, threads in [(b, None) for b in ((128,) if quick else (32, 64, 128, 256))] + [(128, 1)]:
+        for batch, threads in [(b, None) for b in sizes.batches] + [(128, 1)]:
             with threadpool_limits(threads, "blas"):
-                results.append(minibatch_case(train_set, warm_up, dtype, batch) | {"blas_threads": threads})
+                case = minibatch_case(train_set, warm_up, dtype, batch, sizes.repeats)
+                results.append(case | {"blas_threads": threads})
     return results
 
 
-def minibatch_case(train_set, warm_up, dtype: str, batch: int) -> dict:
+def minibatch_case(train_set, warm_up, dtype: str, batch: int, repeats: int) -> dict:
     """Epochs and GEMMs alternate; shares: best epoch over best GEMM, and the paired median."""
-    cfg = Config(batch_size=batch, lr=0.1, dtype=dtype, train_samples=60000)
+    images = len(train_set.x)
     rng = np.random.default_rng(0)
-    model = build(cfg, rng)
+    model = build(Config(batch_size=batch, lr=0.1, dtype=dtype, train_samples=images), rng)
     model.fit_epoch(warm_up, 0.1, rng)
-    batches, gemm_flop = -(-60000 // batch), 2 * batch * 784 * 100
+    batches, gemm_flop, flop = -(-images // batch), 2 * batch * 784 * 100, epoch_gflop(images)
     pairs = []
-    for _ in range(REPEATS):
+    for _ in range(repeats):
         epoch = best_of(1, lambda: model.fit_epoch(train_set, 0.1, rng))
         pairs.append((epoch, gemm_flop * batches / gemm_seconds(batch, np.dtype(dtype), batches) / 1e9))
-    shares = sorted(EPOCH_GFLOP / epoch / gemm for epoch, gemm in pairs)
+    shares = sorted(flop / epoch / gemm for epoch, gemm in pairs)
     seconds, gemm = min(epoch for epoch, _ in pairs), max(g for _, g in pairs)
-    return {"dtype": dtype, "batch_size": batch, "seconds_per_epoch": seconds, "gflops": EPOCH_GFLOP / seconds,
-            "gemm_gflops": gemm, "share_of_gemm": EPOCH_GFLOP / seconds / gemm,
+    return {"dtype": dtype, "batch_size": batch, "images": images, "seconds_per_epoch": seconds,
+            "gflops": flop / seconds, "gemm_gflops": gemm, "share_of_gemm": flop / seconds / gemm,
             "paired_share": shares[len(shares) // 2], "paired_range": [shares[0], shares[-1]]}
 
 
@@ -193,25 +213,27 @@ def max_rss_mb(args) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer cases (about a minute)")
+    parser.add_argument("--smoke", action="store_true", help="tiny cases (seconds): checks that the script runs")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
+    sizes = SIZES["smoke" if args.smoke else "quick" if args.quick else "full"]
     if os.environ.get("MNIST_EXP_DATA_DIR"):  # the timed runs start in another directory
         os.environ["MNIST_EXP_DATA_DIR"] = os.path.abspath(os.environ["MNIST_EXP_DATA_DIR"])
     cfg = data_config()
     dataset = load_dataset(cfg)
     with tempfile.TemporaryDirectory() as runs:
         default_run = ["-m", "mnist_exp", f"hydra.run.dir={runs}/default"]
-        big_run = ["-m", "mnist_exp", "train_samples=60000", "test_samples=10000", "epochs=1", "batch_size=128",
-                   "lr=0.1", "dtype=float32", f"hydra.run.dir={runs}/big"]
+        big_run = ["-m", "mnist_exp", f"train_samples={sizes.images}", "test_samples=10000", "epochs=1",
+                   "batch_size=128", "lr=0.1", "dtype=float32", f"hydra.run.dir={runs}/big"]
         figures = {
-            "exact_path": bench_exact(dataset, args.quick),
-            "minibatch": bench_minibatch(dataset, args.quick),
+            "exact_path": bench_exact(dataset, sizes),
+            "minibatch": bench_minibatch(dataset, sizes),
             "startup": {"import_app": timed_process(["-c", "import mnist_exp.app"]),
                         "cfg_job": timed_process(["-m", "mnist_exp", "--cfg", "job"])},
             "default_run_warm_cache": timed_process([*default_run[:-1], f"hydra.run.dir={runs}/timed"]),
             "default_run_parts": default_run_parts(runs),
             "first_epoch": bench_first_epoch(cfg),
-            "peak_memory_mb": {"default_run": max_rss_mb(default_run), "60000_minibatch_epoch": max_rss_mb(big_run)},
+            "peak_memory_mb": {"default_run": max_rss_mb(default_run), "minibatch_epoch": max_rss_mb(big_run)},
             "machine": {"cpus": os.cpu_count(), "numpy": np.__version__,
                         "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE")},
         }
@@ -229,7 +251,7 @@ def report(f: dict) -> None:
               f"{r['plain_us_per_step']:6.1f} us/step: {r['speedup']:.1f}x (paired runs: median "
               f"{r['paired_speedup']:.1f}x, {low:.1f}-{high:.1f}x); largest metric difference "
               f"{r['max_metric_difference']:.1e}, same accuracies: {r['same_accuracies']}")
-    print("mini-batch epoch on 60,000 images (784-100-10)")
+    print(f"mini-batch epoch on {f['minibatch'][0]['images']:,} images (784-100-10)")
     for r in f["minibatch"]:
         low, high = r["paired_range"]
         threads = ", 1 BLAS thread" if r["blas_threads"] == 1 else ""
@@ -244,8 +266,8 @@ def report(f: dict) -> None:
           f"{f['startup']['cfg_job']['seconds']:.2f} s; whole default run (20 epochs, plot, record) "
           f"{f['default_run_warm_cache']['seconds']:.2f} s: its 20 epochs (training and evaluation) "
           f"{parts['epochs_seconds']:.2f} s, curves.png (matplotlib import and drawing) {parts['figure']['seconds']:.2f} s")
-    print(f"peak memory: default run {f['peak_memory_mb']['default_run']:.0f} MB, one 60,000-image float32 "
-          f"epoch {f['peak_memory_mb']['60000_minibatch_epoch']:.0f} MB")
+    print(f"peak memory: default run {f['peak_memory_mb']['default_run']:.0f} MB, one {f['minibatch'][0]['images']:,}"
+          f"-image float32 epoch {f['peak_memory_mb']['minibatch_epoch']:.0f} MB")
 
 
 if __name__ == "__main__":
