@@ -7,7 +7,7 @@ replaced atomically (temp file + rename), so a reader never sees half a file.
 import csv
 import json
 import os
-from dataclasses import asdict, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
