@@ -54,10 +54,22 @@ class MLPModel:
     def __init__(self, params: mlp.Params, opts: mlp.Options, optimizer: Optimizer, batch_size: int):
         self.params, self.opts, self.optimizer, self.batch_size = params, opts, optimizer, batch_size
         self._gradients: mlp.Params = {}  # reused from batch to batch
-        self._kept: Dict[str, np.ndarray] = {}  # the batch being trained, gathered from the shuffled epoch
+        self._kept: dict = {}  # the batch being trained, gathered from the shuffled epoch; live inputs
 
     def fit_epoch(self, data: Split, lr: float, rng: np.random.Generator) -> Tuple[float, float]:
-        n, size = len(data.x), self.batch_size
+        if self.batch_size == 1 or data.pixels is None or not self.optimizer.leaves_zero_gradients_alone():
+            return self._fit(data, lr, rng)
+        live, data = self._live_inputs(data)
+        full = self.params["w1"]
+        self.params["w1"] = full[live]  # the rows that can receive a gradient
+        try:
+            return self._fit(data, lr, rng)
+        finally:
+            full[live] = self.params["w1"]
+            self.params["w1"] = full
+
+    def _fit(self, data: Split, lr: float, rng: np.random.Generator) -> Tuple[float, float]:
+        n, size = len(data.y), self.batch_size
         order = rng.permutation(n) if size > 1 else None  # reshuffled every epoch
         bits = self._epoch_bits(rng, n) if size > 1 and self.opts.dropout == 0.5 else None
         buffers = self._buffers(data) if size > 1 else None
@@ -75,6 +87,22 @@ class MLPModel:
             self.optimizer.step(self.params, grads, lr, lr_applied=lr_in_gradient)
         return loss / n, int(correct) / n
 
+    def _live_inputs(self, data: Split) -> Tuple[np.ndarray, Split]:
+        """The pixels nonzero in some training image (717 of MNIST's 784), and the set's bytes
+        of those alone, made once per training set.
+
+        A pixel that is 0 in every image gives its row of W1 a gradient of exactly 0, which
+        plain SGD turns into no change; leaving those rows out of both products with W1 saves
+        ~9% of an epoch's arithmetic and changes no update, only the order of sums. (The
+        Split's x stays whole and unused: shuffled batches are gathered from the bytes.)
+        """
+        kept = self._kept.get("live")
+        if kept is None or kept[0] is not data.pixels:
+            used = data.pixels.any(axis=0)
+            pixels = np.compress(used, np.asarray(data.pixels), axis=1)  # 3-5x faster than take()
+            kept = self._kept["live"] = (data.pixels, np.flatnonzero(used), Split(data.x, data.y, pixels))
+        return kept[1], kept[2]
+
     def _epoch_bits(self, rng: np.random.Generator, n: int) -> mlp.EpochBits:
         """All the epoch's dropout bits in one draw, batch by batch and layer by layer."""
         widths = [self.params[f"w{i}"].shape[1] for i in range(1, mlp.n_layers(self.params))]
@@ -88,13 +116,17 @@ class MLPModel:
         gathering the whole epoch at once wrote and re-read ~190 MB for 60,000 float32 images.
         Gathering the bytes the images came from reads 4 to 8 times less memory than floats.
         """
-        for name, like in (("x", data.x), ("y", data.y), ("pixels", data.pixels)):
-            if like is None:
+        width = (data.x if data.pixels is None else data.pixels).shape[1]  # pixels given: see _live_inputs
+        wanted = {"x": (width, data.x.dtype), "y": (data.y.shape[1], data.y.dtype)}
+        if data.pixels is not None:
+            wanted["pixels"] = (width, data.pixels.dtype)
+        for name in ("x", "y", "pixels"):
+            if name not in wanted:
                 self._kept.pop(name, None)
                 continue
-            shape, kept = (self.batch_size, *like.shape[1:]), self._kept.get(name)
-            if kept is None or kept.shape != shape or kept.dtype != like.dtype:
-                self._kept[name] = np.empty(shape, like.dtype)
+            (columns, dtype), kept = wanted[name], self._kept.get(name)
+            if kept is None or kept.shape != (self.batch_size, columns) or kept.dtype != dtype:
+                self._kept[name] = np.empty((self.batch_size, columns), dtype)
         return self._kept
 
     def evaluate(self, data: Split) -> Tuple[float, float]:

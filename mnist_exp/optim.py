@@ -33,6 +33,11 @@ class Optimizer:
         weight gradient: its step is then one subtraction per weight (see step's lr_applied)."""
         return self.kind == "sgd" and not self.weight_decay
 
+    def leaves_zero_gradients_alone(self) -> bool:
+        """Whether a weight whose gradient is 0 at every step stays as it is: plain SGD's does;
+        weight decay moves it, and momentum or Adam carry state that may move it."""
+        return self.kind == "sgd" and not self.weight_decay
+
     def step(self, params: Params, grads: Params, lr: float, lr_applied: bool = False) -> None:
         """Descend the objective in place; weight decay applies to weight matrices only.
 
