@@ -16,10 +16,10 @@ from mnist_exp.atomic import write_atomic
 from mnist_exp.config import OPTION_KEYS, Config, validate
 from mnist_exp.data import cache_dir, load_dataset, split
 from mnist_exp.errors import UserError
+from mnist_exp.figure_process import FigureHelper
 from mnist_exp.interrupts import Interrupted, critical, graceful_interrupts
 from mnist_exp.model import build, restore
 from mnist_exp.optim import lr_at
-from mnist_exp.plots import plot_curves
 from mnist_exp.train import EarlyStopping, EpochMetrics, train
 
 log = logging.getLogger(__name__)
@@ -55,8 +55,8 @@ def run_experiment(cfg: Config, run_dir: Path, extra: Optional[Dict[str, Any]] =
     if resume:
         status.resume_from(summary.load(run_dir))
     try:
-        with graceful_interrupts():
-            return _run(cfg, run_dir, status, resume)
+        with graceful_interrupts(), FigureHelper() as figure:
+            return _run(cfg, run_dir, status, resume, figure)
     except KeyboardInterrupt as e:
         status.save("interrupted", f"interrupted by {e}" if isinstance(e, Interrupted) else "interrupted")
         e.run_dir = run_dir  # the CLI's message says what to resume
@@ -66,7 +66,8 @@ def run_experiment(cfg: Config, run_dir: Path, extra: Optional[Dict[str, Any]] =
         raise
 
 
-def _run(cfg: Config, run_dir: Path, status: summary.SummaryWriter, resume: bool) -> Dict[str, Any]:
+def _run(cfg: Config, run_dir: Path, status: summary.SummaryWriter, resume: bool,
+         figure: FigureHelper) -> Dict[str, Any]:
     validate(cfg)
     log.info("%s %s: %s", "resume" if resume else "run", run_dir, describe(cfg))
     dataset = load_dataset(cfg.data)
@@ -117,7 +118,7 @@ def _run(cfg: Config, run_dir: Path, status: summary.SummaryWriter, resume: bool
                  stopper.best_epoch, f", stopped after epoch {metrics.rows[-1].epoch}" if stopper.stop else "")
     with critical():
         record.save_weights(run_dir / record.WEIGHTS, model.arrays())
-        plot_curves(metrics.rows, f"MNIST MLP {architecture(cfg)}: {describe(cfg)}", run_dir / record.CURVES)
+        figure.draw(metrics.rows, f"MNIST MLP {architecture(cfg)}: {describe(cfg)}", run_dir / record.CURVES)
         result = status.save(state, reason)
         write_atomic(run_dir / record.MODEL_CARD, lambda tmp: tmp.write_text(model_card.render(result)))
     if result["best"]:

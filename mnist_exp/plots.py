@@ -1,7 +1,8 @@
 """Figures: learning curves of one run, and the comparison of a sweep's runs."""
 
+import io
 from pathlib import Path
-from typing import List
+from typing import BinaryIO, List, Union
 
 import numpy as np
 
@@ -15,7 +16,14 @@ def _figure(layout="constrained", **kwargs):
     return Figure(layout=layout, **kwargs)
 
 
-def plot_curves(rows: List[EpochMetrics], title: str, path: Path) -> None:
+def warm_up() -> None:
+    """Import matplotlib and draw a throwaway figure (fonts, text layout, PNG writer), so the
+    next figure costs only its own drawing: figure_process's helper does this while a run trains."""
+    rows = [EpochMetrics(epoch, 1.0, 0.5, 1.0, 0.5, 0.0) for epoch in (0, 1)]
+    plot_curves(rows, "warm-up", io.BytesIO())
+
+
+def plot_curves(rows: List[EpochMetrics], title: str, path: Union[Path, BinaryIO]) -> None:
     """Loss and accuracy, train (and validation) and test, against the epoch, saved as a PNG."""
     from matplotlib.ticker import MaxNLocator
 

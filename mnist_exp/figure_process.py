@@ -1,0 +1,112 @@
+"""curves.png drawn by a forked helper that imports matplotlib while the run trains.
+
+Importing matplotlib takes ~0.35 s, a quarter of a default run, and the exact training
+path keeps one core busy. A child forked as the run starts imports it on the other core,
+then waits for the metrics rows. If anything is amiss (no fork on this platform, the child
+failed or stalled), the run draws the figure itself as before: the helper only saves time.
+"""
+
+import os
+import pickle
+import select
+import signal
+import sys
+import warnings
+from pathlib import Path
+from typing import List, Optional
+
+from mnist_exp.plots import plot_curves, warm_up
+from mnist_exp.train import EpochMetrics
+
+WAIT_SECONDS = 120.0  # for the child to finish once it has the rows; then the run draws it
+PIPE_BYTES = 60_000  # the rows must fit a pipe's buffer (64 KiB on Linux): writing never blocks
+
+
+class FigureHelper:
+    """`with FigureHelper() as figure: ...; figure.draw(rows, title, path)`; the child is
+    always gone when the block ends."""
+
+    def __init__(self, enabled: bool = True):
+        self.pid: Optional[int] = None
+        self._enabled = enabled and hasattr(os, "fork") and sys.platform != "darwin"  # macOS: fork-unsafe
+        self._to_child = self._from_child = -1
+
+    def __enter__(self) -> "FigureHelper":
+        if self._enabled:
+            self._start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop(wait=False)  # nothing left for the child to do
+
+    def draw(self, rows: List[EpochMetrics], title: str, path: Path) -> bool:
+        """Save the figure; True if the helper drew it, False if this process had to."""
+        if self.pid is not None and self._drawn_by_child(rows, title, path):
+            return True
+        plot_curves(rows, title, path)
+        return False
+
+    def _start(self) -> None:
+        requests, self._to_child = os.pipe()
+        self._from_child, replies = os.pipe()
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()  # the child may print (a matplotlib warning): not the run's pending output too
+        with warnings.catch_warnings():  # Python 3.12+ warns when BLAS worker threads exist;
+            warnings.simplefilter("ignore", DeprecationWarning)  # the child needs none of their locks
+            pid = os.fork()
+        if pid == 0:
+            _child(requests, replies, (self._to_child, self._from_child))
+        os.close(requests)
+        os.close(replies)
+        self.pid = pid
+
+    def _drawn_by_child(self, rows, title, path) -> bool:
+        request, done = pickle.dumps((rows, title, Path(path))), False
+        try:
+            if len(request) <= PIPE_BYTES and os.write(self._to_child, request) == len(request):
+                os.close(self._to_child)  # EOF: the request is whole
+                self._to_child = -1
+                ready, _, _ = select.select([self._from_child], [], [], WAIT_SECONDS)
+                done = bool(ready) and os.read(self._from_child, 1) == b"1"
+        except OSError:  # the child is gone: a broken pipe
+            pass
+        self._stop(wait=done)  # done: it is exiting; else it is killed
+        return done
+
+    def _stop(self, wait: bool) -> None:
+        """Close our ends and reap the child, killed first unless it is known to be exiting."""
+        for fd in (self._to_child, self._from_child):
+            if fd >= 0:
+                os.close(fd)
+        self._to_child = self._from_child = -1
+        if self.pid is None:
+            return
+        if not wait:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        os.waitpid(self.pid, 0)
+        self.pid = None
+
+
+def _child(requests: int, replies: int, parent_ends) -> None:
+    """Import matplotlib, read the rows (EOF: nothing to draw), draw, answer b"1". Never returns."""
+    code = 1
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the run's to handle
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        for fd in parent_ends:
+            os.close(fd)
+        warm_up()
+        with os.fdopen(requests, "rb") as pipe:
+            request = pipe.read()
+        if request:
+            rows, title, path = pickle.loads(request)
+            plot_curves(rows, title, path)
+            os.write(replies, b"1")
+            code = 0
+    except BaseException:  # the run draws the figure itself
+        pass
+    finally:
+        os._exit(code)  # no atexit handlers, no flushing of the parent's buffers

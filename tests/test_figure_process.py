@@ -1,0 +1,83 @@
+"""curves.png from the forked helper, and from the run itself whenever the helper cannot."""
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib.image
+import pytest
+
+from mnist_exp.figure_process import FigureHelper
+from mnist_exp.train import EpochMetrics
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork") or sys.platform == "darwin", reason="no helper here")
+
+
+def rows(n: int):
+    return [EpochMetrics(e, 1.0 / (e + 1), 0.5, 1.1 / (e + 1), 0.45, 0.01) for e in range(n)]
+
+
+def assert_png(path: Path, width=1210, height=462):
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert matplotlib.image.imread(path).shape[:2] == (height, width)
+
+
+def assert_gone(pid: int):
+    with pytest.raises(ChildProcessError):  # reaped: no zombie left behind
+        os.waitpid(pid, os.WNOHANG)
+
+
+def test_the_helper_draws_the_figure_and_exits(tmp_path):
+    with FigureHelper() as figure:
+        pid = figure.pid
+        assert pid is not None
+        assert figure.draw(rows(20), "by the helper", tmp_path / "curves.png") is True
+    assert_png(tmp_path / "curves.png")
+    assert_gone(pid)
+
+
+def test_a_dead_helper_leaves_the_drawing_to_the_run(tmp_path):
+    with FigureHelper() as figure:
+        pid = figure.pid
+        os.kill(pid, signal.SIGKILL)
+        assert figure.draw(rows(5), "helper killed", tmp_path / "curves.png") is False
+    assert_png(tmp_path / "curves.png")
+    assert_gone(pid)
+
+
+def test_rows_too_many_for_the_pipe_are_drawn_by_the_run_without_blocking(tmp_path):
+    with FigureHelper() as figure:
+        pid = figure.pid
+        assert figure.draw(rows(2000), "2,000 epochs", tmp_path / "curves.png") is False
+    assert_png(tmp_path / "curves.png")
+    assert_gone(pid)
+
+
+def test_a_run_that_fails_leaves_no_helper_behind(tmp_path):
+    with pytest.raises(RuntimeError), FigureHelper() as figure:
+        pid = figure.pid
+        raise RuntimeError("the run failed before its figure")
+    assert_gone(pid)
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_disabled_helper_forks_nothing(tmp_path):
+    with FigureHelper(enabled=False) as figure:
+        assert figure.pid is None
+        assert figure.draw(rows(3), "in process", tmp_path / "curves.png") is False
+    assert_png(tmp_path / "curves.png")
+
+
+def test_a_run_leaves_matplotlib_to_its_helper(mnist_dir, tmp_path):
+    """The run itself never imports matplotlib, yet writes its figure."""
+    code = ("import sys; from mnist_exp.app import main; sys.argv[0] = 'mnist_exp'\n"
+            "try:\n    main()\nfinally:\n    print('matplotlib' in sys.modules)")
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    done = subprocess.run([sys.executable, "-c", code, "epochs=2", "train_samples=100", "test_samples=100",
+                           f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "False"  # after the log lines
+    assert_png(tmp_path / "run" / "curves.png")
