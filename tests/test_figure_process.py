@@ -38,19 +38,14 @@ def test_the_helper_draws_the_figure_and_exits(tmp_path):
     assert_gone(pid)
 
 
-def test_a_dead_helper_leaves_the_drawing_to_the_run(tmp_path):
+@pytest.mark.parametrize("case", ["helper killed", "2,000 epochs: more than the pipe holds"])
+def test_the_run_draws_what_the_helper_cannot_without_blocking(tmp_path, case):
     with FigureHelper() as figure:
         pid = figure.pid
-        os.kill(pid, signal.SIGKILL)
-        assert figure.draw(rows(5), "helper killed", tmp_path / "curves.png") is False
-    assert_png(tmp_path / "curves.png")
-    assert_gone(pid)
-
-
-def test_rows_too_many_for_the_pipe_are_drawn_by_the_run_without_blocking(tmp_path):
-    with FigureHelper() as figure:
-        pid = figure.pid
-        assert figure.draw(rows(2000), "2,000 epochs", tmp_path / "curves.png") is False
+        if case == "helper killed":
+            os.kill(pid, signal.SIGKILL)
+        epochs = 2000 if case.startswith("2,000") else 5
+        assert figure.draw(rows(epochs), case, tmp_path / "curves.png") is False
     assert_png(tmp_path / "curves.png")
     assert_gone(pid)
 
