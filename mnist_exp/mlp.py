@@ -14,6 +14,8 @@ from typing import Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 
+from mnist_exp import blas_update
+
 Params = Dict[str, np.ndarray]
 BN_EPS = 1e-5
 BN_MOMENTUM = 0.9  # running statistics: new = 0.9 old + 0.1 batch
@@ -131,7 +133,8 @@ def _batch_norm(params: Params, i: int, z: np.ndarray, training: bool):
     return params[f"gamma{i}"] * zhat + params[f"beta{i}"], (zhat, std)
 
 
-def backward(params: Params, cache: list, dout: np.ndarray, opts: Options, buffers: Params = None) -> Params:
+def backward(params: Params, cache: list, dout: np.ndarray, opts: Options, buffers: Params = None,
+             descend: bool = False) -> Params:
     """Gradients of the objective (dout = its gradient w.r.t. the outputs) for every trainable array.
 
     relu_derivative="reference" follows the walkthrough: the ReLU derivative is taken on the
@@ -139,14 +142,16 @@ def backward(params: Params, cache: list, dout: np.ndarray, opts: Options, buffe
     "correct" gives the true gradient (checked against finite differences in the tests).
     With `buffers`, weight gradients are written into arrays kept there from call to call
     (a fresh W1-sized array per batch costs page faults); they are valid until the next call.
+    With `descend` (plain SGD, lr already in dout), each weight matrix takes its step here,
+    W -= a^T dz, in one BLAS call where blas_update can; the rest is returned as gradients.
     """
     grads: Params = {}
     last = n_layers(params)
     (a,) = cache[-1]
-    grads[f"w{last}"] = _product(a.T, dout, buffers, f"w{last}")  # (fan_in, n) @ (n, 10)
+    da = dout @ params[f"w{last}"].T  # before the weights change
+    _weights(params, grads, f"w{last}", a, dout, buffers, descend)  # (fan_in, n) @ (n, 10)
     if f"b{last}" in params:
         grads[f"b{last}"] = dout.sum(axis=0)
-    da = dout @ params[f"w{last}"].T
     for i in range(last - 1, 0, -1):
         a, z, h, mask, scale, bn = cache[i - 1]
         dz = da  # a fresh array (a product) that this step may overwrite
@@ -164,12 +169,21 @@ def backward(params: Params, cache: list, dout: np.ndarray, opts: Options, buffe
             grads[f"beta{i}"] = dz.sum(axis=0)
             dzhat = dz * params[f"gamma{i}"]
             dz = (dzhat - dzhat.mean(axis=0) - zhat * (dzhat * zhat).mean(axis=0)) / std
-        grads[f"w{i}"] = _product(a.T, dz, buffers, f"w{i}")
+        if i > 1:
+            da = dz @ params[f"w{i}"].T  # before the weights change
+        _weights(params, grads, f"w{i}", a, dz, buffers, descend)
         if f"b{i}" in params:
             grads[f"b{i}"] = dz.sum(axis=0)
-        if i > 1:
-            da = dz @ params[f"w{i}"].T
     return grads
+
+
+def _weights(params: Params, grads: Params, name: str, a: np.ndarray, dz: np.ndarray, buffers: Params,
+             descend: bool) -> None:
+    """The gradient a^T dz of params[name] into grads; with `descend`, the step itself."""
+    if not descend:
+        grads[name] = _product(a.T, dz, buffers, name)
+    elif not blas_update.subtract_product(params[name], a, dz):
+        params[name] -= _product(a.T, dz, buffers, name)
 
 
 def _product(a: np.ndarray, b: np.ndarray, buffers: Params, name: str) -> np.ndarray:

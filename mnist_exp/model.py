@@ -83,7 +83,7 @@ class MLPModel:
             correct += np.count_nonzero(out.argmax(axis=1) == y.argmax(axis=1))
             if lr_in_gradient:
                 dout *= lr  # every gradient is linear in dout
-            grads = mlp.backward(self.params, cache, dout, self.opts, self._gradients)
+            grads = mlp.backward(self.params, cache, dout, self.opts, self._gradients, descend=lr_in_gradient)
             self.optimizer.step(self.params, grads, lr, lr_applied=lr_in_gradient)
         return loss / n, int(correct) / n
 

@@ -129,6 +129,32 @@ def test_mini_batches_gathered_from_bytes_train_as_from_floats(mnist_dir, dtype,
     np.testing.assert_array_equal(floats_w1[blank], initial[blank])
 
 
+@pytest.mark.parametrize("layers, biases, batch_norm, derivative", [(1, False, False, "reference"),
+                                                                   (2, True, False, "correct"),
+                                                                   (2, False, True, "reference")])
+def test_sgd_steps_taken_inside_backward_equal_gradients_then_step(layers, biases, batch_norm, derivative):
+    """With descend, backward updates each weight matrix itself (after using it for the layer
+    below); the result is plain SGD's step on the gradients backward would have returned."""
+    opts = mlp.Options(biases=biases, batch_norm=batch_norm, relu_derivative=derivative)
+    sizes = SIZES[:1] + SIZES[1:1 + layers] + SIZES[-1:]
+    x, y = small_batch(n=8)
+    results = []
+    for descend in (False, True):
+        params = mlp.init_params(np.random.default_rng(1), sizes, "he", opts)
+        out, cache = mlp.forward(params, x, opts, np.random.default_rng(2))
+        _, dout = mlp.loss_and_grad(out, y, opts.loss)
+        dout *= 0.1
+        grads = mlp.backward(params, cache, dout, opts, descend=descend)
+        assert not descend or not any(name.startswith("w") for name in grads)
+        Optimizer("sgd").step(params, grads, 0.1, lr_applied=True)
+        results.append(params)
+    plain, descended = results
+    initial = mlp.init_params(np.random.default_rng(1), sizes, "he", opts)
+    for name in plain:
+        np.testing.assert_allclose(descended[name], plain[name], rtol=1e-12, atol=1e-15, err_msg=name)
+        assert not name.startswith("w") or not np.allclose(descended[name], initial[name])  # a real step
+
+
 def fit(cfg: Config, splits, epochs=3, seed=0):
     rng = np.random.default_rng(seed)
     model = build(cfg, rng)
