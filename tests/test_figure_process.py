@@ -9,6 +9,7 @@ from pathlib import Path
 import matplotlib.image
 import pytest
 
+from mnist_exp import figure_process
 from mnist_exp.figure_process import FigureHelper
 from mnist_exp.train import EpochMetrics
 
@@ -38,12 +39,13 @@ def test_the_helper_draws_the_figure_and_exits(tmp_path):
     assert_gone(pid)
 
 
-@pytest.mark.parametrize("case", ["helper killed", "2,000 epochs: more than the pipe holds"])
-def test_the_run_draws_what_the_helper_cannot_without_blocking(tmp_path, case):
+@pytest.mark.parametrize("case", ["helper killed", "helper stalled", "2,000 epochs: more than the pipe holds"])
+def test_the_run_draws_what_the_helper_cannot_without_blocking(tmp_path, monkeypatch, case):
+    monkeypatch.setattr(figure_process, "WAIT_SECONDS", 1.0)  # a stalled helper is given up on after this
     with FigureHelper() as figure:
         pid = figure.pid
-        if case == "helper killed":
-            os.kill(pid, signal.SIGKILL)
+        if case.startswith("helper"):
+            os.kill(pid, signal.SIGKILL if case == "helper killed" else signal.SIGSTOP)
         epochs = 2000 if case.startswith("2,000") else 5
         assert figure.draw(rows(epochs), case, tmp_path / "curves.png") is False
     assert_png(tmp_path / "curves.png")
