@@ -28,13 +28,21 @@ def subtract_product(w: np.ndarray, a: np.ndarray, b: np.ndarray) -> bool:
     if gemm is None:
         return False
     (k, m), n = a.shape, b.shape[1]
-    gemm(ROW_MAJOR, TRANS, NO_TRANS, m, n, k, -1.0, a.ctypes.data, m, b.ctypes.data, n, 1.0, w.ctypes.data, n)
+    if k and w.size:  # else there is nothing to subtract
+        gemm(ROW_MAJOR, TRANS, NO_TRANS, m, n, k, -1.0, _address(a), m, _address(b), n, 1.0, _address(w), n)
     return True
 
 
+def _address(array: np.ndarray) -> int:
+    """Where a writable array's data starts: 0.3 µs, where array.ctypes.data takes 1.8 µs."""
+    return ctypes.addressof(ctypes.c_char.from_buffer(array))
+
+
 def _suitable(w: np.ndarray, a: np.ndarray, b: np.ndarray) -> bool:
+    flags = (w.flags, a.flags, b.flags)
     return (w.dtype.char in "fd" and a.dtype == w.dtype and b.dtype == w.dtype
-            and w.flags.c_contiguous and w.flags.writeable and a.flags.c_contiguous and b.flags.c_contiguous
+            and flags[0].c_contiguous and flags[1].c_contiguous and flags[2].c_contiguous
+            and flags[0].writeable and flags[1].writeable and flags[2].writeable  # see _address
             and a.ndim == b.ndim == 2 and a.shape[0] == b.shape[0] and w.shape == (a.shape[1], b.shape[1])
             and not np.may_share_memory(w, a) and not np.may_share_memory(w, b))
 
