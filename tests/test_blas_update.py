@@ -29,16 +29,16 @@ def test_the_update_is_the_product_subtracted(dtype, rtol, k):
         np.testing.assert_allclose(w, expected, rtol=rtol)
 
 
-@pytest.mark.parametrize("case", ["strided a", "float32 into float64", "w is read-only", "w overlaps a",
-                                  "shapes disagree"])
+@pytest.mark.parametrize("case", ["strided a", "float32 into float64", "w is read-only", "a is read-only",
+                                  "w overlaps a", "shapes disagree"])
 def test_what_blas_cannot_take_is_refused_and_left_untouched(case):
     w, a, b = arrays(np.float64, k=8, m=8, n=8)
     if case == "strided a":
         a = np.ascontiguousarray(np.repeat(a, 2, axis=1))[:, ::2]
     elif case == "float32 into float64":
         b = b.astype(np.float32)
-    elif case == "w is read-only":
-        w.flags.writeable = False
+    elif case.endswith("read-only"):
+        (w if case.startswith("w") else a).flags.writeable = False
     elif case == "w overlaps a":
         a = w
     else:
