@@ -153,10 +153,10 @@ def _batch(data: Split, order: Optional[np.ndarray], start: int, size: int,
     rows = order[start:start + size]
     x, y = buffers["x"][:len(rows)], buffers["y"][:len(rows)]
     if "pixels" in buffers:  # scaled exactly as split() did
-        scale(np.take(data.pixels, rows, axis=0, out=buffers["pixels"][:len(rows)]), out=x)
+        scale(data.pixels.take(rows, axis=0, out=buffers["pixels"][:len(rows)]), out=x)
     else:
-        np.take(data.x, rows, axis=0, out=x)
-    np.take(data.y, rows, axis=0, out=y)
+        data.x.take(rows, axis=0, out=x)
+    data.y.take(rows, axis=0, out=y)
     return x, y
 
 
