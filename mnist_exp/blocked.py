@@ -6,10 +6,11 @@ speed is how many NumPy calls a sample takes: nine here, on views prepared in ad
 """
 
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Iterable, Iterator, Tuple
 
 import numpy as np
+
+from mnist_exp import blas
 
 OUTPUTS = 10
 PLAN_MAX_VALUES = 10_000_000  # keep the plan of training sets up to this many pixel values
@@ -29,7 +30,7 @@ def epoch(w1: np.ndarray, w2: np.ndarray, x: np.ndarray, y: np.ndarray, lr: floa
     Sums run in another order than the documented loop's, so results agree with it to a few
     units in the last place, not bit for bit.
     """
-    with one_blas_thread():  # small products: threads cost more than they give
+    with blas.one_thread():  # small products: threads cost more than they give
         plan = _plan(x, y, w1.shape[1], block)
         masks = rng.integers(low=0, high=2, size=(len(x), w1.shape[1]))  # (n, H) of 0/1
         np.copyto(plan.masks, masks)
@@ -134,21 +135,3 @@ def _blocks(x: np.ndarray, block: int) -> Iterator[_Block]:
         mix = first[:m].copy()
         np.multiply(xs @ xs.T, lower[:m, :m], out=mix[:, block:block + m])
         yield _Block(start, active, xs, mix)
-
-
-def one_blas_thread():
-    """A context in which BLAS runs on the calling thread alone.
-
-    Also for the exact path's evaluation: after a product on two threads, OpenBLAS's worker
-    spins for a while on the other core, where the run's figure helper (figure_process.py)
-    is importing matplotlib; three busy threads on two cores made the epochs ~2x slower.
-    """
-    return _blas_controller().limit(limits=1, user_api="blas")
-
-
-@lru_cache(maxsize=1)
-def _blas_controller():
-    """Found once per process: scanning the loaded libraries costs ~1.5 ms, every epoch otherwise."""
-    from threadpoolctl import ThreadpoolController
-
-    return ThreadpoolController()

@@ -14,7 +14,7 @@ from typing import Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 
-from mnist_exp import blas_update
+from mnist_exp import blas
 
 Params = Dict[str, np.ndarray]
 BN_EPS = 1e-5
@@ -143,7 +143,7 @@ def backward(params: Params, cache: list, dout: np.ndarray, opts: Options, buffe
     With `buffers`, weight gradients are written into arrays kept there from call to call
     (a fresh W1-sized array per batch costs page faults); they are valid until the next call.
     With `descend` (plain SGD, lr already in dout), each weight matrix takes its step here,
-    W -= a^T dz, in one BLAS call where blas_update can; the rest is returned as gradients.
+    W -= a^T dz, in one BLAS call where blas.subtract_product can; the rest is returned as gradients.
     """
     grads: Params = {}
     last = n_layers(params)
@@ -182,7 +182,7 @@ def _weights(params: Params, grads: Params, name: str, a: np.ndarray, dz: np.nda
     """The gradient a^T dz of params[name] into grads; with `descend`, the step itself."""
     if not descend:
         grads[name] = _product(a.T, dz, buffers, name)
-    elif not blas_update.subtract_product(params[name], a, dz):
+    elif not blas.subtract_product(params[name], a, dz):
         params[name] -= _product(a.T, dz, buffers, name)
 
 

@@ -1,4 +1,6 @@
-"""W -= A^T B as one call of the OpenBLAS GEMM that NumPy itself uses (beta = 1: it adds into W).
+"""NumPy's own BLAS: sections on one thread, and W -= A^T B as one GEMM call (beta = 1).
+
+Both find the library through threadpoolctl, once per process.
 
 NumPy's matmul cannot add into its output, so an SGD step is a product into a buffer, then
 a subtraction on one thread. For W1 at batch 128 that subtraction cost ~45 µs a batch, ~10% of
@@ -47,13 +49,30 @@ def _suitable(w: np.ndarray, a: np.ndarray, b: np.ndarray) -> bool:
             and not np.may_share_memory(w, a) and not np.may_share_memory(w, b))
 
 
+def one_thread():
+    """A context in which BLAS runs on the calling thread alone.
+
+    For small products, where threads cost more than they give, and for the exact path's
+    evaluation: after a product on two threads, OpenBLAS's worker spins for a while on the
+    other core, where the run's figure helper (figure_process.py) is importing matplotlib;
+    three busy threads on two cores made the epochs ~2x slower.
+    """
+    return _controller().limit(limits=1, user_api="blas")
+
+
+@lru_cache(maxsize=1)
+def _controller():
+    """Found once per process: scanning the loaded libraries costs ~1.5 ms, every epoch otherwise."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
 @lru_cache(maxsize=None)
 def _gemm(kind: str) -> Optional[Callable]:
     """cblas_sgemm ("f") or cblas_dgemm ("d") of NumPy's own OpenBLAS, or None."""
-    from threadpoolctl import threadpool_info
-
     numpy_dir = Path(np.__file__).resolve().parent
-    for lib in threadpool_info():
+    for lib in _controller().info():
         path = Path(lib["filepath"]).resolve()
         ours = path.parent.name == "numpy.libs" or numpy_dir in path.parents  # Linux/Windows, macOS wheels
         if lib.get("internal_api") != "openblas" or not ours:
