@@ -5,26 +5,28 @@ fallback dirs (data.fallback_dirs). Valid files present means no network access 
 several processes sharing the cache: a file lock guards each file).
 """
 
+import fcntl
 import hashlib
 import logging
 import os
+import platform
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, Iterator, Optional
 
 import numpy as np
-from filelock import FileLock, Timeout
 
 from mnist_exp import idx
 from mnist_exp.atomic import write_atomic
 from mnist_exp.config import DataConfig, FileSpec
-from mnist_exp.download import fetch
+from mnist_exp.download import MAX_BACKOFF, fetch
 from mnist_exp.errors import DataError
 
 log = logging.getLogger(__name__)
 
 ROLES = ("train_images", "train_labels", "test_images", "test_labels")
-LOCK_TIMEOUT = 15 * 60  # seconds to wait for another process's download
 
 
 @dataclass
@@ -157,24 +159,59 @@ def _load_file(role: str, spec: FileSpec, directory: Path, cfg: DataConfig) -> n
 def _download(role: str, spec: FileSpec, directory: Path, cfg: DataConfig) -> np.ndarray:
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(directory / f".{spec.name}.lock", timeout=LOCK_TIMEOUT)
-        lock.acquire()
-    except (OSError, Timeout) as e:
-        raise DataError(f"cannot write to the data cache {directory} ({e}); "
+    except OSError as e:
+        raise DataError(f"cannot write to the data cache {directory} ({e.strerror or e}); "
                         "set data.dir or MNIST_EXP_DATA_DIR to a writable directory") from None
-    try:
+    target = directory / f"{spec.name}.gz"
+    with _file_lock(directory / f".{spec.name}.lock", f"downloading {target.name} into {directory}",
+                    _longest_download(cfg)):
+        for stale in directory.glob(f".{target.name}.*.part"):  # a killed download's: no one else writes here
+            stale.unlink(missing_ok=True)
         path = _existing(directory, spec.name)
         if path is not None:  # another process may have fetched it while we waited
             try:
                 return _verified(path, role, spec)
             except DataError:
                 pass
-        log.info("downloading %s.gz into %s", spec.name, directory)
-        target = directory / f"{spec.name}.gz"
+        log.info("downloading %s into %s", target.name, directory)
         fetch(target.name, cfg.mirrors, target, lambda p: _verified(p, role, spec),
-              timeout=cfg.timeout, retries=cfg.retries)
+              timeout=cfg.timeout, retries=cfg.retries, deadline=cfg.deadline)
         if path is not None and path != target:
             path.unlink()  # the bad decompressed copy would shadow the good download
         return _verified(target, role, spec)
+
+
+def _longest_download(cfg: DataConfig) -> float:
+    """How long a download of one file can take at most (every mirror, attempt and pause)."""
+    return len(cfg.mirrors) * cfg.retries * (cfg.deadline + MAX_BACKOFF) + 60
+
+
+@contextmanager
+def _file_lock(path: Path, doing: str, patience: float) -> Iterator[None]:
+    """An flock on `path`, which names its holder while held. The kernel frees it when the holder
+    dies; a waiter says whom it waits for, and gives up after `patience` seconds."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise DataError(f"cannot write to the data cache {path.parent} ({e.strerror or e}); "
+                        "set data.dir or MNIST_EXP_DATA_DIR to a writable directory") from None
+    try:
+        began, next_note = time.monotonic(), 0.0
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                holder = os.pread(fd, 400, 0).decode(errors="replace").strip() or "another process"
+                waited = time.monotonic() - began
+                if waited > patience:
+                    raise DataError(f"gave up after {waited:.0f} s waiting for {holder}") from None
+                if waited >= next_note:
+                    log.warning("waiting for %s", holder)
+                    next_note = waited + 60
+                time.sleep(1.0)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {platform.node()}, {doing} since {time.strftime('%H:%M:%S')}".encode(), 0)
+        yield
     finally:
-        lock.release()
+        os.close(fd)  # frees the lock

@@ -1,10 +1,17 @@
-"""Fetching one file from an ordered list of mirrors, safely.
+"""Fetching one file from an ordered list of mirrors, safely and within bounds.
 
-Each attempt streams into a temp file beside the target and is renamed into place
-only once `check` accepts it, so no reader ever sees half a file. Failed attempts
-are retried with exponential backoff, then the next mirror is tried.
+Each attempt streams into a temp file beside the target and is renamed into place only
+once `check` accepts it, so no reader ever sees half a file. Failed attempts are retried
+with exponential backoff (capped), then the next mirror is tried.
+
+An attempt runs in a child process (`python -m mnist_exp.download`) that the caller kills at
+the attempt's deadline: a socket timeout bounds only the wait between bytes, so a mirror
+that trickles a byte a second (or its headers) would otherwise hold the run, and the cache's
+file lock, forever. A child also stops at MAX_BYTES: no MNIST file is that large.
 """
 
+import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -14,52 +21,90 @@ from mnist_exp.atomic import write_atomic
 from mnist_exp.errors import DataError
 
 CHUNK = 1 << 16
+MAX_BYTES = 64 << 20  # a download larger than this is not an MNIST file (the biggest is 47 MB)
+MAX_BACKOFF = 8.0  # seconds between two attempts at the most
+EXIT_TOO_LARGE = 3  # the child's exit code for a payload over MAX_BYTES: that mirror is given up
 
 
-def _stream(url: str, dest: Path, timeout: float) -> None:
-    """Download `url` to `dest`, with a progress bar when stderr is a terminal."""
+class Failed(Exception):
+    """One attempt failed for a reason worth retrying (network, HTTP status, deadline)."""
+
+
+def _stream(url: str, dest: Path, timeout: float, max_bytes: int) -> None:
+    """Download `url` to `dest` (in the child), with a progress bar when stderr is a terminal."""
     import requests
     from tqdm import tqdm
 
     with requests.get(url, stream=True, timeout=timeout) as response:
         response.raise_for_status()
         total = int(response.headers.get("content-length") or 0) or None
+        if total is not None and total > max_bytes:
+            raise OverflowError(f"{total} bytes announced, over the {max_bytes >> 20} MiB limit")
         bar = tqdm(total=total, unit="B", unit_scale=True, desc=url.rsplit("/", 1)[-1],
                    disable=not sys.stderr.isatty(), leave=False)
+        received = 0
         with bar, open(dest, "wb") as f:
             for chunk in response.iter_content(CHUNK):
+                received += len(chunk)
+                if received > max_bytes:
+                    raise OverflowError(f"over {max_bytes >> 20} MiB received, the limit")
                 f.write(chunk)
                 bar.update(len(chunk))
-        if total is not None and dest.stat().st_size != total:
+        if total is not None and received != total:
             raise requests.exceptions.ChunkedEncodingError("connection dropped mid-file")
 
 
+def _attempt(url: str, dest: Path, timeout: float, deadline: float, max_bytes: int) -> None:
+    """One download in a child process, killed at `deadline` seconds (or when we are stopped)."""
+    child = subprocess.Popen([sys.executable, "-m", "mnist_exp.download", url, str(dest), repr(timeout),
+                              str(max_bytes), repr(deadline)], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    try:
+        reason, _ = child.communicate(timeout=deadline)
+    except subprocess.TimeoutExpired:
+        raise Failed(f"not complete after {deadline:g} s (data.deadline)") from None
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    if child.returncode == EXIT_TOO_LARGE:
+        raise DataError(reason.strip())
+    if child.returncode != 0:
+        raise Failed(reason.strip() or f"the download process ended with code {child.returncode}")
+
+
 def fetch(filename: str, mirrors: Sequence[str], target: Path, check: Callable[[Path], None],
-          timeout: float = 30.0, retries: int = 3, backoff: float = 0.5) -> Path:
+          timeout: float = 30.0, retries: int = 3, backoff: float = 0.5, deadline: float = 600.0,
+          max_bytes: int = MAX_BYTES) -> Path:
     """Download `filename` from the first mirror that serves a copy `check` accepts.
 
     `check` raises DataError for a bad payload; that mirror is then given up at once
-    (a retry would serve the same bytes). Network errors are retried `retries` times.
+    (a retry would serve the same bytes). Other failures are retried `retries` times.
     """
-    import requests  # only a download needs it: a warm start skips the import
-
     tried: List[str] = []
     for mirror in mirrors:
         url = mirror.rstrip("/") + "/" + filename
         for attempt in range(retries):
             try:
-                write_atomic(target, lambda tmp: (_stream(url, tmp, timeout), check(tmp)))
+                write_atomic(target, lambda tmp: _checked(url, tmp, check, timeout, deadline, max_bytes))
                 return target
             except DataError as e:
                 tried.append(f"{url}: {e}")
                 break
-            except (requests.RequestException, OSError) as e:
-                reason = _short(e)
+            except (Failed, OSError) as e:
                 if attempt + 1 == retries:
-                    tried.append(f"{url}: {reason}" + (f" ({retries} attempts)" if retries > 1 else ""))
+                    tried.append(f"{url}: {e}" + (f" ({retries} attempts)" if retries > 1 else ""))
                 else:
-                    time.sleep(backoff * 2 ** attempt)
+                    time.sleep(min(backoff * 2 ** attempt, MAX_BACKOFF))
     raise DataError(f"could not download {filename}; tried " + "; ".join(tried))
+
+
+def _checked(url: str, tmp: Path, check: Callable[[Path], None], timeout: float, deadline: float,
+             max_bytes: int) -> None:
+    _attempt(url, tmp, timeout, deadline, max_bytes)
+    try:
+        check(tmp)
+    except DataError as e:  # name what was downloaded, not the temp file that is about to go
+        raise DataError(str(e).replace(f"{tmp}: ", "").replace(str(tmp), url.rsplit("/", 1)[-1])) from None
 
 
 def _short(error: Exception) -> str:
@@ -74,4 +119,26 @@ def _short(error: Exception) -> str:
         return "connection dropped mid-file"
     if isinstance(error, requests.ConnectionError):
         return "connection failed"
+    if isinstance(error, requests.exceptions.InvalidURL):
+        return f"not a valid URL ({error})"
     return f"{error.__class__.__name__}: {error}"
+
+
+def main(argv: List[str]) -> int:
+    """The child: download URL to DEST; on failure one line on stdout and a non-zero exit."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it kills us
+    url, dest, timeout, max_bytes, deadline = argv[0], Path(argv[1]), float(argv[2]), int(argv[3]), float(argv[4])
+    signal.alarm(int(deadline) + 5)  # ends us even if the parent was killed before it could
+    try:
+        _stream(url, dest, timeout, max_bytes)
+    except OverflowError as e:
+        print(f"not an MNIST file: {e}")
+        return EXIT_TOO_LARGE
+    except Exception as e:
+        print(_short(e))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -41,6 +41,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if behaviour == "stall":
             time.sleep(self.server.stall_seconds)
             return
+        if behaviour in ("trickle", "trickle headers", "endless"):
+            self._drip(behaviour, body)
+            return
         status = behaviour if isinstance(behaviour, int) else 200
         self.send_response(status)
         self.send_header("Content-Length", str(len(body)))
@@ -52,6 +55,32 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         self.wfile.write(body)
 
+    def _drip(self, behaviour, body):
+        """A mirror that never finishes: a byte every 0.2 s (of the body, or of the headers), or
+        data without end; each stops after `drip_seconds` so no test leaves it running."""
+        end = time.time() + self.server.drip_seconds
+        try:
+            if behaviour == "trickle headers":
+                for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 10_000:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(0.2)
+                    if time.time() > end:
+                        return
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)) if behaviour == "trickle" else str(1 << 40))
+            self.end_headers()
+            chunk = b"\0" * (1 << 16)
+            for i in range(len(body) if behaviour == "trickle" else 1 << 30):
+                self.wfile.write(body[i:i + 1] if behaviour == "trickle" else chunk)
+                if behaviour == "trickle":
+                    self.wfile.flush()
+                    time.sleep(0.2)
+                if time.time() > end:
+                    return
+        except OSError:  # the client gave up
+            return
+
     def log_message(self, *args):  # keep test output quiet
         pass
 
@@ -61,6 +90,7 @@ class LoopbackServer:
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self.httpd.daemon_threads = True
         self.httpd.routes, self.httpd.requests, self.httpd.stall_seconds = {}, [], 3.0
+        self.httpd.drip_seconds = 20.0
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 

@@ -1,6 +1,9 @@
 import gzip
 import multiprocessing
 import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +12,7 @@ import pytest
 from helpers import data_config
 from mnist_exp import idx
 from mnist_exp.config import DataConfig
-from mnist_exp.data import cache_dir, load_dataset, scale, split
+from mnist_exp.data import _file_lock, cache_dir, load_dataset, scale, split
 from mnist_exp.errors import DataError
 
 
@@ -141,3 +144,41 @@ def test_scaled_bytes_equal_the_float64_quotient_in_the_split_dtype(dtype):
     np.testing.assert_array_equal(scale(every_byte, np.empty(256, dtype)), expected)
     s = split(every_byte.reshape(1, 256).repeat(2, axis=0), np.array([1, 2], np.uint8), 2, dtype=dtype)
     assert s.x.dtype == dtype and (s.x[0] == expected).all() and (s.pixels[1] == every_byte).all()
+
+
+HOLD_LOCK = """
+import sys, time
+from pathlib import Path
+from mnist_exp.data import _file_lock
+with _file_lock(Path(sys.argv[1]), "downloading f.gz into the test cache", 60):
+    print("held", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_a_waiting_job_names_the_lock_holder_and_gives_up_after_its_patience(tmp_path, caplog):
+    lock = tmp_path / ".f.lock"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(lock)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(DataError, match=f"waiting for pid {holder.pid} .*downloading f.gz into the test cache"):
+            with _file_lock(lock, "downloading f.gz", patience=1.5):
+                pass
+        assert f"waiting for pid {holder.pid}" in caplog.text
+        holder.send_signal(signal.SIGKILL)  # a dead holder's lock is free at once
+        holder.wait(timeout=30)
+        with _file_lock(lock, "downloading f.gz", patience=0.5):
+            assert f"pid {os.getpid()}" in lock.read_text()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_killed_downloads_part_files_are_removed_by_the_next_download(tmp_path, tiny_files, server):
+    server.serve_dataset("", tiny_files)
+    name = tiny_files["train_images"][0]
+    stale = tmp_path / f".{name}.gz.x1y2.part"
+    stale.write_bytes(b"half a file")
+    load_dataset(data_config(tiny_files, tmp_path, [server.url]))
+    assert not stale.exists()
+    assert not list(tmp_path.glob("*.part")) and not list(tmp_path.glob(".*.part"))

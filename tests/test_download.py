@@ -1,7 +1,9 @@
 import gzip
+import time
 
 import pytest
 
+from mnist_exp import download
 from mnist_exp.download import fetch
 from mnist_exp.errors import DataError
 
@@ -71,3 +73,41 @@ def test_gzip_payload_is_stored_as_served(server, tmp_path):
     server.serve("", "f.gz", packed)
     fetch("f.gz", [server.url], tmp_path / "f.gz", lambda p: None, retries=1)
     assert (tmp_path / "f.gz").read_bytes() == packed
+
+
+@pytest.mark.parametrize("behaviour", ["trickle", "trickle headers"])
+def test_a_mirror_that_trickles_is_cut_off_at_the_deadline(behaviour, server, tmp_path):
+    server.serve("slow/", "f.bin", BODY, behaviour=behaviour)
+    began = time.monotonic()
+    with pytest.raises(DataError, match=r"not complete after 2 s \(data.deadline\)"):
+        fetch("f.bin", [server.url + "slow/"], tmp_path / "f.bin", accept_body, timeout=1.0, retries=1, deadline=2.0)
+    assert time.monotonic() - began < 10
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_mirror_streaming_without_end_is_refused_at_the_size_cap(server, tmp_path):
+    server.serve("big/", "f.bin", b"", behaviour="endless")
+    with pytest.raises(DataError, match="not an MNIST file"):
+        fetch("f.bin", [server.url + "big/"], tmp_path / "f.bin", accept_body, retries=3, max_bytes=1 << 20)
+    assert server.requests == ["/big/f.bin"]  # a payload too large is not retried
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_backoff_between_attempts_is_capped(server, tmp_path, monkeypatch):
+    pauses = []
+    monkeypatch.setattr(download.time, "sleep", pauses.append)
+    server.serve("a/", "f.bin", b"x", behaviour=500)
+    with pytest.raises(DataError, match="10 attempts"):
+        fetch("f.bin", [server.url + "a/"], tmp_path / "f.bin", accept_body, retries=10)
+    assert len(pauses) == 9 and max(pauses) == download.MAX_BACKOFF and sum(pauses) < 60
+
+
+def test_a_bad_payload_is_named_by_its_url_not_the_temp_file(server, tmp_path):
+    server.serve("a/", "f.bin", b"<html>")
+
+    def reject(path):
+        raise DataError(f"{path}: MD5 abc does not match the expected def")
+
+    with pytest.raises(DataError) as info:
+        fetch("f.bin", [server.url + "a/"], tmp_path / "f.bin", reject, retries=1)
+    assert ".part" not in str(info.value) and f"{server.url}a/f.bin: MD5 abc" in str(info.value)
