@@ -22,6 +22,30 @@ log = logging.getLogger(__name__)
 LAUNCHED: Optional[Path] = None
 
 
+class PrepareSweep(Callback):
+    """Before a sweep starts: registers mnist_exp's launcher plugins, and refuses sweeper
+    settings that would fail only after the sweep began.
+
+    Hydra finds plugins by scanning the hydra_plugins namespace, which misses a package an
+    editable install maps there; registering here (only for sweeps) also keeps joblib's
+    import off a single run's start-up.
+    """
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from hydra.core.plugins import Plugins
+        from hydra_plugins.mnist_exp_launchers.joblib_launcher import JoblibLauncher
+
+        from mnist_exp.dir_guard import Refused
+
+        Plugins.instance().register(JoblibLauncher)
+        sweeper = config.hydra.sweeper
+        if "optuna" in str(sweeper.get("_target_", "")):
+            trials = sweeper.get("n_trials")
+            if not isinstance(trials, int) or isinstance(trials, bool) or trials < 1:
+                raise Refused(f"hydra.sweeper.n_trials={trials} is out of range: an Optuna search needs "
+                              "at least 1 trial")
+
+
 class SweepSummary(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         global LAUNCHED
@@ -35,8 +59,9 @@ class SweepSummary(Callback):
 
         try:
             write_summary(Path(hydra_cfg.sweep.dir).resolve(), figure=False)
-        except Exception:  # a summary problem must never cost the job its result
-            log.exception("could not update the sweep summary (rebuild it with python -m mnist_exp.summarize)")
+        except Exception as e:  # a summary problem must never cost the job its result
+            log.error("could not update the sweep summary (%s: %s); rebuild it with python -m mnist_exp.summarize",
+                      e.__class__.__name__, e)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from mnist_exp.summarize import write_summary

@@ -1,0 +1,87 @@
+"""Sweeps go on past failed, diverged and killed jobs, and record each one."""
+
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from helpers import run_cli
+
+SHORT = ["train_samples=200", "test_samples=100", "epochs=1"]
+
+
+def one_line_per_failure(stderr: str, jobs: int) -> None:
+    lines = [line for line in stderr.splitlines() if line.startswith("mnist_exp: error:")]
+    assert len(lines) == jobs, stderr
+    assert "Traceback" not in stderr
+
+
+def test_an_optuna_search_goes_on_past_diverged_trials(mnist_dir, tmp_path):
+    sweep_dir = tmp_path / "search"
+    result = run_cli(["-m", "+search=optuna", "hydra.sweeper.n_trials=4", "lr=choice(50,0.01)", *SHORT,
+                      f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    table = pd.read_csv(sweep_dir / "summary.csv")
+    assert len(table) == 4 and set(table["status"]) <= {"completed", "diverged"}
+    diverged = int((table["status"] == "diverged").sum())
+    assert 1 <= diverged < 4
+    one_line_per_failure(result.stderr, diverged)
+    assert (sweep_dir / "optimization_results.yaml").is_file()
+
+
+def test_an_optuna_search_in_which_every_trial_fails_reports_each(mnist_dir, tmp_path):
+    sweep_dir = tmp_path / "search"
+    result = run_cli(["-m", "+search=optuna", "hydra.sweeper.n_trials=2", "lr=choice(50,60)", *SHORT,
+                      f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)
+    assert result.returncode == 1
+    one_line_per_failure(result.stderr, 2)
+    assert len(pd.read_csv(sweep_dir / "summary.csv")) == 2
+
+
+def test_an_optuna_search_of_no_trials_is_refused_before_it_starts(tmp_path):
+    result = run_cli(["-m", "+search=optuna", "hydra.sweeper.n_trials=0", f"hydra.sweep.dir={tmp_path / 's'}"],
+                     cwd=tmp_path)
+    assert result.returncode == 2 and "hydra.sweeper.n_trials=0 is out of range" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "s").exists()
+
+
+def test_the_override_example_in_the_optuna_preset_runs_as_written(mnist_dir, tmp_path):
+    preset = (Path(__file__).parents[1] / "conf" / "search" / "optuna.yaml").read_text()
+    example = next(line for line in preset.splitlines() if "python -m mnist_exp" in line and "params" in line)
+    args = shlex.split(example.lstrip("# "))[3:]  # after "python -m mnist_exp"
+    args = [a for a in args if not a.startswith("hydra.sweeper.n_trials=")] + ["hydra.sweeper.n_trials=1"]
+    result = run_cli([*args, *SHORT, f"hydra.sweep.dir={tmp_path / 's'}"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_killed_joblib_worker_costs_only_the_jobs_it_ran(mnist_dir, tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    env = dict(os.environ)
+    env.pop("HYDRA_FULL_ERROR", None)
+    proc = subprocess.Popen([sys.executable, "-m", "mnist_exp", "-m", "seed=1,2,3", "epochs=300", "train_samples=300",
+                             "test_samples=100", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+                             f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = sweep_dir / "0" / "summary.json"
+    deadline = time.time() + 60
+    while not (first.is_file() and (sweep_dir / "0" / "checkpoint.npz").is_file()) and time.time() < deadline:
+        time.sleep(0.05)
+    os.kill(json.loads(first.read_text())["runtime"]["pid"], signal.SIGKILL)  # as the OOM killer would
+    _, stderr = proc.communicate(timeout=240)
+    assert proc.returncode == 1, stderr
+    table = pd.read_csv(sweep_dir / "summary.csv")
+    assert len(table) == 3
+    killed = table[table["job"] == 0].iloc[0]
+    assert killed["status"] == "interrupted" and "SIGKILL(-9)" in killed["reason"]
+    assert f"resume={sweep_dir / '0'}" in killed["reason"]
+    assert table.loc[table["job"] == 2, "status"].item() == "completed"  # the job not yet started still ran
+    assert set(table["status"]) <= {"completed", "interrupted"}
+    assert "Traceback" not in stderr and "TerminatedWorkerError" not in stderr
+    assert (sweep_dir / "comparison.png").is_file()
