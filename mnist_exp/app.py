@@ -6,26 +6,26 @@ on stderr and a non-zero exit code, never a traceback. Set HYDRA_FULL_ERROR=1 to
 
 import gc
 import logging
-import math
 import os
 import sys
 from dataclasses import fields, is_dataclass
 from importlib.resources import files
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import List, Optional, Set, Tuple, Union
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import HydraException
+from hydra.errors import HydraException, OverrideParseException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from mnist_exp import sweep
-from mnist_exp.config import Config, get_key, register
-from mnist_exp.errors import ConfigError, UserError
+from mnist_exp import ownership, sweep
+from mnist_exp.dir_guard import Refused
+from mnist_exp.config import Config, DataConfig, get_key, register
+from mnist_exp.errors import ConfigError, UserError, record_error
 from mnist_exp.interrupts import Interrupted
-from mnist_exp.record import CHECKPOINT, METRICS, SUMMARY, save_json
+from mnist_exp.record import CHECKPOINT, SUMMARY, save_json
 from mnist_exp.summary import load_config
 
 CONF_DIR = str(files("mnist_exp.conf"))  # top-level conf/ in a checkout, packaged when installed
@@ -44,39 +44,75 @@ FAILURES: List[Tuple[int, str]] = []
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
-def hydra_main(dcfg: DictConfig) -> float:
-    """Returns the final test accuracy (NaN for a failed run): what a Hydra sweeper maximises."""
+def hydra_main(dcfg: DictConfig) -> Union[float, "NoValue"]:
+    """Returns the test accuracy of the weights the run keeps: what a Hydra sweeper maximises.
+
+    A run that failed or diverged returns a `NoValue`, not NaN: hydra-optuna-sweeper tells a
+    value it cannot cast as a failed trial and goes on, while a NaN makes it fail on optuna's
+    refusal of NaN.
+    """
     from mnist_exp.experiment import run_experiment  # keeps --help and --cfg fast
 
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     sweeping = hydra_cfg.mode == RunMode.MULTIRUN
     job = {"num": hydra_cfg.job.num, "overrides": list(hydra_cfg.overrides.task)} if sweeping else None
+    claimed: List[Path] = []  # a single run's own directory was claimed in on_run_start (dir_guard)
+    record_failure = True  # into run_dir, when nothing is there yet
     try:
+        if sweeping:  # Hydra wrote .hydra/ and the log into the job's dir; nothing else may be there
+            claimed.append(ownership.claim(run_dir, fresh=True, ignore=(".hydra", f"{hydra_cfg.job.name}.log")))
         refuse_unknown_keys(dcfg, Config)
         cfg: Config = OmegaConf.to_object(dcfg)
         resuming = bool(cfg.resume)
         if resuming:  # the run goes on in its own directory; this invocation's holds .hydra/ and the log
-            cfg, run_dir = resumed_config(cfg, list(hydra_cfg.overrides.task))
+            record_failure = sweeping  # a refused resume leaves no record behind (a sweep job needs one)
+            cfg, target = resumed_config(cfg, list(hydra_cfg.overrides.task))
+            claimed.append(ownership.claim(target, fresh=False))
+            run_dir = target
         result = run_experiment(cfg, run_dir, {"job": job}, resume=resuming)
+    except ownership.DirectoryInUse as e:  # someone else's directory: write nothing into it
+        return _failed(None, job, EXIT_USER_ERROR, str(e))
+    except OmegaConfBaseException as e:  # e.g. an ${oc.env:...} that does not resolve
+        return _failed(run_dir if record_failure else None, job, EXIT_USER_ERROR, one_line(e))
     except UserError as e:
-        return _failed(run_dir, job, EXIT_USER_ERROR, str(e))
+        return _failed(run_dir if record_failure else None, job, getattr(e, "exit_code", EXIT_USER_ERROR), str(e))
     except Exception as e:
         if not sweeping:
             raise  # a bug: show the traceback
         log.exception("job %s failed", job["num"])  # the traceback goes to the job's log
         return _failed(run_dir, job, EXIT_USER_ERROR, f"{e.__class__.__name__}: {e}")
+    finally:
+        if sweeping:  # a worker runs several jobs: each job's claim ends with it
+            for path in claimed:
+                ownership.release(path)
     if result["status"] == "diverged":
         return _failed(run_dir, job, EXIT_DIVERGED, f"run diverged: {result['reason']}; metrics up to then in {run_dir}")
     restored = (result.get("early_stopping") or {}).get("restored_metrics")
     return (restored or result["final"])["test_accuracy"]  # the accuracy of the weights the run keeps
 
 
-def _failed(run_dir: Path, job: Optional[dict], code: int, message: str) -> float:
+class NoValue:
+    """A failed job's return: no objective. Its repr is the reason, which the sweeper logs."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+
+    def __float__(self) -> float:
+        raise TypeError(self.reason)
+
+    def __repr__(self) -> str:
+        return f"no value: {self.reason}"
+
+
+def _failed(run_dir: Optional[Path], job: Optional[dict], code: int, message: str) -> NoValue:
     FAILURES.append((code, message))
-    if not (run_dir / SUMMARY).exists():  # failed before the run began: still leave a record
-        save_json(run_dir / SUMMARY, {"status": "failed", "reason": message, "job": job, "run_dir": str(run_dir)})
-    return math.nan
+    if run_dir is not None and not (run_dir / SUMMARY).exists():  # failed before the run began: leave a record
+        try:
+            save_json(run_dir / SUMMARY, {"status": "failed", "reason": message, "job": job, "run_dir": str(run_dir)})
+        except OSError as e:
+            log.error("could not record the failure in %s: %s", run_dir, e.strerror or e)
+    return NoValue(message)
 
 
 def resumed_config(cfg: Config, overrides: List[str]) -> Tuple[Config, Path]:
@@ -96,18 +132,33 @@ def resumed_config(cfg: Config, overrides: List[str]) -> Tuple[Config, Path]:
         raise ConfigError(f"resume={cfg.resume}: only epochs may change when resuming, not {', '.join(changed)}")
     if "epochs" in typed:
         original.epochs = cfg.epochs
-    original.data = cfg.data  # where the data lives may change; the checksums still guard it
+    original.data = resumed_data(cfg.data, original.data, typed, cfg.resume)
     return original, target
 
 
-def refuse_reused_run_dir(argv: List[str]) -> None:
-    """Hydra writes .hydra/ into hydra.run.dir before the job starts: check it holds no run yet."""
-    if {"-m", "--multirun"} & set(argv):
-        return
-    for arg in argv:
-        if arg.startswith("hydra.run.dir=") and (Path(arg.split("=", 1)[1]) / METRICS).exists():
-            raise ConfigError(f"{arg}: that directory already holds a run; choose another, "
-                              f"or continue it with resume={arg.split('=', 1)[1]}")
+DATA_LOCATION = ("dir", "fallback_dirs", "mirrors", "timeout", "deadline", "retries")  # where, not what
+
+
+def resumed_data(now: DataConfig, then: DataConfig, typed: Set[str], resume: str) -> DataConfig:
+    """The run's own data set (name, files, checksums); only where it is read from may change.
+
+    Without data keys on the command line, `now` is the default data set: if the run used
+    another one, it keeps its own settings whole. Typed location keys always apply.
+    """
+    def identity(d: DataConfig) -> tuple:
+        return (d.name, d.train_images, d.train_labels, d.test_images, d.test_labels)
+
+    if identity(now) == identity(then):
+        return now
+    location_keys = {f"data.{key}" for key in DATA_LOCATION}
+    if any(k == "data" or k.startswith("data.") and k not in location_keys for k in typed):
+        raise ConfigError(f"resume={resume}: the run trained on {then.name} with its own files and checksums; "
+                          "the data cannot change when resuming, only where it is read from "
+                          f"({', '.join(sorted(location_keys))})")
+    for key in DATA_LOCATION:
+        if f"data.{key}" in typed:
+            setattr(then, key, getattr(now, key))
+    return then
 
 
 def refuse_unknown_keys(dcfg: DictConfig, schema: type, prefix: str = "") -> None:
@@ -121,7 +172,12 @@ def refuse_unknown_keys(dcfg: DictConfig, schema: type, prefix: str = "") -> Non
 
 
 def one_line(error: BaseException) -> str:
-    """Hydra and OmegaConf messages span lines; keep the first, with the key they name."""
+    """Hydra and OmegaConf messages span lines; keep the first, with the key they name.
+    An override Hydra's grammar cannot read is named, with what usually causes it."""
+    if isinstance(error, OverrideParseException):
+        return (f"cannot read the override {error.override!r}: only ASCII letters and digits make keys and "
+                "numbers, and a value with brackets, ':', '=', spaces or quotes must be quoted, "
+                "e.g. 'data.mirrors=[\"http://[::1]:8000/\"]'")
     cause = error.__cause__ if isinstance(error.__cause__, OmegaConfBaseException) else error
     message = str(cause).strip().splitlines()[0] if str(cause).strip() else error.__class__.__name__
     key = getattr(cause, "full_key", None)
@@ -151,7 +207,6 @@ def _main() -> None:
         return
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach us instead of Hydra's printer
     try:
-        refuse_reused_run_dir(sys.argv[1:])
         hydra_main()
         if sweep.LAUNCHED is not None:
             sys.exit(report_sweep(sweep.LAUNCHED))
@@ -159,16 +214,31 @@ def _main() -> None:
             for code, message in FAILURES:
                 _fail(message, code)
             sys.exit(max(code for code, _ in FAILURES))
-    except UserError as e:
-        sys.exit(_fail(str(e), EXIT_USER_ERROR))
-    except (HydraException, OmegaConfBaseException) as e:
+    except (UserError, Refused) as e:
+        sys.exit(_fail(str(e), getattr(e, "exit_code", EXIT_USER_ERROR)))
+    except (HydraException, OmegaConfBaseException) as e:  # before OSError: a missing config is both
         sys.exit(_fail(one_line(e), EXIT_USER_ERROR))
+    except OSError as e:  # Hydra's own writes (.hydra/, the log) into a full or read-only place
+        error = record_error(e, "the run directory")
+        sys.exit(_fail(str(error), error.exit_code))
+    except ValueError as e:
+        if "integer string conversion" in str(e):  # Python's guard, met while Hydra parses an override
+            sys.exit(_fail("an override holds an integer of over 4300 digits; no key takes such a number",
+                           EXIT_USER_ERROR))
+        if sweep.LAUNCHED is None or "No trials are completed" not in str(e):
+            raise
+        sys.exit(report_sweep(sweep.LAUNCHED))  # optuna, asked for the best of a search with no completed trial
     except KeyboardInterrupt as e:
         if sweep.LAUNCHED is not None:
             report_sweep(sweep.LAUNCHED)
         how = f" by {e}" if isinstance(e, Interrupted) else ""
         where = getattr(e, "run_dir", None)
-        advice = f"; finished epochs are kept, continue with resume={where}" if where else ""
+        if getattr(e, "ended", False):
+            advice = f" after the run ended; its record in {where} is complete"
+        elif where:
+            advice = f"; finished epochs are kept, continue with resume={where}"
+        else:
+            advice = "; no epoch had finished, so there is nothing to resume"
         sys.exit(_fail(f"interrupted{how}{advice}", getattr(e, "exit_code", EXIT_INTERRUPTED)))
     finally:
         os.environ.pop("HYDRA_FULL_ERROR", None)

@@ -5,8 +5,10 @@ by `validate`, before any data is read or any training starts.
 """
 
 import math
+import re
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, Dict, List, Optional
+from urllib.parse import urlsplit
 
 from hydra.core.config_store import ConfigStore
 
@@ -30,7 +32,8 @@ class DataConfig:
     test_labels: FileSpec = field(default_factory=FileSpec)
     fallback_dirs: List[str] = field(default_factory=list)  # read-only copies tried before downloading
     timeout: float = 30.0  # seconds to connect, and between bytes received
-    retries: int = 3  # attempts per mirror and file, with exponential backoff
+    deadline: float = 600.0  # seconds one attempt at one file may take in all (a trickling mirror)
+    retries: int = 3  # attempts per mirror and file, with exponential backoff (8 s apart at most)
 
 
 @dataclass
@@ -77,7 +80,7 @@ _RANGES = {
     "epochs": (lambda v: v >= 1, "an integer >= 1"),
     "train_samples": (lambda v: 1 <= v <= 60000, "an integer from 1 to 60000"),
     "test_samples": (lambda v: 1 <= v <= 10000, "an integer from 1 to 10000"),
-    "seed": (lambda v: v >= 0, "an integer >= 0"),
+    "seed": (lambda v: 0 <= v < 2**63, "an integer from 0 to 2**63-1"),  # 64-bit: pandas, CSV, JSON readers
     "batch_size": (lambda v: 1 <= v <= 60000, "an integer from 1 to 60000"),
     "hidden_layers": (lambda v: 1 <= v <= 16, "an integer from 1 to 16"),
     "dropout": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
@@ -88,7 +91,8 @@ _RANGES = {
     "val_samples": (lambda v: 0 <= v < 60000, "an integer from 0 to 59999"),
     "early_stopping": (lambda v: v >= 0, "an integer >= 0"),
     "data.timeout": (lambda v: math.isfinite(v) and v > 0, "a finite number > 0"),
-    "data.retries": (lambda v: v >= 1, "an integer >= 1"),
+    "data.deadline": (lambda v: math.isfinite(v) and 0 < v <= 86400, "a number of seconds in (0, 86400]"),
+    "data.retries": (lambda v: 1 <= v <= 10, "an integer from 1 to 10"),
 }
 
 
@@ -126,20 +130,39 @@ def validate(cfg: Config) -> Config:
         raise ConfigError("early_stopping needs a validation split: set val_samples > 0")
     if cfg.batch_norm and cfg.batch_size < 2:
         raise ConfigError("batch_norm needs batch statistics: set batch_size >= 2")
-    if not cfg.data.mirrors:
-        raise ConfigError("data.mirrors is empty: give at least one mirror URL")
+    _validate_data(cfg.data)
     return cfg
 
 
-def from_dict(schema: type, values: Dict[str, Any]):
-    """A schema instance from plain values (e.g. a summary.json); unknown keys are ignored and
-    missing ones take their defaults, so records of older versions still load."""
-    kwargs = {}
-    for f in fields(schema):
-        if f.name in values:
-            value = values[f.name]
-            kwargs[f.name] = from_dict(f.type, value) if is_dataclass(f.type) else value
-    return schema(**kwargs)
+PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}")  # a file or folder name, never a path
+
+
+def _validate_data(data: DataConfig) -> None:
+    """Names that become paths stay plain names inside their directory; mirrors are web URLs."""
+    if not PLAIN_NAME.fullmatch(data.name):
+        raise ConfigError(f"data.name={data.name[:60]!r} is not a plain name: it names the cache folder, so it "
+                          "must be 1-100 letters, digits, '.', '_', '+' or '-', starting with a letter or digit")
+    for role in ("train_images", "train_labels", "test_images", "test_labels"):
+        spec: FileSpec = getattr(data, role)
+        if not PLAIN_NAME.fullmatch(spec.name):
+            raise ConfigError(f"data.{role}.name={spec.name[:60]!r} is not a plain file name (no '/', no '..', "
+                              "1-100 letters, digits, '.', '_', '+' or '-')")
+        if not re.fullmatch(r"[0-9a-f]{32}", spec.md5):
+            raise ConfigError(f"data.{role}.md5={spec.md5[:60]!r} is not an MD5 (32 hexadecimal digits)")
+    if not data.mirrors:
+        raise ConfigError("data.mirrors is empty: give at least one mirror URL")
+    for i, mirror in enumerate(data.mirrors):
+        parts = urlsplit(str(mirror))
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ConfigError(f"data.mirrors[{i}]={str(mirror)[:100]!r} is not an http:// or https:// URL")
+
+
+def known_keys(schema: type, values: Any) -> Any:
+    """`values` without the keys `schema` lacks (records of other versions), nested groups too."""
+    if not isinstance(values, dict):
+        return values  # the schema's merge refuses what is not a mapping
+    kinds = {f.name: f.type for f in fields(schema)}
+    return {k: known_keys(kinds[k], v) if is_dataclass(kinds[k]) else v for k, v in values.items() if k in kinds}
 
 
 def register() -> None:

@@ -24,10 +24,7 @@ def evaluate_run(run_dir: Path, test_samples: Optional[int] = None) -> Tuple[flo
     n = test_samples or cfg.test_samples
     if not 1 <= n <= 10000:
         raise UserError(f"--test-samples={n} is out of range: it must be from 1 to 10000")
-    try:
-        model = restore(cfg, record.load_weights(run_dir / record.WEIGHTS))
-    except (OSError, ValueError, KeyError) as e:
-        raise UserError(f"{run_dir / record.WEIGHTS}: cannot load weights ({e})") from None
+    model = restore(cfg, record.load_weights(run_dir / record.WEIGHTS), run_dir / record.WEIGHTS)
     dataset = load_dataset(cfg.data)
     loss, accuracy = model.evaluate(split(dataset.test_images, dataset.test_labels, n, dtype=np.dtype(cfg.dtype)))
     return loss, accuracy, n
@@ -41,7 +38,8 @@ def main(argv=None) -> None:
     try:
         loss, accuracy, n = evaluate_run(args.run_dir, args.test_samples)
     except UserError as e:
-        sys.exit(f"mnist_exp.evaluate: error: {e}")
+        print(f"mnist_exp.evaluate: error: {e}", file=sys.stderr)
+        sys.exit(2)  # bad input, as the app
     print(f"test_loss={loss:.6f} test_accuracy={accuracy:.4f} test_samples={n}")
 
 

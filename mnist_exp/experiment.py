@@ -11,18 +11,19 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
-from mnist_exp import model_card, record, summary
+from mnist_exp import memory, model_card, record, summary
 from mnist_exp.atomic import write_atomic
 from mnist_exp.config import OPTION_KEYS, Config, validate
 from mnist_exp.data import cache_dir, load_dataset, split
-from mnist_exp.errors import UserError
+from mnist_exp.errors import UserError, record_error
 from mnist_exp.figure_process import FigureHelper
 from mnist_exp.interrupts import Interrupted, critical, graceful_interrupts
-from mnist_exp.model import build, restore
+from mnist_exp.model import build, check_state, restore
 from mnist_exp.optim import lr_at
 from mnist_exp.train import EarlyStopping, EpochMetrics, train
 
 log = logging.getLogger(__name__)
+FIGURE_POINTS = 2000  # curves.png plots at most about this many epochs of a long run
 
 
 def describe(cfg: Config) -> str:
@@ -46,9 +47,11 @@ def run_experiment(cfg: Config, run_dir: Path, extra: Optional[Dict[str, Any]] =
     """Train as `cfg` says and record everything in `run_dir`; returns the final summary.
 
     With `resume`, `run_dir` is a run stopped (or finished) earlier: it continues from its
-    last checkpoint up to `cfg.epochs`, giving exactly the metrics of an uninterrupted run.
-    Whatever stops the run, summary.json says so (status failed or interrupted, with the
-    reason) before the exception goes on; `extra` is stored in it as given (e.g. job info).
+    last checkpoint up to `cfg.epochs`, giving exactly the metrics of an uninterrupted run,
+    and its record changes only when an epoch finishes: a resume that fails or is stopped
+    before that leaves every file as it was. Whatever else stops a run, summary.json says so
+    (status failed or interrupted, with the reason) before the exception goes on, unless the
+    run had already recorded how it ended. `extra` is stored in it as given (e.g. job info).
     """
     run_dir.mkdir(parents=True, exist_ok=True)
     status = summary.SummaryWriter(cfg, run_dir, extra)
@@ -58,18 +61,41 @@ def run_experiment(cfg: Config, run_dir: Path, extra: Optional[Dict[str, Any]] =
         with graceful_interrupts(), FigureHelper() as figure:
             return _run(cfg, run_dir, status, resume, figure)
     except KeyboardInterrupt as e:
-        status.save("interrupted", f"interrupted by {e}" if isinstance(e, Interrupted) else "interrupted")
-        e.run_dir = run_dir  # the CLI's message says what to resume
+        if status.may_write:
+            status.save("interrupted", f"interrupted by {e}" if isinstance(e, Interrupted) else "interrupted")
+        e.run_dir = run_dir if (run_dir / record.CHECKPOINT).is_file() else None  # the CLI says what to resume
+        e.ended = status.ended
         raise
+    except OSError as e:  # the record could not be written: disk full, read-only, removed
+        failure = record_error(e, run_dir)
+        if status.may_write:
+            try:
+                status.save("failed", str(failure))
+            except OSError:
+                pass  # the disk is still full: summary.json stays as its last complete write
+        raise failure from None
     except Exception as e:
-        status.save("failed", str(e) if isinstance(e, UserError) else f"{e.__class__.__name__}: {e}")
+        if status.may_write:
+            status.save("failed", str(e) if isinstance(e, UserError) else f"{e.__class__.__name__}: {e}")
         raise
 
 
 def _run(cfg: Config, run_dir: Path, status: summary.SummaryWriter, resume: bool,
          figure: FigureHelper) -> Dict[str, Any]:
     validate(cfg)
+    memory.check(cfg)  # before any data is read
     log.info("%s %s: %s", "resume" if resume else "run", run_dir, describe(cfg))
+    stopper = EarlyStopping(cfg.early_stopping) if cfg.early_stopping else None
+    if resume:  # everything checked before any data is read; nothing written until an epoch ends
+        saved, rng, start = record.load_checkpoint(run_dir / record.CHECKPOINT)
+        metrics = record.MetricsWriter(run_dir, bool(cfg.val_samples), resume_rows=start)  # checks the rows
+        if start >= cfg.epochs:
+            raise UserError(f"resume={run_dir}: the run has finished {start} epochs and epochs={cfg.epochs}: "
+                            f"nothing to do; give epochs=N with N > {start} to train it further")
+        model = restore(cfg, {k: v for k, v in saved.items() if not k.startswith("es/")}, run_dir / record.CHECKPOINT)
+        check_state(model.arrays(), saved, run_dir / record.CHECKPOINT)  # early stopping's arrays too
+        if stopper:
+            stopper.load_state(saved)
     dataset = load_dataset(cfg.data)
     status.data = {"dir": str(cache_dir(cfg.data)), "checksums": dataset.checksums}
     dtype = np.dtype(cfg.dtype)
@@ -77,20 +103,14 @@ def _run(cfg: Config, run_dir: Path, status: summary.SummaryWriter, resume: bool
     test_set = split(dataset.test_images, dataset.test_labels, cfg.test_samples, dtype=dtype)
     val_set = split(dataset.train_images, dataset.train_labels, cfg.val_samples, cfg.train_samples,
                     dtype) if cfg.val_samples else None
-    stopper = EarlyStopping(cfg.early_stopping) if cfg.early_stopping else None
     if resume:
-        saved, rng, start = record.load_checkpoint(run_dir / record.CHECKPOINT)
-        model = restore(cfg, {k: v for k, v in saved.items() if not k.startswith("es/")})
-        if stopper:
-            stopper.load_state(saved)
-        metrics = record.MetricsWriter(run_dir, bool(val_set), resume_rows=start)
-        log.info("continuing after epoch %d of %d", start - 1, cfg.epochs - 1)
+        log.info("continuing after epoch %d, up to epoch %d", start - 1, cfg.epochs - 1)
     else:
         rng = np.random.default_rng(cfg.seed)
         model, start = build(cfg, rng), 0
         metrics = record.MetricsWriter(run_dir, bool(val_set))
-    status.rows = metrics.rows
-    status.save("running")
+        status.save("running")
+    status.tally = metrics.tally
 
     def lr_of_epoch(epoch: int) -> float:
         return lr_at(epoch, cfg.lr, cfg.lr_schedule, cfg.epochs, cfg.lr_step, cfg.lr_decay)
@@ -102,6 +122,7 @@ def _run(cfg: Config, run_dir: Path, status: summary.SummaryWriter, resume: bool
                 metrics.append(m)
                 arrays = {**model.state(), **(stopper.state() if stopper else {})}
                 record.save_checkpoint(run_dir / record.CHECKPOINT, arrays, rng, m.epoch + 1)
+                status.may_write = True
                 status.save("running")
             log.info(progress_line(m, cfg.epochs))
             if not m.finite:
@@ -110,17 +131,20 @@ def _run(cfg: Config, run_dir: Path, status: summary.SummaryWriter, resume: bool
                 break
     if stopper:
         stopper.restore_best(model)
-        restored = next((asdict(m) for m in metrics.rows if m.epoch == stopper.best_epoch), None)
+        restored = record.find_row(metrics.path, stopper.best_epoch)
         status.extra["early_stopping"] = {"best_epoch": stopper.best_epoch, "best_val_loss": stopper.best_loss,
                                           "stopped_early": stopper.stop, "restored_best_weights": True,
-                                          "restored_metrics": restored}  # what weights.npz scores
+                                          "restored_metrics": restored and asdict(restored)}  # what weights.npz scores
         log.info("early stopping: best validation loss %.4f at epoch %d%s; its weights restored", stopper.best_loss,
-                 stopper.best_epoch, f", stopped after epoch {metrics.rows[-1].epoch}" if stopper.stop else "")
-    with critical():
+                 stopper.best_epoch, f", stopped after epoch {metrics.tally.last.epoch}" if stopper.stop else "")
+    with critical():  # the record is complete when this block ends, whatever signal arrives meanwhile
         record.save_weights(run_dir / record.WEIGHTS, model.arrays())
-        figure.draw(metrics.rows, f"MNIST MLP {architecture(cfg)}: {describe(cfg)}", run_dir / record.CURVES)
-        result = status.save(state, reason)
+        rows = record.read_metrics(metrics.path, step=max(1, metrics.tally.count // FIGURE_POINTS))
+        figure.draw(rows, f"MNIST MLP {architecture(cfg)}: {describe(cfg)}", run_dir / record.CURVES)
+        result = status.build(state, reason)
         write_atomic(run_dir / record.MODEL_CARD, lambda tmp: tmp.write_text(model_card.render(result)))
+        status.save(state, reason)  # last: summary.json is the record's word on how the run ended
+        status.ended = True
     if result["best"]:
         log.info("%s: final test accuracy %.3f, best %.3f at epoch %d; record in %s", state,
                  result["final"]["test_accuracy"], result["best"]["test_accuracy"], result["best"]["epoch"], run_dir)

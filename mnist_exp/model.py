@@ -12,6 +12,7 @@ import numpy as np
 from mnist_exp import mlp, network
 from mnist_exp.config import Config
 from mnist_exp.data import Split, scale
+from mnist_exp.errors import UserError
 from mnist_exp.optim import Optimizer
 
 Arrays = Dict[str, np.ndarray]
@@ -174,8 +175,28 @@ def build(cfg: Config, rng: np.random.Generator):
     return MLPModel(params, options(cfg), Optimizer(cfg.optimizer, cfg.momentum, cfg.weight_decay), cfg.batch_size)
 
 
-def restore(cfg: Config, state: Arrays):
-    """The model of `cfg` holding saved arrays (weights.npz or a checkpoint)."""
+def restore(cfg: Config, state: Arrays, source="saved arrays"):
+    """The model of `cfg` holding saved arrays (weights.npz or a checkpoint from `source`),
+    each checked against the arrays the model has: a damaged or foreign file is refused."""
     model = build(cfg, np.random.default_rng(0))  # initial values are replaced at once
+    check_state(model.arrays(), state, source)
     model.load_state(state)
     return model
+
+
+def check_state(expected: Arrays, state: Arrays, source) -> None:
+    """Every weight present with its shape and dtype; optimiser and early-stopping arrays
+    ("opt/m/w1", "es/best/w1", "opt/t", "es/best_loss") shaped like the weight they follow."""
+    missing = sorted(set(expected) - set(state))
+    if missing:
+        raise UserError(f"{source}: lacks the arrays {', '.join(missing)} of this run's model")
+    for key, array in state.items():
+        name = key.rsplit("/", 1)[-1]
+        want = expected.get(name) if key in expected or key.startswith(("opt/", "es/best/")) else None
+        if want is None and key in ("opt/t", "es/best_loss", "es/best_epoch", "es/bad_epochs"):
+            want = np.zeros(())
+        if want is None:
+            raise UserError(f"{source}: holds an array '{key}' this run's model does not have")
+        if array.shape != want.shape or array.dtype.kind not in "fiu" or (key in expected and array.dtype != want.dtype):
+            raise UserError(f"{source}: array '{key}' is {array.dtype}{list(array.shape)}, "
+                            f"this run's model needs {want.dtype}{list(want.shape)}")

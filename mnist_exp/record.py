@@ -27,17 +27,34 @@ COLUMNS = [f.name for f in fields(EpochMetrics) if not f.name.startswith("val_")
 VAL_COLUMNS = ["val_loss", "val_accuracy"]  # only in runs with a validation split
 
 
+MAX_LINE = 1 << 16  # a metrics row is ~150 bytes; a longer line is not one of ours
+
+
+class Tally:
+    """What the summary needs of the rows so far, kept as they come: O(1) per epoch."""
+
+    def __init__(self) -> None:
+        self.count, self.last, self.best = 0, None, None  # best: highest test accuracy, earliest epoch
+
+    def add(self, m: EpochMetrics) -> None:
+        self.count, self.last = self.count + 1, m
+        if m.finite and (self.best is None or m.test_accuracy > self.best.test_accuracy):
+            self.best = m
+
+
 class MetricsWriter:
     """Appends one row per epoch to metrics.csv, flushed and synced as each epoch ends.
 
-    A new run refuses a directory that already holds metrics. Resuming keeps the first
-    `resume_rows` rows (those the checkpoint covers) and drops anything after them.
+    A new run refuses a directory that already holds metrics. Resuming checks the first
+    `resume_rows` rows (those the checkpoint covers) as a stream, and changes nothing until
+    the first new row: then the rows after the checkpoint's are cut off and the new row added.
     """
 
     def __init__(self, run_dir: Path, validation: bool = False, resume_rows: Optional[int] = None):
         self.path = run_dir / METRICS
         self.columns = COLUMNS + (VAL_COLUMNS if validation else [])
-        self.rows: List[EpochMetrics] = []
+        self.tally = Tally()
+        self._file = None
         if resume_rows is None:
             try:
                 self._file = open(self.path, "x", newline="")  # "x": never write over another run
@@ -47,16 +64,36 @@ class MetricsWriter:
             self._csv = csv.writer(self._file)
             self._write(self.columns)
             return
-        self.rows = read_metrics(self.path)[:resume_rows]
-        if len(self.rows) < resume_rows:
-            raise UserError(f"{self.path}: holds {len(self.rows)} epochs, the checkpoint {resume_rows}")
-        write_atomic(self.path, lambda tmp: _write_rows(tmp, self.columns, self.rows))
-        self._file = open(self.path, "a", newline="")
-        self._csv = csv.writer(self._file)
+        self._keep = self._scan(resume_rows)
+
+    def _scan(self, rows: int) -> int:
+        """Tally the rows the checkpoint covers; returns the byte offset where they end."""
+        try:
+            with open(self.path, "rb") as f:
+                header = f.readline(MAX_LINE)
+                if header.decode(errors="replace").rstrip("\r\n").split(",") != self.columns:
+                    raise UserError(f"{self.path}: its columns are not those of this run ({', '.join(self.columns)})")
+                offset = len(header)
+                for epoch in range(rows):
+                    line = f.readline(MAX_LINE)
+                    m = _parse(line, self.columns)
+                    if m is None or m.epoch != epoch:
+                        raise UserError(f"{self.path}: holds {epoch} complete epochs, but the checkpoint "
+                                        f"covers {rows}; the record is damaged and cannot be continued")
+                    self.tally.add(m)
+                    offset += len(line)
+        except OSError as e:
+            raise UserError(f"{self.path}: cannot read it ({e.strerror or e})") from None
+        return offset
 
     def append(self, metrics: EpochMetrics) -> None:
+        if self._file is None:  # the first new row of a resumed run: drop rows the checkpoint lacks
+            with open(self.path, "r+b") as f:
+                f.truncate(self._keep)
+            self._file = open(self.path, "a", newline="")
+            self._csv = csv.writer(self._file)
         self._write(_cells(metrics, self.columns))
-        self.rows.append(metrics)
+        self.tally.add(metrics)
 
     def _write(self, row: list) -> None:
         self._csv.writerow(row)
@@ -64,7 +101,8 @@ class MetricsWriter:
         os.fsync(self._file.fileno())
 
     def close(self) -> None:
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
 
 
 def _cells(metrics: EpochMetrics, columns: List[str]) -> list:
@@ -73,27 +111,47 @@ def _cells(metrics: EpochMetrics, columns: List[str]) -> list:
     return [repr(float(v)) if isinstance(v, (float, np.floating)) else v for v in values]
 
 
-def _write_rows(path: Path, columns: List[str], rows: List[EpochMetrics]) -> None:
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(columns)
-        writer.writerows(_cells(m, columns) for m in rows)
+def _parse(line: bytes, header: List[str]) -> Optional[EpochMetrics]:
+    """One complete row, or None for a row cut short by a crash (or not a row at all)."""
+    if not line.endswith(b"\n"):
+        return None
+    cells = line.decode(errors="replace").rstrip("\r\n").split(",")
+    if len(cells) != len(header):
+        return None
+    try:
+        return EpochMetrics(**{c: (int(v) if c == "epoch" else float(v)) for c, v in zip(header, cells)})
+    except (ValueError, TypeError):
+        return None
 
 
-def read_metrics(path: Path) -> List[EpochMetrics]:
-    """The complete rows of a metrics.csv; a row cut short by a crash is left out."""
-    rows = []
-    with open(path, newline="") as f:
-        header, *lines = list(csv.reader(f)) or [[]]
-        for cells in lines:
-            if len(cells) != len(header):
+def read_metrics(path: Path, step: int = 1) -> List[EpochMetrics]:
+    """The complete rows of a metrics.csv (every `step`-th epoch, and the last), read as a stream;
+    a row cut short by a crash ends them."""
+    rows: List[EpochMetrics] = []
+    with open(path, "rb") as f:
+        header = f.readline(MAX_LINE).decode(errors="replace").rstrip("\r\n").split(",")
+        last = None
+        for line in iter(lambda: f.readline(MAX_LINE), b""):
+            m = _parse(line, header)
+            if m is None:
                 break
-            try:
-                values = {c: (int(v) if c == "epoch" else float(v)) for c, v in zip(header, cells)}
-            except ValueError:
-                break
-            rows.append(EpochMetrics(**values))
+            last = m
+            if m.epoch % step == 0:
+                rows.append(m)
+        if last is not None and (not rows or rows[-1] is not last):
+            rows.append(last)
     return rows
+
+
+def find_row(path: Path, epoch: int) -> Optional[EpochMetrics]:
+    """The row of one epoch, read as a stream (early stopping's restored epoch)."""
+    with open(path, "rb") as f:
+        header = f.readline(MAX_LINE).decode(errors="replace").rstrip("\r\n").split(",")
+        for line in iter(lambda: f.readline(MAX_LINE), b""):
+            m = _parse(line, header)
+            if m is None or m.epoch == epoch:
+                return m
+    return None
 
 
 def save_checkpoint(path: Path, arrays: Dict[str, np.ndarray], rng: np.random.Generator, epochs_done: int) -> None:
@@ -108,14 +166,20 @@ def save_checkpoint(path: Path, arrays: Dict[str, np.ndarray], rng: np.random.Ge
 
 
 def load_checkpoint(path: Path) -> Tuple[Dict[str, np.ndarray], np.random.Generator, int]:
+    """A checkpoint's arrays, generator and epoch count, each checked: a damaged or foreign file
+    is refused with one line (its arrays are checked against the model by model.restore)."""
     try:
         with np.load(path, allow_pickle=False) as saved:
-            arrays = {k: saved[k] for k in saved.files if k not in ("rng_state", "epochs_done")}
-            rng = np.random.default_rng()
-            rng.bit_generator.state = json.loads(str(saved["rng_state"]))
-            return arrays, rng, int(saved["epochs_done"])
-    except (OSError, ValueError, KeyError) as e:
+            arrays = {k: saved[k] for k in saved.files}
+        state = json.loads(str(arrays.pop("rng_state")))
+        done = arrays.pop("epochs_done")
+        rng = np.random.default_rng()
+        rng.bit_generator.state = state
+    except Exception as e:  # zip, npy, JSON and generator errors alike: a file we cannot use
         raise UserError(f"{path}: cannot load the checkpoint ({e.__class__.__name__}: {e})") from None
+    if done.shape != () or done.dtype.kind not in "iu" or int(done) < 1:
+        raise UserError(f"{path}: the checkpoint's epoch count ({done!r}) is not a number of finished epochs")
+    return arrays, rng, int(done)
 
 
 def save_weights(path: Path, arrays: Dict[str, np.ndarray]) -> None:
@@ -128,8 +192,11 @@ def save_weights(path: Path, arrays: Dict[str, np.ndarray]) -> None:
 
 def load_weights(path: Path) -> Dict[str, np.ndarray]:
     """Weights saved by a run; plain arrays only, so no pickle is ever loaded."""
-    with np.load(path, allow_pickle=False) as saved:
-        return {k: saved[k] for k in saved.files}
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            return {k: saved[k] for k in saved.files}
+    except Exception as e:  # truncated, empty, not a zip, a pickled array...
+        raise UserError(f"{path}: cannot load weights ({e.__class__.__name__}: {e})") from None
 
 
 def save_json(path: Path, data: Dict[str, Any]) -> None:

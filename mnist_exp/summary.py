@@ -14,9 +14,9 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 
 import mnist_exp
-from mnist_exp.config import Config, from_dict
+from mnist_exp.config import Config, known_keys, validate
 from mnist_exp.errors import UserError
-from mnist_exp.record import SUMMARY, save_json
+from mnist_exp.record import SUMMARY, Tally, save_json
 from mnist_exp.train import EpochMetrics
 
 
@@ -79,11 +79,25 @@ def load(run_dir: Path) -> Dict[str, Any]:
 
 
 def load_config(run_dir: Path) -> Config:
-    """The typed config a run was started with, from its summary.json."""
+    """The typed, checked config a run was started with, from its summary.json.
+
+    Keys an older version wrote and this one lacks are ignored; a value of the wrong type or
+    out of range is refused, naming the file (it was edited or damaged).
+    """
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    path = run_dir / SUMMARY
     saved = load(run_dir).get("config")
     if not isinstance(saved, dict):
-        raise UserError(f"{run_dir / SUMMARY}: holds no config (the run failed before it started)")
-    return from_dict(Config, saved)
+        raise UserError(f"{path}: holds no config (the run failed before it started)")
+    try:
+        cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Config), known_keys(Config, saved)))
+        return validate(cfg)
+    except OmegaConfBaseException as e:
+        raise UserError(f"{path}: its config is not valid ({str(e).splitlines()[0]})") from None
+    except UserError as e:
+        raise UserError(f"{path}: its config is not valid ({e})") from None
 
 
 class SummaryWriter:
@@ -92,7 +106,9 @@ class SummaryWriter:
     def __init__(self, cfg: Config, run_dir: Path, extra: Optional[Dict[str, Any]] = None):
         self.cfg, self.run_dir, self.extra = cfg, run_dir, extra or {}
         self.started = time.time()
-        self.rows: List[EpochMetrics] = []
+        self.tally = Tally()  # the run's rows so far: count, last, best
+        self.may_write = True  # a resume writes nothing until its first epoch ends
+        self.ended = False  # how the run ended is recorded: nothing may overwrite it
         self.data: Dict[str, Any] = {"dir": None, "checksums": {}}
         self.earlier_seconds = 0.0  # wall time of the sessions before a resume
         self.first_started_at: Optional[str] = None
@@ -102,25 +118,28 @@ class SummaryWriter:
         """Carry the earlier sessions' wall time and history over, and note this resume."""
         self.earlier_seconds = previous.get("wall_seconds") or 0.0
         self.first_started_at = previous.get("started_at")
+        self.may_write = False
         self.resumed = previous.get("resumed", []) + [{"at": _timestamp(self.started),
                                                         "after_epochs": previous.get("epochs_run", 0)}]
         self.extra = {k: v for k, v in self.extra.items() if v is not None}
         self.extra.setdefault("job", previous.get("job"))  # a resumed sweep job stays that job
 
-    def save(self, status: str, reason: Optional[str] = None) -> Dict[str, Any]:
-        result = build(self.cfg, self.run_dir, status, self.rows, self.started, self.data, reason)
+    def build(self, status: str, reason: Optional[str] = None) -> Dict[str, Any]:
+        result = build(self.cfg, self.run_dir, status, self.tally, self.started, self.data, reason)
         result["wall_seconds"] += self.earlier_seconds
         if self.resumed:
             result.update(started_at=self.first_started_at, resumed=self.resumed)
         result.update(self.extra)
+        return result
+
+    def save(self, status: str, reason: Optional[str] = None) -> Dict[str, Any]:
+        result = self.build(status, reason)
         save_json(self.run_dir / SUMMARY, result)
         return result
 
 
-def build(cfg: Config, run_dir: Path, status: str, rows: List[EpochMetrics], started: float,
+def build(cfg: Config, run_dir: Path, status: str, tally: Tally, started: float,
           data: Dict[str, Any], reason: Optional[str] = None) -> Dict[str, Any]:
-    finite = [r for r in rows if r.finite]
-    best = max(finite, key=lambda r: (r.test_accuracy, -r.epoch), default=None)
     return {
         "status": status,  # running, completed, diverged, interrupted or failed
         "reason": reason,
@@ -128,9 +147,9 @@ def build(cfg: Config, run_dir: Path, status: str, rows: List[EpochMetrics], sta
         "run_dir": str(run_dir),
         "config": asdict(cfg),
         "seed": cfg.seed,
-        "epochs_run": len(rows),
-        "final": _row(rows[-1]) if rows else None,
-        "best": _row(best) if best else None,
+        "epochs_run": tally.count,
+        "final": _row(tally.last) if tally.last else None,
+        "best": _row(tally.best) if tally.best else None,
         "wall_seconds": time.time() - started,
         "started_at": _timestamp(started),
         "versions": versions(),

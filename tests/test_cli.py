@@ -85,7 +85,7 @@ def test_same_config_twice_gives_identical_metrics(small_run, tmp_path):
     ("epochs=0", "epochs=0 is out of range: epochs must be an integer >= 1"),
     ("train_samples=60001", "train_samples must be an integer from 1 to 60000"),
     ("test_samples=0", "test_samples must be an integer from 1 to 10000"),
-    ("seed=-1", "seed=-1 is out of range: seed must be an integer >= 0"),
+    ("seed=-1", "seed=-1 is out of range: seed must be an integer from 0 to 2**63-1"),
     ("lerning_rate=0.1", "Key 'lerning_rate' not in 'Config'"),
     ("+lerning_rate=0.1", "unknown config key 'lerning_rate'"),
     ("+data.foo=1", "unknown config key 'data.foo'"),

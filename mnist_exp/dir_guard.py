@@ -1,0 +1,52 @@
+"""The Hydra callback that claims a run's or sweep's directory before Hydra writes into it.
+
+Hydra writes `.hydra/` into the run (or sweep) directory before any job code runs, so the
+check that a directory is new, and the claim that keeps a second process out of it, happen
+in on_run_start / on_multirun_start, on the directory as Hydra resolved it (whatever the
+spelling: hydra.run.dir=, ++hydra.run.dir=, an ${oc.env:...} interpolation, a preset).
+Hydra turns an Exception raised by a callback into a warning and carries on; `Refused` is a
+BaseException so that the refusal stops the program before anything is written.
+"""
+
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from mnist_exp import ownership
+from mnist_exp.errors import UserError
+
+JOB_KEYS = ("hydra.job.num", "hydra.job.id")  # a sweep subdir must tell its jobs apart
+
+
+class Refused(BaseException):
+    """A directory that may not be written into; the CLI prints the message and exits with
+    `exit_code` (2, or 4 when the directory cannot be created)."""
+
+    def __init__(self, message: str, exit_code: int = 2):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class ClaimDirectories(Callback):
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _claim(config, "hydra.run.dir", "run")
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        subdir = OmegaConf.to_container(config.hydra.sweep, resolve=False).get("subdir")
+        if not any(key in str(subdir) for key in JOB_KEYS):
+            raise Refused(f"hydra.sweep.subdir={subdir} would put several jobs in one directory: "
+                          "it must contain ${hydra.job.num} (the default) or ${hydra.job.id}")
+        _claim(config, "hydra.sweep.dir", "sweep")
+
+
+def _claim(config: DictConfig, key: str, what: str) -> None:
+    try:
+        directory = Path(str(OmegaConf.select(config, key, throw_on_missing=True)))
+        ownership.claim(directory, fresh=True, what=what)
+    except OmegaConfBaseException as e:
+        raise Refused(f"{key}: {str(e).splitlines()[0]}") from None
+    except UserError as e:
+        raise Refused(str(e), getattr(e, "exit_code", 2)) from None

@@ -1,0 +1,83 @@
+"""One process owns a run (or sweep) directory at a time, and a new run only takes a new one.
+
+A claim is an exclusive flock on `<dir>/.mnist_exp.lock`, which names its holder (pid, host,
+since when). The kernel drops the lock when the holder dies, even by SIGKILL, so a dead owner
+never blocks anyone; a live one is named in the refusal. A fresh claim also refuses a
+directory that already holds anything but the lock file: Hydra and the run would write over
+the record that is there.
+"""
+
+import errno
+import fcntl
+import os
+import platform
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Dict, Iterable, Iterator
+
+from mnist_exp.errors import RecordError, UserError
+
+LOCK = ".mnist_exp.lock"
+_HELD: Dict[Path, int] = {}  # directory -> the open lock file of this process's claim
+
+
+class DirectoryInUse(UserError):
+    """The directory is someone else's: nothing may be written into it, not even a failure record."""
+
+
+def claim(directory: Path, fresh: bool, what: str = "run", ignore: Iterable[str] = ()) -> Path:
+    """Take `directory` for this process (made if missing); refuse it if another process holds it,
+    or, when `fresh`, if it already holds anything but the names in `ignore` (a sweep job's
+    `.hydra/`, written by Hydra before the job runs). Claiming it again here is a no-op."""
+    directory = Path(directory).absolute()
+    if directory in _HELD:
+        return directory
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(directory / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise RecordError(f"cannot create the {what} directory {_short(directory)}: {e.strerror or e}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        owner = os.pread(fd, 400, 0).decode(errors="replace").strip() or "another process"
+        os.close(fd)
+        if e.errno not in (errno.EAGAIN, errno.EACCES):
+            raise UserError(f"cannot lock the {what} directory {directory}: {e.strerror}") from None
+        raise DirectoryInUse(f"{directory} is in use by {owner}; wait for it to end, or choose another "
+                             "directory") from None
+    if fresh and any(p.name not in {LOCK, *ignore} for p in directory.iterdir()):
+        os.close(fd)
+        raise DirectoryInUse(f"{directory} already holds a {what} (it is not empty); nothing was written: choose "
+                             "a new directory" + (f", or continue the run with resume={directory}"
+                                                   if (directory / "checkpoint.npz").is_file() else ""))
+    owner = f"pid {os.getpid()} on {platform.node()} since {time.strftime('%Y-%m-%dT%H:%M:%S')}\n"
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, owner.encode(), 0)
+    _HELD[directory] = fd
+    return directory
+
+
+def release(directory: Path) -> None:
+    fd = _HELD.pop(Path(directory).absolute(), None)
+    if fd is not None:
+        os.close(fd)  # closing drops the flock; the file stays, naming the last owner
+
+
+@contextmanager
+def claimed(directory: Path, fresh: bool, what: str = "run", ignore: Iterable[str] = ()) -> Iterator[Path]:
+    """claim() for the length of a block (a sweep job in a worker that runs several)."""
+    held_before = Path(directory).absolute() in _HELD
+    path = claim(directory, fresh, what, ignore)
+    try:
+        yield path
+    finally:
+        if not held_before:
+            release(path)
+
+
+def _short(path: Path) -> str:
+    """A path for a one-line message: a very long one keeps its two ends."""
+    text = str(path)
+    return text if len(text) <= 160 else f"{text[:70]}...{text[-70:]}"

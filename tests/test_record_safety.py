@@ -1,0 +1,249 @@
+"""A record is never overwritten or wiped: used directories are refused however they are named,
+one process owns a run directory, and a resume that does not finish an epoch changes nothing."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers import run_cli
+
+SHORT = ["train_samples=300", "test_samples=100"]
+
+
+def snapshot(directory: Path) -> dict:
+    """Every file's bytes but the lock's, which names the last process that owned the directory."""
+    return {p.relative_to(directory): p.read_bytes() for p in sorted(directory.rglob("*"))
+            if p.is_file() and p.name != ".mnist_exp.lock"}
+
+
+@pytest.fixture(scope="module")
+def finished(mnist_dir, tmp_path_factory) -> Path:
+    """A completed 2-epoch run, copied by tests that change it."""
+    run_dir = tmp_path_factory.mktemp("finished") / "run"
+    result = run_cli([*SHORT, "epochs=2", f"hydra.run.dir={run_dir}"], cwd=run_dir.parent)
+    assert result.returncode == 0, result.stderr
+    return run_dir
+
+
+def copy_of(run_dir: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    target = tmp_path / "copy"
+    shutil.copytree(run_dir, target)
+    return target
+
+
+@pytest.mark.parametrize("spelling", ["hydra.run.dir={d}", "++hydra.run.dir={d}", "hydra.run.dir=${{oc.env:RUN_D}}"])
+def test_every_spelling_of_a_used_run_dir_is_refused_before_anything_is_written(spelling, finished, tmp_path):
+    run_dir = copy_of(finished, tmp_path)
+    before = snapshot(run_dir)
+    result = run_cli([*SHORT, "epochs=1", spelling.format(d=run_dir)], cwd=tmp_path, env={"RUN_D": str(run_dir)})
+    assert result.returncode == 2
+    assert "already holds a run" in result.stderr and f"resume={run_dir}" in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert snapshot(run_dir) == before
+
+
+def test_a_second_sweep_into_a_used_sweep_dir_is_refused(mnist_dir, tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    args = ["-m", "lr=0.005,0.01", *SHORT, "epochs=1", f"hydra.sweep.dir={sweep_dir}"]
+    assert run_cli(args, cwd=tmp_path).returncode == 0
+    before = snapshot(sweep_dir)
+    again = run_cli(["-m", "lr=0.5,0.7", *SHORT, "epochs=1", f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)
+    assert again.returncode == 2 and "already holds a sweep" in again.stderr
+    assert snapshot(sweep_dir) == before
+
+
+def test_a_sweep_subdir_shared_by_its_jobs_is_refused(tmp_path):
+    result = run_cli(["-m", "lr=0.005,0.01", f"hydra.sweep.dir={tmp_path / 's'}", "hydra.sweep.subdir=same"],
+                     cwd=tmp_path)
+    assert result.returncode == 2 and "hydra.sweep.subdir=same" in result.stderr
+    assert not (tmp_path / "s").exists()
+
+
+def start(args, cwd: Path) -> subprocess.Popen:
+    env = dict(os.environ)
+    env.pop("HYDRA_FULL_ERROR", None)
+    return subprocess.Popen([sys.executable, "-m", "mnist_exp", *args], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_epoch(proc: subprocess.Popen, epoch: int) -> None:
+    for line in proc.stdout:
+        if line.split()[:2] == ["epoch", f"{epoch}/{line.split()[1].split('/')[-1]}"] if line.startswith("epoch") else False:
+            return
+    raise AssertionError(f"no epoch {epoch}: {proc.stderr.read()}")
+
+
+def test_two_runs_given_one_new_dir_at_once_one_is_refused_and_names_the_owner(mnist_dir, tmp_path):
+    run_dir = tmp_path / "shared"
+    first = start([*SHORT, "epochs=200", f"hydra.run.dir={run_dir}"], tmp_path)
+    try:
+        wait_for_epoch(first, 0)
+        second = run_cli([*SHORT, "epochs=1", "lr=0.1", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+        assert second.returncode == 2
+        assert f"pid {first.pid}" in second.stderr or "already holds a run" in second.stderr
+        resume = run_cli([f"resume={run_dir}", "epochs=300"], cwd=tmp_path)
+        assert resume.returncode == 2 and f"is in use by pid {first.pid}" in resume.stderr
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=60)
+    config = (run_dir / ".hydra" / "config.yaml").read_text()
+    assert "lr: 0.1" not in config
+    summary = json.loads((run_dir / "summary.json").read_text())
+    rows = pd.read_csv(run_dir / "metrics.csv")
+    assert summary["epochs_run"] == len(rows) and rows["epoch"].tolist() == list(range(len(rows)))
+
+
+def test_two_resumes_of_one_run_at_once_lose_no_epoch(finished, tmp_path):
+    run_dir = copy_of(finished, tmp_path)
+    first = start([f"resume={run_dir}", "epochs=400"], tmp_path)
+    try:
+        wait_for_epoch(first, 3)
+        second = run_cli([f"resume={run_dir}", "epochs=12"], cwd=tmp_path)
+        assert second.returncode == 2 and f"in use by pid {first.pid}" in second.stderr
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=60)
+    rows = pd.read_csv(run_dir / "metrics.csv")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["epochs_run"] == len(rows) and rows["epoch"].tolist() == list(range(len(rows)))
+    assert run_cli([f"resume={run_dir}", f"epochs={len(rows) + 1}"], cwd=tmp_path).returncode == 0
+
+
+@pytest.mark.parametrize("case", ["epochs=0", "epochs=2 (already done)", "epochs=1 (fewer)", "data unavailable",
+                                  "bad value"])
+def test_a_resume_that_finishes_no_epoch_leaves_every_file_as_it_was(case, finished, tmp_path):
+    run_dir = copy_of(finished, tmp_path)
+    before = snapshot(run_dir)
+    args = {"epochs=0": ["epochs=0"], "epochs=2 (already done)": [], "epochs=1 (fewer)": ["epochs=1"],
+            "data unavailable": ["epochs=4", f"data.dir={tmp_path / 'empty'}", "data.mirrors=[http://127.0.0.1:9/]",
+                                 "data.retries=1"],
+            "bad value": ["epochs=4", "data.timeout=-1"]}[case]
+    result = run_cli([f"resume={run_dir}", *args], cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert snapshot(run_dir) == before
+    if case != "bad value":
+        assert "of 1" not in result.stderr
+
+
+def test_ctrl_c_while_a_resume_loads_its_data_changes_nothing(finished, tmp_path, server):
+    run_dir = copy_of(finished, tmp_path)
+    before = snapshot(run_dir)
+    server.httpd.stall_seconds = 30
+    server.serve("", "train-images-idx3-ubyte.gz", b"", "stall")
+    proc = start([f"resume={run_dir}", "epochs=4", f"data.dir={tmp_path / 'cold'}", f"data.mirrors=[{server.url}]"],
+                 tmp_path)
+    deadline = time.time() + 30
+    while not server.requests and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert snapshot(run_dir) == before
+
+
+def test_a_fresh_run_stopped_before_its_first_epoch_does_not_advise_resume(tmp_path, server):
+    server.httpd.stall_seconds = 30
+    server.serve("", "train-images-idx3-ubyte.gz", b"", "stall")
+    proc = start([*SHORT, f"data.dir={tmp_path / 'cold'}", f"data.mirrors=[{server.url}]",
+                  f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
+    deadline = time.time() + 30
+    while not server.requests and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "resume=" not in stderr and "nothing to resume" in stderr
+
+
+def test_resume_keeps_the_runs_data_set_and_refuses_another(finished, tmp_path):
+    run_dir = copy_of(finished, tmp_path)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    summary["config"]["data"]["name"] = "other"  # as if the run had used another data set
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    before = snapshot(run_dir)
+    result = run_cli([f"resume={run_dir}", "epochs=3", "data=mnist"], cwd=tmp_path)
+    assert result.returncode == 2 and "the data cannot change when resuming" in result.stderr
+    assert snapshot(run_dir) == before
+
+
+def test_resume_takes_a_new_location_of_the_same_files(finished, tmp_path, mnist_dir):
+    import shutil
+
+    run_dir = copy_of(finished, tmp_path)
+    moved = tmp_path / "moved"
+    shutil.copytree(mnist_dir, moved)
+    result = run_cli([f"resume={run_dir}", "epochs=3", f"data.dir={moved}"], cwd=tmp_path,
+                     env={"MNIST_EXP_DATA_DIR": ""})
+    assert result.returncode == 0, result.stderr
+    assert json.loads((run_dir / "summary.json").read_text())["data"]["dir"] == str(moved)
+
+
+def corrupt(run_dir: Path, how: str) -> None:
+    ckpt, weights = run_dir / "checkpoint.npz", run_dir / "weights.npz"
+    arrays = dict(np.load(ckpt))
+    if how == "truncated checkpoint":
+        ckpt.write_bytes(ckpt.read_bytes()[:1000])
+    elif how == "empty checkpoint":
+        ckpt.write_bytes(b"")
+    elif how == "negative epoch count":
+        np.savez(ckpt, **{**arrays, "epochs_done": np.array(-3)})
+    elif how == "impossible epoch count":
+        np.savez(ckpt, **{**arrays, "epochs_done": np.array(10**6)})
+    elif how == "wrong shape":
+        np.savez(ckpt, **{**arrays, "w1": arrays["w1"][:, :7]})
+    elif how == "wrong dtype":
+        np.savez(ckpt, **{**arrays, "w1": arrays["w1"].astype(np.float32)})
+    elif how == "a missing array":
+        np.savez(ckpt, **{k: v for k, v in arrays.items() if k != "w2"})
+    elif how == "a renamed .npy":
+        np.save(run_dir / "x.npy", arrays["w1"])
+        (run_dir / "x.npy").rename(ckpt)
+    elif how == "bad generator state":
+        np.savez(ckpt, **{**arrays, "rng_state": np.array("{not json")})
+    elif how == "summary config of wrong types":
+        summary = json.loads((run_dir / "summary.json").read_text())
+        summary["config"]["hidden_size"] = "many"
+        (run_dir / "summary.json").write_text(json.dumps(summary))
+    elif how == "huge metrics field":
+        with open(run_dir / "metrics.csv", "a") as f:
+            f.write("1," + "9" * 200_000 + "\n")
+        lines = (run_dir / "metrics.csv").read_text().splitlines(keepends=True)
+        (run_dir / "metrics.csv").write_text(lines[0] + lines[1] + lines[-1])
+    elif how == "truncated weights":
+        weights.write_bytes(weights.read_bytes()[:500])
+
+
+CORRUPTIONS = ["truncated checkpoint", "empty checkpoint", "negative epoch count", "impossible epoch count",
+               "wrong shape", "wrong dtype", "a missing array", "a renamed .npy", "bad generator state",
+               "summary config of wrong types", "huge metrics field"]
+
+
+@pytest.mark.parametrize("how", CORRUPTIONS)
+def test_resume_of_a_damaged_record_is_one_line_and_changes_nothing(how, finished, tmp_path):
+    run_dir = copy_of(finished, tmp_path)
+    corrupt(run_dir, how)
+    before = snapshot(run_dir)
+    result = run_cli([f"resume={run_dir}", "epochs=4"], cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert snapshot(run_dir) == before
+
+
+@pytest.mark.parametrize("how", ["truncated weights", "summary config of wrong types"])
+def test_evaluate_of_a_damaged_record_is_one_line_with_exit_2(how, finished, tmp_path):
+    run_dir = copy_of(finished, tmp_path)
+    corrupt(run_dir, how)
+    result = run_cli([str(run_dir)], cwd=tmp_path, module="mnist_exp.evaluate")
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
