@@ -99,8 +99,14 @@ def plot_ranked(history, table, keys: List[str], path: Path) -> None:
 
     fig = _figure(figsize=(9, 5))
     ax = fig.subplots()
+    import pandas as pd
+
+    def name(values) -> str:  # as text: a missing value (a damaged record) equals itself
+        return "|".join("NA" if pd.isna(v) else str(v) for v in values)
+
+    names = history[keys].apply(name, axis=1)
     for _, setting in table.iterrows():
-        mask = (history[keys] == setting[keys]).all(axis=1)
+        mask = names == name(setting[k] for k in keys)
         curve = history[mask].groupby("epoch")["test_accuracy"].agg(["mean", "std"]).fillna({"std": 0.0})
         line, = ax.plot(curve.index, curve["mean"], "o-", ms=3, label=f"#{setting['rank']} " + run_label(setting, keys))
         ax.fill_between(curve.index, curve["mean"] - curve["std"], curve["mean"] + curve["std"],

@@ -9,9 +9,11 @@ are typed columns (float lr, int hidden_size, ...), whatever the JSON or CSV hel
 """
 
 import json
+import sys
+import warnings
 from dataclasses import fields, is_dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Union
+from typing import Any, Dict, Iterable, List, Optional, Union
 
 import pandas as pd
 
@@ -23,6 +25,18 @@ PathLike = Union[str, Path]
 CONFIG_TYPES = {f.name: f.type for f in fields(Config) if not is_dataclass(f.type) and f.name not in RUN_KEYS}
 METRIC_NAMES = ["train_loss", "train_accuracy", "test_loss", "test_accuracy"]
 _DTYPES = {float: "float64", int: "Int64", str: "string", bool: "boolean"}
+
+
+def brief_warnings(prog: str) -> None:
+    """For command-line tools: a warning about one damaged run is one line on stderr."""
+    shown = set()
+
+    def show(message, *args, **kwargs) -> None:
+        if str(message) not in shown:
+            shown.add(str(message))
+            print(f"{prog}: warning: {message}", file=sys.stderr)
+
+    warnings.showwarning = show
 
 
 def find_run_dirs(paths: Union[PathLike, Iterable[PathLike]]) -> List[Path]:
@@ -49,12 +63,15 @@ def load_runs(paths: Union[PathLike, Iterable[PathLike]]) -> pd.DataFrame:
 
 
 def load_history(paths: Union[PathLike, Iterable[PathLike]]) -> pd.DataFrame:
-    """One row per run per epoch: the metrics.csv columns plus the run's config keys and status."""
+    """One row per run per epoch: the metrics.csv columns plus the run's config keys and status.
+    A metrics.csv that cannot be read is left out with a warning; the others still load."""
     frames = []
     for run_dir in find_run_dirs(paths):
         if not (run_dir / METRICS).is_file():
             continue
-        metrics = pd.read_csv(run_dir / METRICS)
+        metrics = _read_metrics(run_dir / METRICS)
+        if metrics is None:
+            continue
         run = _run_row(run_dir)
         for key in ["job", *CONFIG_TYPES, "status"]:
             metrics[key] = run[key]
@@ -66,19 +83,83 @@ def load_history(paths: Union[PathLike, Iterable[PathLike]]) -> pd.DataFrame:
     return _typed(pd.concat(frames, ignore_index=True))
 
 
+def _read_metrics(path: Path) -> Optional[pd.DataFrame]:
+    """A run's metrics.csv with numeric columns, or None (and a warning) if it is not one."""
+    try:
+        metrics = pd.read_csv(path, engine="c", on_bad_lines="skip")
+        if "epoch" not in metrics.columns:
+            raise ValueError("no epoch column")
+        metrics = metrics.apply(pd.to_numeric, errors="coerce")  # a damaged cell is NaN, not text
+        return metrics.dropna(subset=["epoch"])
+    except Exception as e:  # empty, binary, damaged: one run's problem must not hide the others
+        warnings.warn(f"{path}: left out, it cannot be read ({e.__class__.__name__}: {str(e)[:200]})", stacklevel=3)
+        return None
+
+
+def _summary(run_dir: Path) -> Dict[str, Any]:
+    """summary.json as a dict; an unreadable one gives a row with status 'unreadable' and a warning."""
+    try:
+        summary = json.loads((run_dir / SUMMARY).read_text())
+        if not isinstance(summary, dict):
+            raise ValueError(f"holds a {type(summary).__name__}, not an object")
+        return summary
+    except (OSError, ValueError) as e:
+        reason = f"{run_dir / SUMMARY} cannot be read ({e.__class__.__name__}: {str(e)[:200]})"
+        warnings.warn(reason, stacklevel=4)
+        return {"status": "unreadable", "reason": reason}
+
+
+def _value(key: str, value: Any) -> Any:
+    """A config value as its schema type, or None (missing) when the record holds something else:
+    a hand-edited or damaged summary must not make the whole column unusable."""
+    kind = CONFIG_TYPES[key]
+    if value is None or (kind is not bool and isinstance(value, bool)):
+        return None
+    try:
+        if kind is int:
+            number = int(value) if isinstance(value, int) or float(value).is_integer() else None
+            return number if number is not None and -2**63 <= number < 2**63 else None
+        if kind is float:
+            return float(value)
+        if kind is bool:
+            return value if isinstance(value, bool) else None
+        return str(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def _section(summary: Dict[str, Any], key: str) -> Dict[str, Any]:
+    value = summary.get(key)
+    return value if isinstance(value, dict) else {}
+
+
 def _run_row(run_dir: Path) -> Dict[str, Any]:
-    summary = json.loads((run_dir / SUMMARY).read_text())
-    config = summary.get("config") or {}
-    job = summary.get("job") or {}
-    final, best = summary.get("final") or {}, summary.get("best") or {}
-    row = {"job": job.get("num"), **{key: config.get(key) for key in CONFIG_TYPES},
-           "status": summary.get("status"), "reason": summary.get("reason"),
-           "epochs_run": summary.get("epochs_run", 0), "best_epoch": best.get("epoch"),
-           "wall_seconds": summary.get("wall_seconds"), "overrides": " ".join(job.get("overrides", [])),
-           "run_dir": str(run_dir)}
+    summary = _summary(run_dir)
+    config, job = _section(summary, "config"), _section(summary, "job")
+    final, best = _section(summary, "final"), _section(summary, "best")
+    row = {"job": _value_int(job.get("num")), **{key: _value(key, config.get(key)) for key in CONFIG_TYPES},
+           "status": _text(summary.get("status")) or "unreadable", "reason": _text(summary.get("reason")),
+           "epochs_run": _value_int(summary.get("epochs_run", 0)), "best_epoch": _value_int(best.get("epoch")),
+           "wall_seconds": _number(summary.get("wall_seconds")),
+           "overrides": " ".join(map(str, job.get("overrides") or [])), "run_dir": str(run_dir)}
     for m in METRIC_NAMES:
-        row[f"final_{m}"], row[f"best_{m}"] = final.get(m), best.get(m)
+        row[f"final_{m}"], row[f"best_{m}"] = _number(final.get(m)), _number(best.get(m))
     return row
+
+
+def _text(value: Any) -> Optional[str]:
+    return None if value is None else str(value)
+
+
+def _value_int(value: Any) -> Optional[int]:
+    return value if isinstance(value, int) and not isinstance(value, bool) and -2**63 <= value < 2**63 else None
+
+
+def _number(value: Any) -> Optional[float]:
+    try:
+        return None if value is None or isinstance(value, bool) else float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
 
 
 def _typed(df: pd.DataFrame) -> pd.DataFrame:

@@ -80,15 +80,24 @@ def main(argv=None) -> None:
                                      description="Rebuild a sweep's summary.csv and comparison.png.")
     parser.add_argument("sweep_dir", type=Path)
     args = parser.parse_args(argv)
+    results.brief_warnings(parser.prog)
     if not args.sweep_dir.is_dir():
-        sys.exit(f"mnist_exp.summarize: error: {args.sweep_dir}: not a directory")
-    table = write_summary(args.sweep_dir)
+        _exit(f"{args.sweep_dir}: not a directory", 2)
+    try:
+        table = write_summary(args.sweep_dir)
+    except OSError as e:
+        _exit(f"cannot write into {args.sweep_dir}: {e.strerror or e}", 4)
     if table.empty:
-        sys.exit(f"mnist_exp.summarize: error: {args.sweep_dir}: no runs found (no */summary.json)")
+        _exit(f"{args.sweep_dir}: no runs found (no */summary.json)", 2)
     shown = [c for c in table.columns if not c.startswith(("final_train", "best_t", "best_train"))]
     shown = [c for c in shown if c not in ("run_dir", "reason")] + ["best_test_accuracy"]
     print(table[shown].to_string(index=False))
     print(f"wrote {args.sweep_dir / SUMMARY_CSV} and {args.sweep_dir / COMPARISON_PNG}")
+
+
+def _exit(message: str, code: int) -> None:
+    print(f"mnist_exp.summarize: error: {message}", file=sys.stderr)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

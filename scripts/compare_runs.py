@@ -11,6 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
+import pandas as pd
+
 from mnist_exp import compare, results
 from mnist_exp.plots import plot_ranked
 
@@ -22,23 +24,54 @@ def main(argv=None) -> int:
                         help="column of results.load_runs to rank by (default: final_test_accuracy)")
     parser.add_argument("--out", type=Path, default=Path("compare_runs.png"), help="figure to write")
     args = parser.parse_args(argv)
+    results.brief_warnings("compare_runs")
     try:
         runs = results.load_runs(args.paths)
     except FileNotFoundError as e:
         print(f"compare_runs: error: {e}", file=sys.stderr)
         return 2
+    runs = runs[runs["status"] != "unreadable"]  # each was named in a warning
     if runs.empty:
         print(f"compare_runs: error: no runs (no summary.json) under {', '.join(map(str, args.paths))}", file=sys.stderr)
         return 2
-    if args.metric not in runs.columns:
-        print(f"compare_runs: error: unknown metric '{args.metric}'", file=sys.stderr)
+    numeric = [c for c in runs.columns if pd.api.types.is_numeric_dtype(runs[c]) and c.startswith(("final_", "best_"))]
+    if args.metric not in numeric:
+        print(f"compare_runs: error: --metric {args.metric} is not a metric column; choose one of "
+              f"{', '.join(numeric)}", file=sys.stderr)
+        return 2
+    try:
+        out = figure_path(args.out)
+    except ValueError as e:
+        print(f"compare_runs: error: --out {args.out}: {e}", file=sys.stderr)
         return 2
     table = compare.rank(runs, args.metric)
     keys = compare.setting_keys(runs)
     print(table[["rank", *keys, args.metric, "runs", "completed", "seeds"]].to_string(index=False))
-    plot_ranked(results.load_history(args.paths), table, keys, args.out)
-    print(f"wrote {args.out}")
+    try:
+        history = results.load_history(args.paths)
+        plot_ranked(history[history["run_dir"].isin(runs["run_dir"])], table, keys, out)
+    except OSError as e:
+        print(f"compare_runs: error: cannot write {out}: {e.strerror or e}", file=sys.stderr)
+        return 4
+    print(f"wrote {out}")
     return 0
+
+
+def figure_path(out: Path) -> Path:
+    """Where the figure goes: into an existing directory as compare_runs.png, a name without a
+    suffix as .png; a suffix matplotlib cannot write, or a missing directory, is refused."""
+    from matplotlib.figure import Figure
+
+    if out.is_dir():
+        return out / "compare_runs.png"
+    if not out.suffix:
+        out = out.with_suffix(".png")
+    formats = Figure().canvas.get_supported_filetypes()
+    if out.suffix[1:].lower() not in formats:
+        raise ValueError(f"matplotlib cannot write {out.suffix} files; use one of {', '.join('.' + f for f in sorted(formats))}")
+    if not out.parent.is_dir():
+        raise ValueError(f"the directory {out.parent} does not exist")
+    return out
 
 
 if __name__ == "__main__":
