@@ -123,7 +123,8 @@ def resumed_config(cfg: Config, overrides: List[str]) -> Tuple[Config, Path]:
     target = Path(cfg.resume).expanduser().resolve()
     for needed in (SUMMARY, CHECKPOINT):
         if not (target / needed).is_file():
-            raise ConfigError(f"resume={cfg.resume}: no {needed} there, so no run to continue")
+            raise ConfigError(f"resume={cfg.resume}: no {needed} there, so no run to continue (a run stopped "
+                              "before its first epoch ended has nothing to resume: start it again)")
     original = load_config(target)
     typed = {item.split("=", 1)[0].lstrip("+~") for item in overrides}
     experiment_keys = {f.name for f in fields(Config)} - {"resume", "epochs", "data"}

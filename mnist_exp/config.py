@@ -7,7 +7,7 @@ by `validate`, before any data is read or any training starts.
 import math
 import re
 from dataclasses import dataclass, field, fields, is_dataclass
-from typing import Any, Dict, List, Optional
+from typing import Any, List, Optional
 from urllib.parse import urlsplit
 
 from hydra.core.config_store import ConfigStore

@@ -61,21 +61,21 @@ def run_experiment(cfg: Config, run_dir: Path, extra: Optional[Dict[str, Any]] =
         with graceful_interrupts(), FigureHelper() as figure:
             return _run(cfg, run_dir, status, resume, figure)
     except KeyboardInterrupt as e:
-        if status.may_write:
+        if status.may_write and not status.ended:
             status.save("interrupted", f"interrupted by {e}" if isinstance(e, Interrupted) else "interrupted")
         e.run_dir = run_dir if (run_dir / record.CHECKPOINT).is_file() else None  # the CLI says what to resume
         e.ended = status.ended
         raise
     except OSError as e:  # the record could not be written: disk full, read-only, removed
         failure = record_error(e, run_dir)
-        if status.may_write:
+        if status.may_write and not status.ended:
             try:
                 status.save("failed", str(failure))
             except OSError:
                 pass  # the disk is still full: summary.json stays as its last complete write
         raise failure from None
     except Exception as e:
-        if status.may_write:
+        if status.may_write and not status.ended:
             status.save("failed", str(e) if isinstance(e, UserError) else f"{e.__class__.__name__}: {e}")
         raise
 
@@ -89,13 +89,11 @@ def _run(cfg: Config, run_dir: Path, status: summary.SummaryWriter, resume: bool
     if resume:  # everything checked before any data is read; nothing written until an epoch ends
         saved, rng, start = record.load_checkpoint(run_dir / record.CHECKPOINT)
         metrics = record.MetricsWriter(run_dir, bool(cfg.val_samples), resume_rows=start)  # checks the rows
-        if start >= cfg.epochs:
-            raise UserError(f"resume={run_dir}: the run has finished {start} epochs and epochs={cfg.epochs}: "
-                            f"nothing to do; give epochs=N with N > {start} to train it further")
         model = restore(cfg, {k: v for k, v in saved.items() if not k.startswith("es/")}, run_dir / record.CHECKPOINT)
         check_state(model.arrays(), saved, run_dir / record.CHECKPOINT)  # early stopping's arrays too
         if stopper:
             stopper.load_state(saved)
+        _check_resumable(run_dir, status.previous_status, start, cfg.epochs, bool(stopper and stopper.stop))
     dataset = load_dataset(cfg.data)
     status.data = {"dir": str(cache_dir(cfg.data)), "checksums": dataset.checksums}
     dtype = np.dtype(cfg.dtype)
@@ -119,6 +117,9 @@ def _run(cfg: Config, run_dir: Path, status: summary.SummaryWriter, resume: bool
     with closing(metrics):
         for m in train(model, train_set, test_set, lr_of_epoch, cfg.epochs, rng, start, val_set, stopper):
             with critical():  # a signal waits until the row and its checkpoint are both written
+                if not status.may_write:  # a resume's first write: temp files of a killed writer go first
+                    for stale in run_dir.glob(".*.part"):
+                        stale.unlink(missing_ok=True)
                 metrics.append(m)
                 arrays = {**model.state(), **(stopper.state() if stopper else {})}
                 record.save_checkpoint(run_dir / record.CHECKPOINT, arrays, rng, m.epoch + 1)
@@ -138,6 +139,7 @@ def _run(cfg: Config, run_dir: Path, status: summary.SummaryWriter, resume: bool
         log.info("early stopping: best validation loss %.4f at epoch %d%s; its weights restored", stopper.best_loss,
                  stopper.best_epoch, f", stopped after epoch {metrics.tally.last.epoch}" if stopper.stop else "")
     with critical():  # the record is complete when this block ends, whatever signal arrives meanwhile
+        status.may_write = True  # (a resume killed after its last epoch, before this block, comes here at once)
         record.save_weights(run_dir / record.WEIGHTS, model.arrays())
         rows = record.read_metrics(metrics.path, step=max(1, metrics.tally.count // FIGURE_POINTS))
         figure.draw(rows, f"MNIST MLP {architecture(cfg)}: {describe(cfg)}", run_dir / record.CURVES)
@@ -149,6 +151,21 @@ def _run(cfg: Config, run_dir: Path, status: summary.SummaryWriter, resume: bool
         log.info("%s: final test accuracy %.3f, best %.3f at epoch %d; record in %s", state,
                  result["final"]["test_accuracy"], result["best"]["test_accuracy"], result["best"]["epoch"], run_dir)
     return result
+
+
+def _check_resumable(run_dir: Path, status: Optional[str], done: int, epochs: int, stopped_early: bool) -> None:
+    """Refuse a resume that has nothing to do. A run whose epochs all finished but whose final
+    writes did not (killed in between) is resumable: the resume completes its record."""
+    if status == "diverged":
+        raise UserError(f"resume={run_dir}: the run diverged; continuing it would repeat that: "
+                        "start a new run (e.g. with a lower lr)")
+    if done > epochs:
+        raise UserError(f"resume={run_dir}: the run has finished {done} epochs, more than epochs={epochs}: "
+                        f"give epochs=N with N > {done} to train it further")
+    if status == "completed" and (done == epochs or stopped_early):
+        why = "it stopped early (early_stopping)" if stopped_early else f"it has finished its {done} epochs"
+        raise UserError(f"resume={run_dir}: nothing to do, {why}"
+                        + ("" if stopped_early else f"; give epochs=N with N > {done} to train it further"))
 
 
 def architecture(cfg: Config) -> str:

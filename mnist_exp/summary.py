@@ -109,6 +109,7 @@ class SummaryWriter:
         self.tally = Tally()  # the run's rows so far: count, last, best
         self.may_write = True  # a resume writes nothing until its first epoch ends
         self.ended = False  # how the run ended is recorded: nothing may overwrite it
+        self.previous_status: Optional[str] = None  # of a resumed run, before this session
         self.data: Dict[str, Any] = {"dir": None, "checksums": {}}
         self.earlier_seconds = 0.0  # wall time of the sessions before a resume
         self.first_started_at: Optional[str] = None
@@ -119,6 +120,7 @@ class SummaryWriter:
         self.earlier_seconds = previous.get("wall_seconds") or 0.0
         self.first_started_at = previous.get("started_at")
         self.may_write = False
+        self.previous_status = previous.get("status")
         self.resumed = previous.get("resumed", []) + [{"at": _timestamp(self.started),
                                                         "after_epochs": previous.get("epochs_run", 0)}]
         self.extra = {k: v for k, v in self.extra.items() if v is not None}

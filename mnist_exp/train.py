@@ -73,6 +73,8 @@ def train(model, train_set: Split, test_set: Split, lr_of_epoch: Callable[[int],
     `start` > 0 continues a run: model and generator must be those after epoch start-1.
     """
     for epoch in range(start, epochs):
+        if stopper is not None and stopper.stop:  # a resumed run that had stopped early
+            return
         begin = time.perf_counter()
         with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported, not warned
             train_loss, train_accuracy = model.fit_epoch(train_set, lr_of_epoch(epoch), rng)
@@ -83,5 +85,3 @@ def train(model, train_set: Split, test_set: Split, lr_of_epoch: Callable[[int],
         if stopper is not None and m.finite:
             stopper.update(m, model)
         yield m
-        if stopper is not None and stopper.stop:
-            return

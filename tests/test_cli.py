@@ -90,6 +90,18 @@ def test_same_config_twice_gives_identical_metrics(small_run, tmp_path):
     ("+lerning_rate=0.1", "unknown config key 'lerning_rate'"),
     ("+data.foo=1", "unknown config key 'data.foo'"),
     ("data=nope", "Could not find 'data/nope'"),
+    ("seed=18446744073709551616", "seed=18446744073709551616 is out of range"),
+    ("seed=" + "9" * 5000, "an override holds an integer of over 4300 digits"),
+    ("hidden_size=1000000", "this config needs at least 61.1 GiB of memory"),
+    ("hidden_size=1000000000", "more than this machine's"),
+    ("data.name=" + "x" * 300, "is not a plain name"),
+    ("data.train_images.name=../outside/x", "data.train_images.name='../outside/x' is not a plain file name"),
+    ("data.mirrors=[ftp://example.org/]", "data.mirrors[0]='ftp://example.org/' is not an http:// or https:// URL"),
+    ("data.retries=12", "data.retries must be an integer from 1 to 10"),
+    ("data.deadline=0", "data.deadline=0.0 is out of range"),
+    ("lr=\uff11", "cannot read the override 'lr=\uff11'"),
+    ("data.mirrors=[http://[::1]:8000/]", "must be quoted, e.g."),
+    ("lr=${oc.env:MNIST_EXP_NO_SUCH_VARIABLE}", "Environment variable 'MNIST_EXP_NO_SUCH_VARIABLE' not found"),
 ])
 def test_bad_config_exits_2_with_one_line_and_no_training(override, message, tmp_path):
     run_dir = tmp_path / "run"

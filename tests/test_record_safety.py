@@ -215,6 +215,10 @@ def corrupt(run_dir: Path, how: str) -> None:
         summary = json.loads((run_dir / "summary.json").read_text())
         summary["config"]["hidden_size"] = "many"
         (run_dir / "summary.json").write_text(json.dumps(summary))
+    elif how in ("test_samples=-3", "data a string"):
+        summary = json.loads((run_dir / "summary.json").read_text())
+        summary["config"].update({"test_samples": -3} if how == "test_samples=-3" else {"data": "mnist"})
+        (run_dir / "summary.json").write_text(json.dumps(summary))
     elif how == "huge metrics field":
         with open(run_dir / "metrics.csv", "a") as f:
             f.write("1," + "9" * 200_000 + "\n")
@@ -240,10 +244,64 @@ def test_resume_of_a_damaged_record_is_one_line_and_changes_nothing(how, finishe
     assert snapshot(run_dir) == before
 
 
-@pytest.mark.parametrize("how", ["truncated weights", "summary config of wrong types"])
+@pytest.mark.parametrize("how", ["truncated weights", "summary config of wrong types", "test_samples=-3",
+                                 "data a string"])
 def test_evaluate_of_a_damaged_record_is_one_line_with_exit_2(how, finished, tmp_path):
     run_dir = copy_of(finished, tmp_path)
     corrupt(run_dir, how)
     result = run_cli([str(run_dir)], cwd=tmp_path, module="mnist_exp.evaluate")
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    if how != "truncated weights":
+        assert "summary.json: its config is not valid" in result.stderr and "--test-samples" not in result.stderr
+        assert "mirror" not in result.stderr
+
+
+def test_a_resume_completes_a_record_whose_last_epoch_ended_but_whose_final_writes_did_not(finished, tmp_path):
+    run_dir = copy_of(finished, tmp_path)
+    (run_dir / "weights.npz").unlink()  # as if killed after the last checkpoint, before the final writes
+    summary = json.loads((run_dir / "summary.json").read_text())
+    (run_dir / "summary.json").write_text(json.dumps({**summary, "status": "running"}))
+    rows = (run_dir / "metrics.csv").read_bytes()
+    result = run_cli([f"resume={run_dir}"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
+    assert (run_dir / "weights.npz").is_file() and (run_dir / "metrics.csv").read_bytes() == rows
+
+
+def test_a_diverged_run_is_not_resumed(mnist_dir, tmp_path):
+    run_dir = tmp_path / "run"
+    assert run_cli([*SHORT, "epochs=2", "lr=100", f"hydra.run.dir={run_dir}"], cwd=tmp_path).returncode == 3
+    before = snapshot(run_dir)
+    result = run_cli([f"resume={run_dir}", "epochs=5"], cwd=tmp_path)
+    assert result.returncode == 2 and "the run diverged" in result.stderr
+    assert snapshot(run_dir) == before
+
+
+def test_a_signal_during_the_final_writes_leaves_the_completed_record_alone(tmp_path, tiny_files, monkeypatch):
+    """SIGTERM while the run writes its weights, figure and summary: the block finishes, and the
+    record says completed everywhere (summary.json and model_card.md)."""
+    from helpers import data_config
+    from mnist_exp.config import Config
+    from mnist_exp.experiment import run_experiment
+    from mnist_exp.figure_process import FigureHelper
+    from mnist_exp.interrupts import Interrupted
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    for name, raw in tiny_files.values():
+        (cache / name).write_bytes(raw)
+    cfg = Config(train_samples=50, test_samples=20, epochs=2,
+                 data=data_config(tiny_files, cache, ["http://127.0.0.1:9/"]))
+    draw = FigureHelper.draw
+
+    def draw_then_get_a_signal(self, *args):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return draw(self, *args)
+
+    monkeypatch.setattr(FigureHelper, "draw", draw_then_get_a_signal)
+    with pytest.raises(Interrupted) as info:
+        run_experiment(cfg, tmp_path / "run")
+    assert info.value.ended
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "completed"
+    assert "status: completed" in (tmp_path / "run" / "model_card.md").read_text()
