@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from mnist_exp import ownership, sweep
+from mnist_exp import dir_guard
 from mnist_exp.dir_guard import Refused
 from mnist_exp.config import Config, DataConfig, get_key, register
 from mnist_exp.errors import ConfigError, UserError, record_error
@@ -58,7 +59,7 @@ def hydra_main(dcfg: DictConfig) -> Union[float, "NoValue"]:
     sweeping = hydra_cfg.mode == RunMode.MULTIRUN
     job = {"num": hydra_cfg.job.num, "overrides": list(hydra_cfg.overrides.task)} if sweeping else None
     claimed: List[Path] = []  # a single run's own directory was claimed in on_run_start (dir_guard)
-    record_failure = True  # into run_dir, when nothing is there yet
+    record_failure = sweeping  # a sweep keeps a refused job's record; a single run refused leaves none
     try:
         if sweeping:  # Hydra wrote .hydra/ and the log into the job's dir; nothing else may be there
             claimed.append(ownership.claim(run_dir, fresh=True, ignore=(".hydra", f"{hydra_cfg.job.name}.log")))
@@ -66,7 +67,6 @@ def hydra_main(dcfg: DictConfig) -> Union[float, "NoValue"]:
         cfg: Config = OmegaConf.to_object(dcfg)
         resuming = bool(cfg.resume)
         if resuming:  # the run goes on in its own directory; this invocation's holds .hydra/ and the log
-            record_failure = sweeping  # a refused resume leaves no record behind (a sweep job needs one)
             cfg, target = resumed_config(cfg, list(hydra_cfg.overrides.task))
             claimed.append(ownership.claim(target, fresh=False))
             run_dir = target
@@ -74,22 +74,22 @@ def hydra_main(dcfg: DictConfig) -> Union[float, "NoValue"]:
     except ownership.DirectoryInUse as e:  # someone else's directory: write nothing into it
         return _failed(None, job, EXIT_USER_ERROR, str(e))
     except OmegaConfBaseException as e:  # e.g. an ${oc.env:...} that does not resolve
-        return _failed(run_dir if record_failure else None, job, EXIT_USER_ERROR, one_line(e))
+        return _failed(run_dir if record_failure else None, job, EXIT_USER_ERROR, one_line(e), _plain(dcfg))
     except UserError as e:
-        return _failed(run_dir if record_failure else None, job, getattr(e, "exit_code", EXIT_USER_ERROR), str(e))
+        return _failed(run_dir if record_failure else None, job, getattr(e, "exit_code", EXIT_USER_ERROR), str(e),
+                       _plain(dcfg))
     except Exception as e:
         if not sweeping:
             raise  # a bug: show the traceback
         log.exception("job %s failed", job["num"])  # the traceback goes to the job's log
-        return _failed(run_dir, job, EXIT_USER_ERROR, f"{e.__class__.__name__}: {e}")
+        return _failed(run_dir, job, EXIT_USER_ERROR, f"{e.__class__.__name__}: {e}", _plain(dcfg))
     finally:
         if sweeping:  # a worker runs several jobs: each job's claim ends with it
             for path in claimed:
                 ownership.release(path)
     if result["status"] == "diverged":
         return _failed(run_dir, job, EXIT_DIVERGED, f"run diverged: {result['reason']}; metrics up to then in {run_dir}")
-    restored = (result.get("early_stopping") or {}).get("restored_metrics")
-    return (restored or result["final"])["test_accuracy"]  # the accuracy of the weights the run keeps
+    return result["final"]["test_accuracy"]  # of the weights the run keeps (early stopping may restore some)
 
 
 class NoValue:
@@ -105,11 +105,21 @@ class NoValue:
         return f"no value: {self.reason}"
 
 
-def _failed(run_dir: Optional[Path], job: Optional[dict], code: int, message: str) -> NoValue:
+def _plain(dcfg: DictConfig) -> Optional[dict]:
+    """The job's config as plain values, for its failure record (None if it cannot be resolved)."""
+    try:
+        return OmegaConf.to_container(dcfg, resolve=True)
+    except OmegaConfBaseException:
+        return None
+
+
+def _failed(run_dir: Optional[Path], job: Optional[dict], code: int, message: str,
+            config: Optional[dict] = None) -> NoValue:
     FAILURES.append((code, message))
     if run_dir is not None and not (run_dir / SUMMARY).exists():  # failed before the run began: leave a record
         try:
-            save_json(run_dir / SUMMARY, {"status": "failed", "reason": message, "job": job, "run_dir": str(run_dir)})
+            save_json(run_dir / SUMMARY, {"status": "failed", "reason": message, "job": job, "run_dir": str(run_dir),
+                                          "config": config, "epochs_run": 0})
         except OSError as e:
             log.error("could not record the failure in %s: %s", run_dir, e.strerror or e)
     return NoValue(message)
@@ -212,6 +222,8 @@ def _main() -> None:
         if sweep.LAUNCHED is not None:
             sys.exit(report_sweep(sweep.LAUNCHED))
         if FAILURES:
+            for run_dir in dir_guard.RUN_DIR:  # a run refused before it started leaves nothing behind
+                ownership.discard(run_dir, (".hydra", "mnist_exp.log"))
             for code, message in FAILURES:
                 _fail(message, code)
             sys.exit(max(code for code, _ in FAILURES))

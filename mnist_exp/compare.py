@@ -12,9 +12,12 @@ from mnist_exp import results
 
 
 def setting_keys(runs: pd.DataFrame) -> List[str]:
-    """Config keys that tell settings apart: those that vary across runs, the seed aside."""
-    keys = [k for k in results.CONFIG_TYPES if k != "seed" and runs[k].nunique(dropna=False) > 1]
-    return keys or [k for k in results.CONFIG_TYPES if k != "seed"]
+    """Config keys that tell settings apart: those that vary across runs, the seed and where
+    the run ran aside. The data set (its name and files) is one of them, so runs on different
+    data are never pooled."""
+    candidates = [k for k in results.CONFIG_TYPES if k != "seed" and k not in results.LOCATION_KEYS]
+    keys = [k for k in candidates if runs[k].nunique(dropna=False) > 1]
+    return keys or [k for k in candidates if not k.startswith("data.")]
 
 
 def rank(runs: pd.DataFrame, metric: str = "final_test_accuracy") -> pd.DataFrame:

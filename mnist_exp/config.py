@@ -63,13 +63,15 @@ class Config:
     batch_norm: bool = False  # batch normalisation before each hidden ReLU (needs batch_size >= 2)
     dtype: str = "float64"  # or float32, for speed
     resume: Optional[str] = None  # a run dir to continue (up to `epochs`) instead of starting anew
+    name: Optional[str] = None  # a name for the run: in its directory's name, summary.json, load_runs, figures
+    tags: List[str] = field(default_factory=list)  # labels to find and group runs by (load_runs "tags")
     data: DataConfig = field(default_factory=DataConfig)
 
 
 # The walkthrough's own keys; the options after them go beyond it; RUN_KEYS say how to run,
 # not what the experiment is, and are left out of comparisons.
 REFERENCE_KEYS = ("lr", "hidden_size", "epochs", "train_samples", "test_samples", "seed")
-RUN_KEYS = ("resume",)
+RUN_KEYS = ("resume", "name", "tags")
 OPTION_KEYS = tuple(f.name for f in fields(Config) if f.name not in REFERENCE_KEYS + RUN_KEYS + ("data",))
 
 
@@ -131,6 +133,13 @@ def validate(cfg: Config) -> Config:
     if cfg.batch_norm and cfg.batch_size < 2:
         raise ConfigError("batch_norm needs batch statistics: set batch_size >= 2")
     _validate_data(cfg.data)
+    if cfg.name is not None and not PLAIN_NAME.fullmatch(cfg.name):
+        raise ConfigError(f"name={cfg.name[:60]!r} is not a plain name: it ends the run directory's name, so it "
+                          "must be 1-100 letters, digits, '.', '_', '+' or '-', starting with a letter or digit")
+    for tag in cfg.tags:
+        if not PLAIN_NAME.fullmatch(str(tag)):
+            raise ConfigError(f"tags: {str(tag)[:60]!r} is not a plain name (1-100 letters, digits, '.', '_', '+' "
+                              "or '-')")
     return cfg
 
 
@@ -167,3 +176,7 @@ def known_keys(schema: type, values: Any) -> Any:
 
 def register() -> None:
     ConfigStore.instance().store(name="config_schema", node=Config)
+    from omegaconf import OmegaConf
+
+    # hydra.run.dir ends in "_<name>" for a named run: ${mnist_exp.suffix:${name}}
+    OmegaConf.register_new_resolver("mnist_exp.suffix", lambda name: f"_{name}" if name else "", replace=True)

@@ -14,7 +14,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterator, Optional
+from typing import Dict, Iterator, Optional, Tuple
 
 import numpy as np
 
@@ -36,6 +36,12 @@ class Dataset:
     test_images: np.ndarray  # (10000, 784) uint8
     test_labels: np.ndarray  # (10000,) uint8
     checksums: Dict[str, str]  # file name -> MD5 of its decompressed bytes
+    paths: Dict[str, str] = None  # file name -> the file it was really read from (cache, fallback, download)
+
+    @property
+    def dir(self) -> str:
+        """The directory the files were read from (several, comma-separated, if they differ)."""
+        return ", ".join(dict.fromkeys(str(Path(p).parent) for p in self.paths.values()))
 
 
 @dataclass
@@ -58,12 +64,12 @@ def cache_dir(cfg: DataConfig) -> Path:
 
 def load_dataset(cfg: DataConfig) -> Dataset:
     directory = cache_dir(cfg)
-    arrays, checksums = {}, {}
+    arrays, checksums, paths = {}, {}, {}
     for role in ROLES:
         spec: FileSpec = getattr(cfg, role)
-        arrays[role] = _load_file(role, spec, directory, cfg)
-        checksums[spec.name] = spec.md5
-    return Dataset(checksums=checksums, **arrays)
+        arrays[role], path = _load_file(role, spec, directory, cfg)
+        checksums[spec.name], paths[spec.name] = spec.md5, str(path)
+    return Dataset(checksums=checksums, paths=paths, **arrays)
 
 
 def split(images: np.ndarray, labels: np.ndarray, n: int, start: int = 0, dtype=np.float64) -> Split:
@@ -134,12 +140,13 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
         np.save(f, array)
 
 
-def _load_file(role: str, spec: FileSpec, directory: Path, cfg: DataConfig) -> np.ndarray:
+def _load_file(role: str, spec: FileSpec, directory: Path, cfg: DataConfig) -> Tuple[np.ndarray, Path]:
+    """The file's array, and the path it was read from."""
     path = _existing(directory, spec.name)
     problem = f"not in {directory}"
     if path is not None:
         try:
-            return _verified_cached(path, role, spec)
+            return _verified_cached(path, role, spec), path
         except DataError as e:
             problem = f"the cached copy is bad ({e})"
             log.warning("%s: %s; downloading it again", spec.name, problem)
@@ -147,7 +154,7 @@ def _load_file(role: str, spec: FileSpec, directory: Path, cfg: DataConfig) -> n
         candidate = _existing(fallback, spec.name)
         if candidate is not None:
             try:
-                return _verified_cached(candidate, role, spec)
+                return _verified_cached(candidate, role, spec), candidate.absolute()
             except DataError as e:
                 log.warning("%s: ignoring the copy in %s (%s)", spec.name, fallback, e)
     try:
@@ -156,7 +163,7 @@ def _load_file(role: str, spec: FileSpec, directory: Path, cfg: DataConfig) -> n
         raise DataError(f"{spec.name}: {problem}, and {e}") from None
 
 
-def _download(role: str, spec: FileSpec, directory: Path, cfg: DataConfig) -> np.ndarray:
+def _download(role: str, spec: FileSpec, directory: Path, cfg: DataConfig) -> Tuple[np.ndarray, Path]:
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -170,7 +177,7 @@ def _download(role: str, spec: FileSpec, directory: Path, cfg: DataConfig) -> np
         path = _existing(directory, spec.name)
         if path is not None:  # another process may have fetched it while we waited
             try:
-                return _verified(path, role, spec)
+                return _verified(path, role, spec), path
             except DataError:
                 pass
         log.info("downloading %s into %s", target.name, directory)
@@ -178,7 +185,7 @@ def _download(role: str, spec: FileSpec, directory: Path, cfg: DataConfig) -> np
               timeout=cfg.timeout, retries=cfg.retries, deadline=cfg.deadline)
         if path is not None and path != target:
             path.unlink()  # the bad decompressed copy would shadow the good download
-        return _verified(target, role, spec)
+        return _verified(target, role, spec), target
 
 
 def _longest_download(cfg: DataConfig) -> float:

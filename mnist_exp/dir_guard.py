@@ -19,6 +19,7 @@ from mnist_exp import ownership
 from mnist_exp.errors import UserError
 
 JOB_KEYS = ("hydra.job.num", "hydra.job.id")  # a sweep subdir must tell its jobs apart
+RUN_DIR = []  # the single run's directory, once claimed: the CLI removes it if the run never started
 
 
 class Refused(BaseException):
@@ -32,7 +33,7 @@ class Refused(BaseException):
 
 class ClaimDirectories(Callback):
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        _claim(config, "hydra.run.dir", "run")
+        RUN_DIR.append(_claim(config, "hydra.run.dir", "run"))
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         subdir = OmegaConf.to_container(config.hydra.sweep, resolve=False).get("subdir")
@@ -42,10 +43,10 @@ class ClaimDirectories(Callback):
         _claim(config, "hydra.sweep.dir", "sweep")
 
 
-def _claim(config: DictConfig, key: str, what: str) -> None:
+def _claim(config: DictConfig, key: str, what: str) -> Path:
     try:
         directory = Path(str(OmegaConf.select(config, key, throw_on_missing=True)))
-        ownership.claim(directory, fresh=True, what=what)
+        return ownership.claim(directory, fresh=True, what=what)
     except OmegaConfBaseException as e:
         raise Refused(f"{key}: {str(e).splitlines()[0]}") from None
     except UserError as e:

@@ -11,10 +11,10 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
-from mnist_exp import memory, model_card, record, summary
+from mnist_exp import memory, model_card, per_class, record, summary
 from mnist_exp.atomic import write_atomic
 from mnist_exp.config import OPTION_KEYS, Config, validate
-from mnist_exp.data import cache_dir, load_dataset, split
+from mnist_exp.data import load_dataset, split
 from mnist_exp.errors import UserError, record_error
 from mnist_exp.figure_process import FigureHelper
 from mnist_exp.interrupts import Interrupted, critical, graceful_interrupts
@@ -53,6 +53,8 @@ def run_experiment(cfg: Config, run_dir: Path, extra: Optional[Dict[str, Any]] =
     (status failed or interrupted, with the reason) before the exception goes on, unless the
     run had already recorded how it ended. `extra` is stored in it as given (e.g. job info).
     """
+    validate(cfg)  # a config refused here leaves nothing behind: nothing was written yet
+    memory.check(cfg)  # before any data is read
     run_dir.mkdir(parents=True, exist_ok=True)
     status = summary.SummaryWriter(cfg, run_dir, extra)
     if resume:
@@ -82,8 +84,6 @@ def run_experiment(cfg: Config, run_dir: Path, extra: Optional[Dict[str, Any]] =
 
 def _run(cfg: Config, run_dir: Path, status: summary.SummaryWriter, resume: bool,
          figure: FigureHelper) -> Dict[str, Any]:
-    validate(cfg)
-    memory.check(cfg)  # before any data is read
     log.info("%s %s: %s", "resume" if resume else "run", run_dir, describe(cfg))
     stopper = EarlyStopping(cfg.early_stopping) if cfg.early_stopping else None
     if resume:  # everything checked before any data is read; nothing written until an epoch ends
@@ -95,7 +95,7 @@ def _run(cfg: Config, run_dir: Path, status: summary.SummaryWriter, resume: bool
             stopper.load_state(saved)
         _check_resumable(run_dir, status.previous_status, start, cfg.epochs, bool(stopper and stopper.stop))
     dataset = load_dataset(cfg.data)
-    status.data = {"dir": str(cache_dir(cfg.data)), "checksums": dataset.checksums}
+    status.data = {"dir": dataset.dir, "files": dataset.paths, "checksums": dataset.checksums}
     dtype = np.dtype(cfg.dtype)
     train_set = split(dataset.train_images, dataset.train_labels, cfg.train_samples, dtype=dtype)
     test_set = split(dataset.test_images, dataset.test_labels, cfg.test_samples, dtype=dtype)
@@ -130,27 +130,66 @@ def _run(cfg: Config, run_dir: Path, status: summary.SummaryWriter, resume: bool
                 state, reason = "diverged", f"loss is not finite at epoch {m.epoch} (lr={cfg.lr:g} too high?)"
                 log.error("diverged: %s", reason)
                 break
+    kept = metrics.tally.last  # the epoch whose weights the run keeps
     if stopper:
         stopper.restore_best(model)
-        restored = record.find_row(metrics.path, stopper.best_epoch)
+        kept = record.find_row(metrics.path, stopper.best_epoch) or kept
         status.extra["early_stopping"] = {"best_epoch": stopper.best_epoch, "best_val_loss": stopper.best_loss,
                                           "stopped_early": stopper.stop, "restored_best_weights": True,
-                                          "restored_metrics": restored and asdict(restored)}  # what weights.npz scores
+                                          "restored_metrics": kept and asdict(kept)}  # what weights.npz scores
         log.info("early stopping: best validation loss %.4f at epoch %d%s; its weights restored", stopper.best_loss,
                  stopper.best_epoch, f", stopped after epoch {metrics.tally.last.epoch}" if stopper.stop else "")
+    status.kept = kept
     with critical():  # the record is complete when this block ends, whatever signal arrives meanwhile
         status.may_write = True  # (a resume killed after its last epoch, before this block, comes here at once)
         record.save_weights(run_dir / record.WEIGHTS, model.arrays())
-        rows = record.read_metrics(metrics.path, step=max(1, metrics.tally.count // FIGURE_POINTS))
-        figure.draw(rows, f"MNIST MLP {architecture(cfg)}: {describe(cfg)}", run_dir / record.CURVES)
+        figures = _final_figures(cfg, run_dir, metrics, kept, stopper)
+        if state != "diverged":  # NaN weights have no classes to speak of
+            figures += _per_class(cfg, run_dir, model, test_set, status)
+        figure.draw(figures)
         result = status.build(state, reason)
         write_atomic(run_dir / record.MODEL_CARD, lambda tmp: tmp.write_text(model_card.render(result)))
         status.save(state, reason)  # last: summary.json is the record's word on how the run ended
         status.ended = True
-    if result["best"]:
-        log.info("%s: final test accuracy %.3f, best %.3f at epoch %d; record in %s", state,
-                 result["final"]["test_accuracy"], result["best"]["test_accuracy"], result["best"]["epoch"], run_dir)
+    if result["final"] and result["best"]:
+        final, last = result["final"], result["last"]
+        restored = f", restored by early stopping; last epoch {last['epoch']}: {last['test_accuracy']:.3f}" \
+            if final["epoch"] != last["epoch"] else ""
+        log.info("%s: test accuracy %.3f (the weights of epoch %d%s), best %.3f at epoch %d; record in %s", state,
+                 final["test_accuracy"], final["epoch"], restored, result["best"]["test_accuracy"],
+                 result["best"]["epoch"], run_dir)
     return result
+
+
+def title(cfg: Config) -> str:
+    """What a figure shows: the run's name, data set, architecture and settings."""
+    named = f"{cfg.name}: " if cfg.name else ""
+    return f"{named}{DATA_TITLES.get(cfg.data.name, cfg.data.name)} MLP {architecture(cfg)}, {describe(cfg)}"
+
+
+DATA_TITLES = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST"}
+
+
+def _final_figures(cfg: Config, run_dir: Path, metrics: record.MetricsWriter, kept, stopper) -> list:
+    rows = record.read_metrics(metrics.path, step=max(1, metrics.tally.count // FIGURE_POINTS))
+    restored = kept.epoch if stopper and kept is not None and kept is not metrics.tally.last else None
+    return [("plot_curves", {"rows": rows, "title": title(cfg), "path": run_dir / record.CURVES, "loss": cfg.loss,
+                             "restored_epoch": restored})]
+
+
+def _per_class(cfg: Config, run_dir: Path, model, test_set, status: summary.SummaryWriter) -> list:
+    """confusion.csv and the per-class summary of the kept weights; their figures to draw."""
+    names = per_class.class_names(cfg.data.name)
+    truth, predicted = test_set.y.argmax(axis=1), model.outputs(test_set.x).argmax(axis=1)
+    matrix = per_class.confusion(truth, predicted, len(names))
+    write_atomic(run_dir / record.CONFUSION, lambda tmp: per_class.write_csv(tmp, matrix, names))
+    status.extra["per_class"] = per_class.summary(matrix, names)
+    images, true_labels, predicted_labels = per_class.mistakes(test_set.pixels, truth, predicted)
+    return [("plot_confusion", {"matrix": matrix, "classes": names, "path": run_dir / record.CONFUSION_PNG,
+                                "title": f"test confusion matrix ({len(truth)} images): {title(cfg)}"}),
+            ("plot_misclassified", {"images": images, "truth": true_labels, "predicted": predicted_labels,
+                                    "classes": names, "path": run_dir / record.MISTAKES_PNG,
+                                    "title": f"misclassified test images, true → predicted: {title(cfg)}"})]
 
 
 def _check_resumable(run_dir: Path, status: Optional[str], done: int, epochs: int, stopped_early: bool) -> None:

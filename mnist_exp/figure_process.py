@@ -12,18 +12,16 @@ import select
 import signal
 import sys
 import warnings
-from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
-from mnist_exp.plots import plot_curves, warm_up
-from mnist_exp.train import EpochMetrics
+from mnist_exp.plots import draw, warm_up
 
 WAIT_SECONDS = 120.0  # for the child to finish once it has the rows; then the run draws it
 PIPE_BYTES = 60_000  # the rows must fit a pipe's buffer (64 KiB on Linux): writing never blocks
 
 
 class FigureHelper:
-    """`with FigureHelper() as figure: ...; figure.draw(rows, title, path)`; the child is
+    """`with FigureHelper() as figure: ...; figure.draw(jobs)` (see plots.draw); the child is
     always gone when the block ends."""
 
     def __init__(self, enabled: bool = True):
@@ -39,11 +37,12 @@ class FigureHelper:
     def __exit__(self, *exc) -> None:
         self._stop(wait=False)  # nothing left for the child to do
 
-    def draw(self, rows: List[EpochMetrics], title: str, path: Path) -> bool:
-        """Save the figure; True if the helper drew it, False if this process had to."""
-        if self.pid is not None and self._drawn_by_child(rows, title, path):
+    def draw(self, jobs: List[Tuple[str, dict]]) -> bool:
+        """Draw the figures (plots.draw's jobs); True if the helper drew them, False if this
+        process had to."""
+        if self.pid is not None and self._drawn_by_child(jobs):
             return True
-        plot_curves(rows, title, path)
+        draw(jobs)
         return False
 
     def _start(self) -> None:
@@ -60,8 +59,8 @@ class FigureHelper:
         os.close(replies)
         self.pid = pid
 
-    def _drawn_by_child(self, rows, title, path) -> bool:
-        request, done = pickle.dumps((rows, title, Path(path))), False
+    def _drawn_by_child(self, jobs) -> bool:
+        request, done = pickle.dumps(jobs), False
         try:
             if len(request) <= PIPE_BYTES and os.write(self._to_child, request) == len(request):
                 os.close(self._to_child)  # EOF: the request is whole
@@ -102,8 +101,7 @@ def _child(requests: int, replies: int, parent_ends) -> None:
         with os.fdopen(requests, "rb") as pipe:
             request = pipe.read()
         if request:
-            rows, title, path = pickle.loads(request)
-            plot_curves(rows, title, path)
+            draw(pickle.loads(request))
             os.write(replies, b"1")
             code = 0
     except BaseException:  # the run draws the figure itself

@@ -39,6 +39,10 @@ class ReferenceModel:
     def evaluate(self, data: Split) -> Tuple[float, float]:
         return network.evaluate(self.weights, data)
 
+    def outputs(self, x: np.ndarray) -> np.ndarray:
+        """The network's outputs without dropout: (n, 784) -> (n, 10), linear (squared error)."""
+        return network.predict(self.weights, x)
+
     def arrays(self) -> Arrays:
         return {"w1": self.weights.w1, "w2": self.weights.w2}
 
@@ -129,6 +133,11 @@ class MLPModel:
             if kept is None or kept.shape != (self.batch_size, columns) or kept.dtype != dtype:
                 self._kept[name] = np.empty((self.batch_size, columns), dtype)
         return self._kept
+
+    def outputs(self, x: np.ndarray) -> np.ndarray:
+        """Outputs without dropout, batch norm on its running statistics: (n, 784) -> (n, 10),
+        logits for cross_entropy, linear for sse."""
+        return mlp.forward(self.params, x, self.opts)[0]
 
     def evaluate(self, data: Split) -> Tuple[float, float]:
         out, _ = mlp.forward(self.params, data.x, self.opts)

@@ -23,14 +23,15 @@ about people, and not as a handwriting reader in production.
 {checksums}
 
 ## Metrics (status: {status})
-| | loss (MSE per sample) | accuracy |
+| | loss per sample ({loss_name}) | accuracy |
 |---|---|---|
-| final train (epoch {final_epoch}) | {final_train_loss} | {final_train_accuracy} |
-| final test (epoch {final_epoch}) | {final_test_loss} | {final_test_accuracy} |
+| train (epoch {final_epoch}) | {final_train_loss} | {final_train_accuracy} |
+| test (epoch {final_epoch}) | {final_test_loss} | {final_test_accuracy} |
 | best test (epoch {best_epoch}) | {best_test_loss} | {best_test_accuracy} |
 
-Train metrics are measured during the epoch, with dropout; test metrics after it, without.
-
+The weights saved are those of epoch {final_epoch}{kept_note}. Train metrics are measured during
+the epoch, with dropout; test metrics after it, without.
+{per_class}
 ## Limitations
 - Small subsets give noisy estimates: with {test_samples} test images one image is
   {one_image:.2%} of accuracy. Picking settings by test accuracy biases it upwards; a
@@ -77,8 +78,20 @@ def _details(cfg: Dict[str, Any], summary: Dict[str, Any]) -> str:
     return (OPTIONS_DETAILS if options else REFERENCE_DETAILS).format(**values)
 
 
+LOSS_NAMES = {"sse": "squared error summed over the 10 outputs", "cross_entropy": "cross-entropy"}
+
+
+def _per_class(summary: Dict[str, Any]) -> str:
+    accuracy = (summary.get("per_class") or {}).get("accuracy")
+    if not accuracy:
+        return ""
+    cells = " | ".join(f"{name}: {_fmt(value)}" for name, value in accuracy.items())
+    return f"\nTest accuracy per class (`confusion.csv` has the counts): {cells}\n"
+
+
 def render(summary: Dict[str, Any]) -> str:
     cfg, final, best = summary["config"], summary["final"] or {}, summary["best"] or {}
+    last = summary.get("last") or final
     name = cfg["data"]["name"]
     val = cfg.get("val_samples", 0)
     checksums = "\n".join(f"  - `{name}`: `{md5}`" for name, md5 in summary["data"]["checksums"].items())
@@ -89,6 +102,9 @@ def render(summary: Dict[str, Any]) -> str:
         validation=(f"\n- Validation: the {val} training images after those (for model selection)." if val else ""),
         train_samples=cfg["train_samples"], test_samples=cfg["test_samples"], checksums=checksums,
         status=summary["status"], final_epoch=final.get("epoch", "n/a"), best_epoch=best.get("epoch", "n/a"),
+        loss_name=LOSS_NAMES.get(cfg.get("loss", "sse"), cfg.get("loss")), per_class=_per_class(summary),
+        kept_note=(f", restored by early stopping (the last epoch, {last.get('epoch')}, had test accuracy "
+                   f"{_fmt(last.get('test_accuracy'))})" if last.get("epoch") != final.get("epoch") else ""),
         **{f"final_{k}": _fmt(final.get(k)) for k in ("train_loss", "train_accuracy", "test_loss", "test_accuracy")},
         best_test_loss=_fmt(best.get("test_loss")), best_test_accuracy=_fmt(best.get("test_accuracy")),
         one_image=1 / cfg["test_samples"], run_dir=summary["run_dir"], wall_seconds=summary["wall_seconds"],

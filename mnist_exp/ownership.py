@@ -9,17 +9,20 @@ the record that is there.
 
 import errno
 import fcntl
+import logging
 import os
+import shutil
 import platform
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Dict, Iterable, Iterator
+from typing import Dict, Iterable, Iterator, Set
 
 from mnist_exp.errors import RecordError, UserError
 
 LOCK = ".mnist_exp.lock"
 _HELD: Dict[Path, int] = {}  # directory -> the open lock file of this process's claim
+_MADE: Set[Path] = set()  # directories this process's claims created
 
 
 class DirectoryInUse(UserError):
@@ -34,6 +37,7 @@ def claim(directory: Path, fresh: bool, what: str = "run", ignore: Iterable[str]
     if directory in _HELD:
         return directory
     try:
+        made = not directory.exists()
         directory.mkdir(parents=True, exist_ok=True)
         fd = os.open(directory / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as e:
@@ -56,6 +60,8 @@ def claim(directory: Path, fresh: bool, what: str = "run", ignore: Iterable[str]
     os.ftruncate(fd, 0)
     os.pwrite(fd, owner.encode(), 0)
     _HELD[directory] = fd
+    if made:
+        _MADE.add(directory)
     return directory
 
 
@@ -63,6 +69,24 @@ def release(directory: Path) -> None:
     fd = _HELD.pop(Path(directory).absolute(), None)
     if fd is not None:
         os.close(fd)  # closing drops the flock; the file stays, naming the last owner
+
+
+def discard(directory: Path, keep_if_holding_more_than: Iterable[str]) -> bool:
+    """Remove a directory this process made and holds, if it holds nothing but the lock and
+    the given names (Hydra's .hydra/ and log of a run refused before it started)."""
+    directory = Path(directory).absolute()
+    if directory not in _HELD or directory not in _MADE:
+        return False
+    allowed = {LOCK, *keep_if_holding_more_than}
+    if any(p.name not in allowed for p in directory.iterdir()):
+        return False
+    for handler in list(logging.root.handlers):  # Hydra's job log file lives there
+        if Path(getattr(handler, "baseFilename", "/")).parent == directory:
+            handler.close()
+            logging.root.removeHandler(handler)
+    release(directory)
+    shutil.rmtree(directory, ignore_errors=True)
+    return True
 
 
 @contextmanager

@@ -23,6 +23,9 @@ SUMMARY = "summary.json"
 CURVES = "curves.png"
 MODEL_CARD = "model_card.md"
 CHECKPOINT = "checkpoint.npz"
+CONFUSION = "confusion.csv"
+CONFUSION_PNG = "confusion.png"
+MISTAKES_PNG = "misclassified.png"
 COLUMNS = [f.name for f in fields(EpochMetrics) if not f.name.startswith("val_")]
 VAL_COLUMNS = ["val_loss", "val_accuracy"]  # only in runs with a validation split
 

@@ -4,8 +4,10 @@
     runs = results.load_runs("outputs/")        # one row per run
     history = results.load_history("outputs/")  # one row per run per epoch
 
-Both take a run dir, a sweep dir, a whole outputs/ tree, or a list of those. Config keys
-are typed columns (float lr, int hidden_size, ...), whatever the JSON or CSV held.
+Both take a run dir, a sweep dir, a whole outputs/ tree, or a list of those. Every config
+key is a typed column (float lr, int hidden_size, string data.name, ...), whatever the JSON or
+CSV held; lists (tags, data.mirrors) are comma-joined strings. `final_*` is the epoch whose
+weights the run keeps (early stopping may have restored an earlier one than the last).
 """
 
 import json
@@ -17,12 +19,28 @@ from typing import Any, Dict, Iterable, List, Optional, Union
 
 import pandas as pd
 
-from mnist_exp.config import RUN_KEYS, Config
+from mnist_exp.config import Config
 from mnist_exp.record import METRICS, SUMMARY
 
 PathLike = Union[str, Path]
-# Top-level config keys of the schema -> their Python type (nested groups like data are left out).
-CONFIG_TYPES = {f.name: f.type for f in fields(Config) if not is_dataclass(f.type) and f.name not in RUN_KEYS}
+
+
+def _leaf_types(schema: type, prefix: str = "") -> Dict[str, type]:
+    """Every config key of the schema, dotted (data.name, data.train_images.md5), -> its type;
+    lists and optional strings are text."""
+    types = {}
+    for f in fields(schema):
+        if is_dataclass(f.type):
+            types.update(_leaf_types(f.type, f"{prefix}{f.name}."))
+        else:
+            types[f"{prefix}{f.name}"] = f.type if f.type in (int, float, bool, str) else str
+    return types
+
+
+CONFIG_TYPES = _leaf_types(Config)
+# Keys that say where or how a run ran, not what it is: never what tells settings apart.
+LOCATION_KEYS = ("resume", "name", "tags", "data.dir", "data.fallback_dirs", "data.mirrors", "data.timeout",
+                 "data.deadline", "data.retries")
 METRIC_NAMES = ["train_loss", "train_accuracy", "test_loss", "test_accuracy"]
 _DTYPES = {float: "float64", int: "Int64", str: "string", bool: "boolean"}
 
@@ -53,11 +71,13 @@ def find_run_dirs(paths: Union[PathLike, Iterable[PathLike]]) -> List[Path]:
     return sorted(found, key=_natural)
 
 
-def load_runs(paths: Union[PathLike, Iterable[PathLike]]) -> pd.DataFrame:
-    """One row per run: config keys, status, reason, epochs run, final and best metrics, run dir."""
-    rows = [_run_row(run_dir) for run_dir in find_run_dirs(paths)]
-    columns = ["job", *CONFIG_TYPES, "status", "reason", "epochs_run",
-               *(f"final_{m}" for m in METRIC_NAMES), "best_epoch", *(f"best_{m}" for m in METRIC_NAMES),
+def load_runs(paths: Union[PathLike, Iterable[PathLike]], per_class: bool = False) -> pd.DataFrame:
+    """One row per run: config keys, status, reason, epochs run, the kept epoch's and the best
+    metrics, run dir; with `per_class`, each class's test accuracy (test_accuracy_<class>)."""
+    rows = [_run_row(run_dir, per_class) for run_dir in find_run_dirs(paths)]
+    classes = sorted({k for row in rows for k in row if k.startswith("test_accuracy_")}, key=_class_order)
+    columns = ["job", *CONFIG_TYPES, "status", "reason", "epochs_run", "final_epoch",
+               *(f"final_{m}" for m in METRIC_NAMES), "best_epoch", *(f"best_{m}" for m in METRIC_NAMES), *classes,
                "wall_seconds", "overrides", "run_dir"]
     return _typed(pd.DataFrame(rows, columns=columns))
 
@@ -133,17 +153,35 @@ def _section(summary: Dict[str, Any], key: str) -> Dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _run_row(run_dir: Path) -> Dict[str, Any]:
+def _class_order(column: str):
+    name = column[len("test_accuracy_"):]
+    return (0, int(name), "") if name.isdigit() else (1, 0, name)
+
+
+def _lookup(config: Dict[str, Any], dotted: str) -> Any:
+    value = config
+    for part in dotted.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    if isinstance(value, list):
+        return ",".join(map(str, value))
+    return value
+
+
+def _run_row(run_dir: Path, per_class: bool = False) -> Dict[str, Any]:
     summary = _summary(run_dir)
     config, job = _section(summary, "config"), _section(summary, "job")
     final, best = _section(summary, "final"), _section(summary, "best")
-    row = {"job": _value_int(job.get("num")), **{key: _value(key, config.get(key)) for key in CONFIG_TYPES},
+    row = {"job": _value_int(job.get("num")),
+           **{key: _value(key, _lookup(config, key)) for key in CONFIG_TYPES}, "final_epoch": _value_int(final.get("epoch")),
            "status": _text(summary.get("status")) or "unreadable", "reason": _text(summary.get("reason")),
            "epochs_run": _value_int(summary.get("epochs_run", 0)), "best_epoch": _value_int(best.get("epoch")),
            "wall_seconds": _number(summary.get("wall_seconds")),
            "overrides": " ".join(map(str, job.get("overrides") or [])), "run_dir": str(run_dir)}
     for m in METRIC_NAMES:
         row[f"final_{m}"], row[f"best_{m}"] = _number(final.get(m)), _number(best.get(m))
+    if per_class:
+        accuracy = _section(_section(summary, "per_class"), "accuracy")
+        row.update({f"test_accuracy_{name}": _number(value) for name, value in accuracy.items()})
     return row
 
 
@@ -165,13 +203,14 @@ def _number(value: Any) -> Optional[float]:
 def _typed(df: pd.DataFrame) -> pd.DataFrame:
     """Config columns typed by the schema; ints stay ints (nullable where a value is missing)."""
     types = {key: _DTYPES[t] for key, t in CONFIG_TYPES.items() if t in _DTYPES and key in df}
-    types.update({c: "Int64" for c in ("job", "epoch", "epochs_run", "best_epoch") if c in df})
+    types.update({c: "Int64" for c in ("job", "epoch", "epochs_run", "final_epoch", "best_epoch") if c in df})
     for column, dtype in types.items():
         df[column] = df[column].astype(dtype)
         if dtype == "Int64" and df[column].notna().all():
             df[column] = df[column].astype("int64")
     for column in df.columns:
-        if column in METRIC_NAMES or column.startswith(("final_", "best_")) and column != "best_epoch":
+        if column in METRIC_NAMES or column.startswith(("final_", "best_", "test_accuracy_")) \
+                and column not in ("best_epoch", "final_epoch"):
             df[column] = df[column].astype("float64")
     return df
 

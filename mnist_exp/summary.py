@@ -107,6 +107,7 @@ class SummaryWriter:
         self.cfg, self.run_dir, self.extra = cfg, run_dir, extra or {}
         self.started = time.time()
         self.tally = Tally()  # the run's rows so far: count, last, best
+        self.kept: Optional[EpochMetrics] = None  # the epoch whose weights the run keeps, once it ends
         self.may_write = True  # a resume writes nothing until its first epoch ends
         self.ended = False  # how the run ended is recorded: nothing may overwrite it
         self.previous_status: Optional[str] = None  # of a resumed run, before this session
@@ -127,7 +128,7 @@ class SummaryWriter:
         self.extra.setdefault("job", previous.get("job"))  # a resumed sweep job stays that job
 
     def build(self, status: str, reason: Optional[str] = None) -> Dict[str, Any]:
-        result = build(self.cfg, self.run_dir, status, self.tally, self.started, self.data, reason)
+        result = build(self.cfg, self.run_dir, status, self.tally, self.started, self.data, reason, self.kept)
         result["wall_seconds"] += self.earlier_seconds
         if self.resumed:
             result.update(started_at=self.first_started_at, resumed=self.resumed)
@@ -141,16 +142,22 @@ class SummaryWriter:
 
 
 def build(cfg: Config, run_dir: Path, status: str, tally: Tally, started: float,
-          data: Dict[str, Any], reason: Optional[str] = None) -> Dict[str, Any]:
+          data: Dict[str, Any], reason: Optional[str] = None, kept: Optional[EpochMetrics] = None) -> Dict[str, Any]:
+    """The summary. `final` is the epoch whose weights the run keeps (weights.npz): the last,
+    or the one early stopping restored; `last` is always the last epoch."""
+    final = kept or tally.last
     return {
         "status": status,  # running, completed, diverged, interrupted or failed
         "reason": reason,
         "run_name": run_dir.name,
+        "name": cfg.name,
+        "tags": list(cfg.tags),
         "run_dir": str(run_dir),
         "config": asdict(cfg),
         "seed": cfg.seed,
         "epochs_run": tally.count,
-        "final": _row(tally.last) if tally.last else None,
+        "final": _row(final) if final else None,
+        "last": _row(tally.last) if tally.last else None,
         "best": _row(tally.best) if tally.best else None,
         "wall_seconds": time.time() - started,
         "started_at": _timestamp(started),

@@ -16,11 +16,16 @@ from mnist_exp.train import EpochMetrics
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork") or sys.platform == "darwin", reason="no helper here")
 
 
+def curves(rows, title, path):
+    """The figure helper's job for a run's curves.png."""
+    return [("plot_curves", {"rows": rows, "title": title, "path": path})]
+
+
 def rows(n: int):
     return [EpochMetrics(e, 1.0 / (e + 1), 0.5, 1.1 / (e + 1), 0.45, 0.01) for e in range(n)]
 
 
-def assert_png(path: Path, width=1210, height=462):
+def assert_png(path: Path, width=1210, height=506):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert matplotlib.image.imread(path).shape[:2] == (height, width)
 
@@ -34,7 +39,7 @@ def test_the_helper_draws_the_figure_and_exits(tmp_path):
     with FigureHelper() as figure:
         pid = figure.pid
         assert pid is not None
-        assert figure.draw(rows(20), "by the helper", tmp_path / "curves.png") is True
+        assert figure.draw(curves(rows(20), "by the helper", tmp_path / "curves.png")) is True
     assert_png(tmp_path / "curves.png")
     assert_gone(pid)
 
@@ -47,7 +52,7 @@ def test_the_run_draws_what_the_helper_cannot_without_blocking(tmp_path, monkeyp
         if case.startswith("helper"):
             os.kill(pid, signal.SIGKILL if case == "helper killed" else signal.SIGSTOP)
         epochs = 2000 if case.startswith("2,000") else 5
-        assert figure.draw(rows(epochs), case, tmp_path / "curves.png") is False
+        assert figure.draw(curves(rows(epochs), case, tmp_path / "curves.png")) is False
     assert_png(tmp_path / "curves.png")
     assert_gone(pid)
 
@@ -63,7 +68,7 @@ def test_a_run_that_fails_leaves_no_helper_behind(tmp_path):
 def test_a_disabled_helper_forks_nothing(tmp_path):
     with FigureHelper(enabled=False) as figure:
         assert figure.pid is None
-        assert figure.draw(rows(3), "in process", tmp_path / "curves.png") is False
+        assert figure.draw(curves(rows(3), "in process", tmp_path / "curves.png")) is False
     assert_png(tmp_path / "curves.png")
 
 

@@ -1,0 +1,79 @@
+"""A run's trained model, loaded from its directory for predictions:
+
+    from mnist_exp import load_model
+    model = load_model("outputs/2026-11-23/10-31-07.123456")
+    labels = model.predict(images)          # images: uint8 (n, 28, 28) or (n, 784), or floats in [0, 1]
+    scores = model.predict_proba(images)    # (n, 10), each row sums to 1
+
+It reads `weights.npz`, or, for a run interrupted before it wrote them, the weights of its
+last checkpoint (`source` and `epoch` say which). Every kind of model the runner trains
+loads this way; the arrays are checked against the run's config before use.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Union
+
+import numpy as np
+
+from mnist_exp import record
+from mnist_exp.config import Config
+from mnist_exp.errors import UserError
+from mnist_exp.summary import load_config
+
+
+@dataclass
+class TrainedModel:
+    config: Config
+    model: object  # model.ReferenceModel or model.MLPModel
+    source: Path  # weights.npz, or checkpoint.npz of an interrupted run
+    epoch: Optional[int]  # the checkpoint's last epoch; None for weights.npz (see summary.json "final")
+
+    def inputs(self, images: np.ndarray) -> np.ndarray:
+        """(n, 784) in [0, 1] in the run's dtype, from uint8 bytes (scaled as training scaled
+        them) or floats already in [0, 1]; 28x28 images are flattened."""
+        images = np.asarray(images)
+        if images.ndim == 2 and images.shape == (28, 28):
+            images = images[None]
+        if images.ndim == 3 and images.shape[1:] == (28, 28):
+            images = images.reshape(len(images), 784)
+        if images.ndim != 2 or images.shape[1] != 784:
+            raise ValueError(f"images must be (n, 28, 28) or (n, 784), not {images.shape}")
+        dtype = np.dtype(self.config.dtype)
+        if images.dtype == np.uint8:
+            return np.divide(images, dtype.type(255), dtype=dtype)
+        if images.dtype.kind not in "fiu":
+            raise ValueError(f"images must be numbers, not {images.dtype}")
+        return images.astype(dtype)
+
+    def predict_proba(self, images: np.ndarray) -> np.ndarray:
+        """(n, 10) class scores summing to 1: the softmax of a cross-entropy model (its
+        probabilities); for a squared-error model, its outputs clipped at 0 and normalised,
+        which rank the classes as the model does but are not calibrated probabilities."""
+        out = self.model.outputs(self.inputs(images))
+        if self.config.loss == "cross_entropy":
+            e = np.exp(out - out.max(axis=1, keepdims=True))
+            return e / e.sum(axis=1, keepdims=True)
+        clipped = np.maximum(out, 0)
+        total = clipped.sum(axis=1, keepdims=True)
+        return np.divide(clipped, total, out=np.full_like(clipped, 0.1), where=total > 0)
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        """(n,) predicted labels: the class with the highest output."""
+        return self.model.outputs(self.inputs(images)).argmax(axis=1)
+
+
+def load_model(run_dir: Union[str, Path]) -> TrainedModel:
+    """The model a run kept (its weights.npz, else its last checkpoint's weights)."""
+    from mnist_exp.model import restore
+
+    run_dir = Path(run_dir)
+    cfg = load_config(run_dir)
+    weights, checkpoint = run_dir / record.WEIGHTS, run_dir / record.CHECKPOINT
+    if weights.is_file():
+        return TrainedModel(cfg, restore(cfg, record.load_weights(weights), weights), weights, None)
+    if checkpoint.is_file():
+        arrays, _, done = record.load_checkpoint(checkpoint)
+        params = {k: v for k, v in arrays.items() if not k.startswith(("opt/", "es/"))}
+        return TrainedModel(cfg, restore(cfg, params, checkpoint), checkpoint, done - 1)
+    raise UserError(f"{run_dir}: no weights.npz and no checkpoint.npz: the run finished no epoch")

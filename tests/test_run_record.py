@@ -1,0 +1,167 @@
+"""The run record tells the truth: the kept model's numbers everywhere, per-class results, the
+loss and data set named, names and tags, a loadable model."""
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import matplotlib.image
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers import run_cli
+from mnist_exp import compare, load_model, results
+from mnist_exp.config import Config, DataConfig
+from mnist_exp.data import load_dataset
+from mnist_exp.experiment import title
+from mnist_exp.plots import accuracy_limits
+from mnist_exp.train import EpochMetrics
+
+SMALL = ["train_samples=500", "test_samples=300", "epochs=3"]
+EARLY = ["train_samples=2000", "test_samples=500", "val_samples=500", "early_stopping=2", "batch_size=32",
+         "lr=0.3", "loss=cross_entropy", "epochs=8"]
+
+
+@pytest.fixture(scope="module")
+def reference_run(mnist_dir, tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("ref") / "run"
+    result = run_cli([*SMALL, "name=baseline", "tags=[a,b]", f"hydra.run.dir={run_dir}"], cwd=run_dir.parent)
+    assert result.returncode == 0, result.stderr
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def early_run(mnist_dir, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("early") / "run"
+    result = run_cli([*EARLY, f"hydra.run.dir={run_dir}"], cwd=run_dir.parent)
+    assert result.returncode == 0, result.stderr
+    return run_dir, result
+
+
+def summary_of(run_dir: Path) -> dict:
+    return json.loads((run_dir / "summary.json").read_text())
+
+
+def test_the_model_card_names_the_loss_the_run_computed(reference_run, early_run):
+    assert "MSE" not in (reference_run / "model_card.md").read_text()
+    assert "loss per sample (squared error summed over the 10 outputs)" in (reference_run / "model_card.md").read_text()
+    assert "loss per sample (cross-entropy)" in (early_run[0] / "model_card.md").read_text()
+
+
+def test_figure_titles_name_the_data_set_and_the_run():
+    fashion = Config(data=DataConfig(name="fashion_mnist"), name="shirts")
+    assert title(fashion).startswith("shirts: Fashion-MNIST MLP 784-100-10")
+    assert title(Config()).startswith("MNIST MLP 784-100-10")
+
+
+def test_the_accuracy_axis_is_zoomed_to_the_data():
+    rows = [EpochMetrics(e, 0.1, 0.966 + e / 1000, 0.1, 0.97 + e / 1000, 0.1) for e in range(20)]
+    low, high = accuracy_limits(rows, ["train", "test"])
+    assert 0.9 < low < 0.966 and 0.989 < high <= 1.0
+
+
+def test_curves_mark_the_epoch_early_stopping_kept(early_run):
+    run_dir, result = early_run
+    summary = summary_of(run_dir)
+    kept, last = summary["final"], summary["last"]
+    assert kept["epoch"] == summary["early_stopping"]["best_epoch"] != last["epoch"]
+    assert f"test accuracy {kept['test_accuracy']:.3f} (the weights of epoch {kept['epoch']}, restored by " \
+           f"early stopping; last epoch {last['epoch']}" in result.stdout
+    runs = results.load_runs(run_dir)
+    assert runs["final_epoch"].item() == kept["epoch"] and runs["final_test_accuracy"].item() == kept["test_accuracy"]
+    evaluated = run_cli([str(run_dir)], cwd=run_dir.parent, module="mnist_exp.evaluate")
+    assert f"test_accuracy={kept['test_accuracy']:.4f}" in evaluated.stdout
+    assert matplotlib.image.imread(run_dir / "curves.png").shape[:2] == (506, 1210)
+
+
+@pytest.mark.parametrize("which", ["reference", "early"])
+def test_the_confusion_matrix_is_the_kept_weights_on_the_test_images(which, reference_run, early_run):
+    run_dir = reference_run if which == "reference" else early_run[0]
+    summary = summary_of(run_dir)
+    matrix = pd.read_csv(run_dir / "confusion.csv", index_col="true")
+    assert matrix.shape == (10, 10) and list(matrix.columns) == [str(d) for d in range(10)]
+    assert matrix.to_numpy().sum() == summary["config"]["test_samples"]
+    assert np.trace(matrix.to_numpy()) / matrix.to_numpy().sum() == pytest.approx(summary["final"]["test_accuracy"])
+    per_class = summary["per_class"]
+    assert per_class["count"] == {str(d): int(matrix.loc[d].sum()) for d in range(10)}
+    assert per_class["accuracy"]["3"] == pytest.approx(matrix.loc[3, "3"] / matrix.loc[3].sum())
+    for png in ("confusion.png", "misclassified.png"):
+        assert (run_dir / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    runs = results.load_runs(run_dir, per_class=True)
+    assert runs["test_accuracy_3"].item() == pytest.approx(per_class["accuracy"]["3"])
+
+
+@pytest.mark.parametrize("which", ["reference", "early"])
+def test_load_model_predicts_what_evaluate_scores(which, reference_run, early_run, mnist_dir):
+    run_dir = reference_run if which == "reference" else early_run[0]
+    model = load_model(run_dir)
+    data = load_dataset(model.config.data)
+    n = model.config.test_samples
+    images, labels = data.test_images[:n], data.test_labels[:n]
+    accuracy = np.mean(model.predict(images) == labels)
+    assert accuracy == pytest.approx(summary_of(run_dir)["final"]["test_accuracy"])
+    as_squares = model.predict(images.reshape(n, 28, 28))
+    as_floats = model.predict(images / 255.0)
+    assert (as_squares == model.predict(images)).all() and (as_floats == model.predict(images)).all()
+    proba = model.predict_proba(images)
+    assert proba.shape == (n, 10) and np.allclose(proba.sum(axis=1), 1) and (proba.argmax(axis=1) == model.predict(images)).all()
+
+
+def test_evaluate_scores_an_interrupted_runs_checkpoint_and_refuses_zero_samples(reference_run, tmp_path):
+    run_dir = tmp_path / "run"
+    shutil.copytree(reference_run, run_dir)
+    (run_dir / "weights.npz").unlink()
+    result = run_cli([str(run_dir)], cwd=tmp_path, module="mnist_exp.evaluate")
+    assert result.returncode == 0, result.stderr
+    assert "scoring checkpoint.npz, the weights after epoch 2" in result.stderr
+    assert f"test_accuracy={summary_of(run_dir)['final']['test_accuracy']:.4f}" in result.stdout
+    assert re.search(r"per class: 0=\d\.\d{4}", result.stdout)
+    zero = run_cli([str(run_dir), "--test-samples", "0"], cwd=tmp_path, module="mnist_exp.evaluate")
+    assert zero.returncode == 2 and "--test-samples 0 is out of range" in zero.stderr
+
+
+def test_names_and_tags_reach_the_directory_summary_and_load_runs(mnist_dir, reference_run, tmp_path):
+    summary = summary_of(reference_run)
+    assert summary["name"] == "baseline" and summary["tags"] == ["a", "b"]
+    runs = results.load_runs(reference_run)
+    assert runs["name"].item() == "baseline" and runs["tags"].item() == "a,b"
+    result = run_cli([*SMALL[:2], "epochs=1", "name=trial-7"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert [p.name for p in (tmp_path / "outputs").glob("*/*")][0].endswith("_trial-7")
+    bad = run_cli(["name=../x"], cwd=tmp_path)
+    assert bad.returncode == 2 and "name='../x' is not a plain name" in bad.stderr
+
+
+def test_the_record_says_where_the_data_was_really_read(mnist_dir, tmp_path):
+    empty = tmp_path / "empty-cache"
+    run_dir = tmp_path / "run"
+    result = run_cli([*SMALL[:2], "epochs=1", f"data.dir={empty}", f"data.fallback_dirs=[{mnist_dir}]",
+                      f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    data = summary_of(run_dir)["data"]
+    assert data["dir"] == str(mnist_dir.absolute())
+    assert all(Path(p).parent == mnist_dir.absolute() for p in data["files"].values())
+
+
+def test_comparisons_never_pool_different_data_sets(reference_run, tmp_path):
+    for name in ("mnist", "fashion_mnist"):
+        copy = tmp_path / name
+        shutil.copytree(reference_run, copy)
+        summary = summary_of(copy)
+        summary["config"]["data"]["name"] = name
+        (copy / "summary.json").write_text(json.dumps(summary))
+    runs = results.load_runs(tmp_path)
+    assert str(runs["data.name"].dtype) in ("string", "str") and set(runs["data.name"]) == {"mnist", "fashion_mnist"}
+    table = compare.rank(runs)
+    assert len(table) == 2 and "data.name" in compare.setting_keys(runs)
+
+
+def test_a_single_run_refused_before_it_started_leaves_nothing(tmp_path):
+    for args in (["lr=-1"], ["hidden_size=1000000"], ["early_stopping=3"]):
+        result = run_cli([*args, f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path)
+        assert result.returncode == 2
+        assert not (tmp_path / "run").exists()
+    result = run_cli(["lr=-1"], cwd=tmp_path)
+    assert result.returncode == 2 and not list((tmp_path / "outputs").glob("*/*"))
