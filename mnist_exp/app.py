@@ -240,10 +240,10 @@ def _main() -> None:
                            EXIT_USER_ERROR))
         if sweep.LAUNCHED is None or "No trials are completed" not in str(e):
             raise
-        sys.exit(report_sweep(sweep.LAUNCHED))  # optuna, asked for the best of a search with no completed trial
+        sys.exit(report_sweep(sweep.LAUNCHED, stopped=True))  # optuna: the best of a search with no trial done
     except KeyboardInterrupt as e:
         if sweep.LAUNCHED is not None:
-            report_sweep(sweep.LAUNCHED)
+            report_sweep(sweep.LAUNCHED, stopped=True)
         how = f" by {e}" if isinstance(e, Interrupted) else ""
         where = getattr(e, "run_dir", None)
         if getattr(e, "ended", False):
@@ -257,16 +257,24 @@ def _main() -> None:
         os.environ.pop("HYDRA_FULL_ERROR", None)
 
 
-def report_sweep(sweep_dir: Path) -> int:
-    """One line per job that did not complete; exit code 1 if any, else 0."""
-    from mnist_exp.summarize import SUMMARY_CSV, write_summary
+def report_sweep(sweep_dir: Path, stopped: bool = False) -> int:
+    """One line per job that did not complete, or never started; exit code 1 if any, else 0.
+    A sweep that was `stopped` (Ctrl-C) gets its comparison figure drawn here."""
+    from mnist_exp.summarize import SUMMARY_CSV, planned_jobs, write_summary
 
-    table = write_summary(sweep_dir, figure=False)
+    table = write_summary(sweep_dir, figure=stopped)
     bad = table[table["status"] != "completed"]
-    print(f"sweep of {len(table)} jobs: {len(table) - len(bad)} completed; summary in {sweep_dir / SUMMARY_CSV}")
+    planned = planned_jobs(sweep_dir) or []
+    started = set(table["job"].dropna().astype(int))
+    never = [(num, overrides) for num, overrides in enumerate(planned) if num not in started]
+    total = max(len(planned), len(table))
+    print(f"sweep of {total} jobs: {len(table) - len(bad)} completed"
+          + (f", {len(never)} never started" if never else "") + f"; summary in {sweep_dir / SUMMARY_CSV}")
     for _, row in bad.iterrows():
         _fail(f"job {row['job']} {row['status']}: {row['reason']}", EXIT_SWEEP_FAILED)
-    return EXIT_SWEEP_FAILED if len(bad) else 0
+    for num, overrides in never:
+        _fail(f"job {num} never started" + (f" ({overrides})" if overrides else ""), EXIT_SWEEP_FAILED)
+    return EXIT_SWEEP_FAILED if len(bad) or never else 0
 
 
 def _fail(message: str, code: int) -> int:

@@ -186,3 +186,33 @@ def plot_ranked(history, table, keys: List[str], path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
     fig.savefig(path, dpi=110)
+
+
+def plot_search(table, params: List[str], path: Path) -> None:
+    """An Optuna search: the objective of each trial in order with the best so far, and the
+    objective against each searched parameter (a grid heatmap would be a sparse diagonal)."""
+    fig = _figure(figsize=(5 + 4 * len(params), 4.5))
+    axes = fig.subplots(1, 1 + len(params), squeeze=False)[0]
+    trials = table.sort_values("job")
+    value = trials["final_test_accuracy"].astype(float).where(trials["status"] == "completed")  # as Optuna was told
+    ax = axes[0]
+    ax.plot(trials["job"], value, "o", ms=4, label="trial")
+    best = value.fillna(-np.inf).cummax().replace(-np.inf, np.nan)  # failed trials do not end the line
+    ax.plot(trials["job"], best, "-", color="C3", label="best so far")
+    failed = trials[value.isna()]
+    if len(failed):
+        ax.plot(failed["job"], [np.nanmin(value) if value.notna().any() else 0] * len(failed), "x", color="0.4",
+                label="failed or diverged")
+    ax.set_xlabel("trial")
+    ax.set_ylabel("objective: test accuracy")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    ax.set_title(f"{len(trials)} trials")
+    for ax, param in zip(axes[1:], params):
+        ax.plot(trials[param], value, "o", ms=4)
+        if param == "lr" or (trials[param].dropna() > 0).all() and trials[param].max() / max(trials[param].min(), 1e-300) > 50:
+            ax.set_xscale("log")
+        ax.set_xlabel(param)
+        ax.grid(alpha=0.3)
+        ax.set_title(f"objective against {param}")
+    fig.savefig(path, format="png", dpi=110)

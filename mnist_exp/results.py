@@ -78,7 +78,7 @@ def load_runs(paths: Union[PathLike, Iterable[PathLike]], per_class: bool = Fals
     classes = sorted({k for row in rows for k in row if k.startswith("test_accuracy_")}, key=_class_order)
     columns = ["job", *CONFIG_TYPES, "status", "reason", "epochs_run", "final_epoch",
                *(f"final_{m}" for m in METRIC_NAMES), "best_epoch", *(f"best_{m}" for m in METRIC_NAMES), *classes,
-               "wall_seconds", "overrides", "run_dir"]
+               "wall_seconds", "started_at", "overrides", "run_dir"]
     return _typed(pd.DataFrame(rows, columns=columns))
 
 
@@ -175,7 +175,7 @@ def _run_row(run_dir: Path, per_class: bool = False) -> Dict[str, Any]:
            **{key: _value(key, _lookup(config, key)) for key in CONFIG_TYPES}, "final_epoch": _value_int(final.get("epoch")),
            "status": _text(summary.get("status")) or "unreadable", "reason": _text(summary.get("reason")),
            "epochs_run": _value_int(summary.get("epochs_run", 0)), "best_epoch": _value_int(best.get("epoch")),
-           "wall_seconds": _number(summary.get("wall_seconds")),
+           "wall_seconds": _number(summary.get("wall_seconds")), "started_at": _text(summary.get("started_at")),
            "overrides": " ".join(map(str, job.get("overrides") or [])), "run_dir": str(run_dir)}
     for m in METRIC_NAMES:
         row[f"final_{m}"], row[f"best_{m}"] = _number(final.get(m)), _number(best.get(m))

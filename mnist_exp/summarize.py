@@ -9,7 +9,7 @@ comparison.png is drawn when the sweep ends. Rebuild both by hand at any time:
 import argparse
 import sys
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
 import pandas as pd
 import yaml
@@ -46,6 +46,33 @@ def declared_sweep_keys(sweep_dir: Path) -> List[str]:
     return [k for k in dict.fromkeys(keys) if k in results.CONFIG_TYPES]
 
 
+def searched_params(sweep_dir: Path) -> List[str]:
+    """The keys an Optuna search varies (empty for a grid sweep)."""
+    path = sweep_dir / "multirun.yaml"
+    if not path.is_file():
+        return []
+    sweeper = (yaml.safe_load(path.read_text()) or {}).get("hydra", {}).get("sweeper") or {}
+    if "optuna" not in str(sweeper.get("_target_", "")):
+        return []
+    return [k for k in (sweeper.get("params") or {}) if k in results.CONFIG_TYPES]
+
+
+def planned_jobs(sweep_dir: Path) -> Optional[List[str]]:
+    """The jobs the sweep was asked for, as their override strings (multirun.yaml): a grid's
+    product of values, or an Optuna search's n_trials (no overrides known in advance)."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+
+    path = sweep_dir / "multirun.yaml"
+    if not path.is_file():
+        return None
+    hydra_cfg = (yaml.safe_load(path.read_text()) or {}).get("hydra", {})
+    sweeper = hydra_cfg.get("sweeper") or {}
+    if "optuna" in str(sweeper.get("_target_", "")):
+        return [""] * int(sweeper.get("n_trials") or 0)
+    overrides = OverridesParser.create().parse_overrides(hydra_cfg.get("overrides", {}).get("task", []))
+    return [" ".join(job) for batch in BasicSweeper.split_arguments(overrides, None) for job in batch]
+
+
 def swept_keys(sweep_dir: Path, runs: pd.DataFrame) -> List[str]:
     """The keys that tell the jobs apart: declared ones, then any others that differ."""
     overridden = overridden_keys(runs)
@@ -68,10 +95,14 @@ def write_summary(sweep_dir: Path, figure: bool = True) -> pd.DataFrame:
         table = sweep_table(runs, keys)
         write_atomic(sweep_dir / SUMMARY_CSV, lambda tmp: table.to_csv(tmp, index=False))
         if figure and len(table):
-            from mnist_exp.plots import plot_comparison
+            from mnist_exp.plots import plot_comparison, plot_search
 
-            history = results.load_history(sweep_dir)
-            write_atomic(sweep_dir / COMPARISON_PNG, lambda tmp: plot_comparison(history, table, keys, tmp))
+            searched = searched_params(sweep_dir)
+            if searched:
+                write_atomic(sweep_dir / COMPARISON_PNG, lambda tmp: plot_search(table, searched, tmp))
+            else:
+                history = results.load_history(sweep_dir)
+                write_atomic(sweep_dir / COMPARISON_PNG, lambda tmp: plot_comparison(history, table, keys, tmp))
     return table
 
 

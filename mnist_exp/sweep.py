@@ -14,7 +14,7 @@ from typing import Any, Optional
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,10 @@ class PrepareSweep(Callback):
         from mnist_exp.dir_guard import Refused
 
         Plugins.instance().register(JoblibLauncher)
+        if "mnist_exp_launchers.optuna_sweeper" in str(config.hydra.sweeper.get("_target_", "")):
+            from hydra_plugins.mnist_exp_launchers.optuna_sweeper import OptunaSweeper
+
+            Plugins.instance().register(OptunaSweeper)
         sweeper = config.hydra.sweeper
         if "optuna" in str(sweeper.get("_target_", "")):
             trials = sweeper.get("n_trials")
@@ -48,8 +52,12 @@ class PrepareSweep(Callback):
 
 class SweepSummary(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """Also keeps the sweep's config as multirun.yaml, which only Hydra's basic sweeper
+        writes: the summary reads the planned jobs and searched keys of any sweep from it."""
         global LAUNCHED
         LAUNCHED = Path(config.hydra.sweep.dir).resolve()
+        LAUNCHED.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(config, LAUNCHED / "multirun.yaml")
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
         hydra_cfg = HydraConfig.get()

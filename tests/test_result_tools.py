@@ -93,3 +93,21 @@ def test_compare_runs_writes_into_a_directory_and_says_where(sweep, tmp_path):
                                  "--out", str(out)], capture_output=True, text=True, cwd=tmp_path)
         assert result.returncode == 0, result.stderr
         assert f"wrote {written}" in result.stdout and written.stat().st_size > 1000
+
+
+def test_the_run_list_shows_what_differs_newest_first(sweep, tmp_path):
+    result = run_cli([str(sweep)], cwd=tmp_path, module="mnist_exp.runs")
+    assert result.returncode == 0, result.stderr
+    header, *lines = result.stdout.strip().splitlines()
+    assert header.split()[:3] == ["when", "name", "status"]
+    assert "lr" in header.split() and "seed" in header.split() and "hidden_size" not in header.split()
+    assert len(lines) == 4 and all("completed" in line for line in lines)
+    when = [" ".join(line.split()[:2]) for line in lines]
+    assert when == sorted(when, reverse=True)
+    ranked = run_cli([str(sweep), "--sort", "test_acc"], cwd=tmp_path, module="mnist_exp.runs")
+    accuracies = [float(line.split()[header.split().index("test_acc") + 1]) for line in ranked.stdout.splitlines()[1:]]
+    assert accuracies == sorted(accuracies, reverse=True)
+    none = run_cli([str(sweep), "--status", "failed"], cwd=tmp_path, module="mnist_exp.runs")
+    assert none.returncode == 0 and "no runs under" in none.stdout
+    bad = run_cli([str(sweep), "--sort", "nope"], cwd=tmp_path, module="mnist_exp.runs")
+    assert bad.returncode == 2 and "--sort nope: not a column" in bad.stderr

@@ -84,3 +84,44 @@ def test_a_killed_joblib_worker_costs_only_the_jobs_it_ran(mnist_dir, tmp_path):
     assert set(table["status"]) <= {"completed", "interrupted"}
     assert "Traceback" not in stderr and "TerminatedWorkerError" not in stderr
     assert (sweep_dir / "comparison.png").is_file()
+
+
+def test_a_resumed_optuna_study_proposes_new_trials_reproducibly(mnist_dir, tmp_path):
+    def search(db: str, sweep: str) -> list:
+        result = run_cli(["-m", "+search=optuna", "hydra.sweeper.n_trials=3", *SHORT,
+                          f"hydra.sweeper.storage=sqlite:///{tmp_path / db}", f"hydra.sweep.dir={tmp_path / sweep}"],
+                         cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        return pd.read_csv(tmp_path / sweep / "summary.csv")[["lr", "hidden_size"]].values.tolist()
+
+    first, resumed = search("a.db", "a1"), search("a.db", "a2")
+    assert not any(trial in first for trial in resumed)
+    assert search("b.db", "b1") == first and search("b.db", "b2") == resumed
+
+
+def test_an_optuna_search_draws_its_trials_not_a_grid(mnist_dir, tmp_path):
+    sweep_dir = tmp_path / "s"
+    result = run_cli(["-m", "+search=optuna", "hydra.sweeper.n_trials=3", "lr=choice(50,0.01)", *SHORT,
+                      f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)
+    assert result.returncode in (0, 1), result.stderr
+    import matplotlib.image
+
+    assert matplotlib.image.imread(sweep_dir / "comparison.png").shape[:2] == (495, 1430)  # trials + 2 params
+
+
+def test_ctrl_c_during_a_sweep_lists_the_jobs_that_never_started(mnist_dir, tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    env = dict(os.environ)
+    env.pop("HYDRA_FULL_ERROR", None)
+    proc = subprocess.Popen([sys.executable, "-m", "mnist_exp", "-m", "lr=0.005,0.01,0.02", "epochs=300",
+                             "train_samples=500", "test_samples=100", f"hydra.sweep.dir={sweep_dir}"],
+                            cwd=tmp_path, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 60
+    while not (sweep_dir / "1" / "checkpoint.npz").is_file() and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "sweep of 3 jobs: 1 completed, 1 never started" in stdout
+    assert "job 2 never started (lr=0.02 epochs=300 train_samples=500 test_samples=100)" in stderr
+    assert (sweep_dir / "comparison.png").is_file()
