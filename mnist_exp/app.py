@@ -182,6 +182,30 @@ def refuse_unknown_keys(dcfg: DictConfig, schema: type, prefix: str = "") -> Non
             refuse_unknown_keys(dcfg[key], known[key], f"{prefix}{key}.")
 
 
+EXTRAS = {  # optional integration -> (the word its errors mention, the modules it needs)
+    "optuna": ("optuna", ("optuna", "hydra_plugins.hydra_optuna_sweeper")),
+    "slurm": ("submitit", ("submitit", "hydra_plugins.hydra_submitit_launcher")),
+}
+
+
+def missing_extra(message: str) -> Optional[str]:
+    """One line naming the extra to install, when `message` is about an integration whose
+    packages are not installed (pip install -e . installs the core only)."""
+    from importlib.util import find_spec
+
+    for extra, (word, modules) in EXTRAS.items():
+        if word not in message.lower():
+            continue
+        try:
+            present = all(find_spec(m) is not None for m in modules)
+        except ImportError:
+            present = False
+        if not present:
+            return (f"this needs the '{extra}' extra, which is not installed: pip install -e '.[{extra}]' "
+                    f"in a checkout, or pip install 'mnist_exp[{extra}]'")
+    return None
+
+
 def one_line(error: BaseException) -> str:
     """Hydra and OmegaConf messages span lines; keep the first, with the key they name.
     An override Hydra's grammar cannot read is named, with what usually causes it."""
@@ -222,15 +246,16 @@ def _main() -> None:
         if sweep.LAUNCHED is not None:
             sys.exit(report_sweep(sweep.LAUNCHED))
         if FAILURES:
-            for run_dir in dir_guard.RUN_DIR:  # a run refused before it started leaves nothing behind
-                ownership.discard(run_dir, (".hydra", "mnist_exp.log"))
+            dir_guard.discard_unused()  # a run refused before it started leaves nothing behind
             for code, message in FAILURES:
                 _fail(message, code)
             sys.exit(max(code for code, _ in FAILURES))
     except (UserError, Refused) as e:
+        dir_guard.discard_unused()
         sys.exit(_fail(str(e), getattr(e, "exit_code", EXIT_USER_ERROR)))
-    except (HydraException, OmegaConfBaseException) as e:  # before OSError: a missing config is both
-        sys.exit(_fail(one_line(e), EXIT_USER_ERROR))
+    except (HydraException, OmegaConfBaseException, ImportError) as e:  # before OSError: a missing config is both
+        dir_guard.discard_unused()
+        sys.exit(_fail(missing_extra(str(e)) or one_line(e), EXIT_USER_ERROR))
     except OSError as e:  # Hydra's own writes (.hydra/, the log) into a full or read-only place
         error = record_error(e, "the run directory")
         sys.exit(_fail(str(error), error.exit_code))

@@ -19,7 +19,8 @@ from mnist_exp import ownership
 from mnist_exp.errors import UserError
 
 JOB_KEYS = ("hydra.job.num", "hydra.job.id")  # a sweep subdir must tell its jobs apart
-RUN_DIR = []  # the single run's directory, once claimed: the CLI removes it if the run never started
+CLAIMED = []  # the run's or sweep's directory, once claimed: the CLI removes it if nothing ever ran
+UNUSED = (".hydra", "mnist_exp.log", "multirun.yaml")  # what Hydra and the sweep summary write first
 
 
 class Refused(BaseException):
@@ -33,14 +34,21 @@ class Refused(BaseException):
 
 class ClaimDirectories(Callback):
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        RUN_DIR.append(_claim(config, "hydra.run.dir", "run"))
+        CLAIMED.append(_claim(config, "hydra.run.dir", "run"))
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         subdir = OmegaConf.to_container(config.hydra.sweep, resolve=False).get("subdir")
         if not any(key in str(subdir) for key in JOB_KEYS):
             raise Refused(f"hydra.sweep.subdir={subdir} would put several jobs in one directory: "
                           "it must contain ${hydra.job.num} (the default) or ${hydra.job.id}")
-        _claim(config, "hydra.sweep.dir", "sweep")
+        CLAIMED.append(_claim(config, "hydra.sweep.dir", "sweep"))
+
+
+def discard_unused() -> None:
+    """Remove the claimed directory of a run refused before it started, or of a sweep whose
+    launch failed before any job: they hold only what Hydra wrote first."""
+    for directory in CLAIMED:
+        ownership.discard(directory, UNUSED)
 
 
 def _claim(config: DictConfig, key: str, what: str) -> Path:

@@ -4,6 +4,7 @@ Callable without Hydra: `run_experiment(Config(lr=0.01), Path("some/dir"))`.
 """
 
 import logging
+import sys
 from contextlib import closing
 from dataclasses import asdict
 from pathlib import Path
@@ -108,6 +109,8 @@ def _run(cfg: Config, run_dir: Path, status: summary.SummaryWriter, resume: bool
         model, start = build(cfg, rng), 0
         metrics = record.MetricsWriter(run_dir, bool(val_set))
         status.save("running")
+    if sys.stderr.isatty() and not status.extra.get("job") and hasattr(model, "progress"):
+        model.progress = sys.stderr  # a bar within long epochs, for a person at a terminal (not a sweep's jobs)
     status.tally = metrics.tally
 
     def lr_of_epoch(epoch: int) -> float:

@@ -5,6 +5,7 @@ per-sample procedure; anything beyond them selects the general mlp.py with an op
 Learning-rate schedules, validation and early stopping work with both (see train.py).
 """
 
+from contextlib import contextmanager
 from typing import Dict, Optional, Tuple
 
 import numpy as np
@@ -61,6 +62,7 @@ class MLPModel:
         self._gradients: mlp.Params = {}  # reused from batch to batch
         self._kept: Dict[str, np.ndarray] = {}  # the batch being trained, gathered from the shuffled epoch
         self._live: Optional[tuple] = None  # (the training set's bytes, its live columns, their Split)
+        self.progress = None  # a terminal stream: an epoch longer than PROGRESS_AFTER seconds shows a bar there
 
     def fit_epoch(self, data: Split, lr: float, rng: np.random.Generator) -> Tuple[float, float]:
         if self.batch_size == 1 or data.pixels is None or not self.optimizer.leaves_zero_gradients_alone():
@@ -81,16 +83,19 @@ class MLPModel:
         buffers = self._buffers(data) if size > 1 else None
         lr_in_gradient = self.optimizer.takes_lr_in_gradient()
         loss, correct = 0.0, 0
-        for start in range(0, n, size):
-            x, y = _batch(data, order, start, size, buffers)
-            out, cache = mlp.forward(self.params, x, self.opts, rng, bits)
-            batch_loss, dout = mlp.loss_and_grad(out, y, self.opts.loss)
-            loss += batch_loss
-            correct += np.count_nonzero(out.argmax(axis=1) == y.argmax(axis=1))
-            if lr_in_gradient:
-                dout *= lr  # every gradient is linear in dout
-            grads = mlp.backward(self.params, cache, dout, self.opts, self._gradients, descend=lr_in_gradient)
-            self.optimizer.step(self.params, grads, lr, lr_applied=lr_in_gradient)
+        with _progress_bar(self.progress, n) as bar:
+            for start in range(0, n, size):
+                x, y = _batch(data, order, start, size, buffers)
+                out, cache = mlp.forward(self.params, x, self.opts, rng, bits)
+                batch_loss, dout = mlp.loss_and_grad(out, y, self.opts.loss)
+                loss += batch_loss
+                correct += np.count_nonzero(out.argmax(axis=1) == y.argmax(axis=1))
+                if lr_in_gradient:
+                    dout *= lr  # every gradient is linear in dout
+                grads = mlp.backward(self.params, cache, dout, self.opts, self._gradients, descend=lr_in_gradient)
+                self.optimizer.step(self.params, grads, lr, lr_applied=lr_in_gradient)
+                if bar is not None:
+                    bar.update(len(y))
         return loss / n, int(correct) / n
 
     def _live_inputs(self, data: Split) -> Tuple[np.ndarray, Split]:
@@ -153,6 +158,23 @@ class MLPModel:
     def load_state(self, state: Arrays) -> None:
         self.params = {k: np.array(v) for k, v in state.items() if not k.startswith("opt/")}
         self.optimizer.state = {k[4:]: np.array(v) for k, v in state.items() if k.startswith("opt/")}
+
+
+PROGRESS_AFTER = 2.0  # seconds into an epoch before its progress bar appears
+
+
+@contextmanager
+def _progress_bar(stream, n: int):
+    """A tqdm bar with ETA over an epoch's n images on `stream` (None: no bar). It appears only
+    once the epoch has run PROGRESS_AFTER seconds, and goes when the epoch ends."""
+    if stream is None:
+        yield None
+        return
+    from tqdm import tqdm
+
+    with tqdm(total=n, unit="img", unit_scale=True, delay=PROGRESS_AFTER, leave=False, file=stream,
+              desc="epoch") as bar:
+        yield bar
 
 
 def _batch(data: Split, order: Optional[np.ndarray], start: int, size: int,

@@ -42,3 +42,41 @@ def test_installed_copy_composes_and_runs_from_another_directory(installed, mnis
     run = run_installed(installed, ["train_samples=10", "test_samples=10", "epochs=1"], tmp_path)
     assert run.returncode == 0, run.stderr
     assert len(list((tmp_path / "outputs").glob("*/*/metrics.csv"))) == 1
+
+
+BLOCKER = '''
+import importlib.abc, os, sys
+BLOCKED = [b for b in os.environ["MNIST_EXP_TEST_BLOCK"].split(",") if b]
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if any(name == b or name.startswith(b + ".") for b in BLOCKED):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+sys.meta_path.insert(0, Block())
+'''
+
+
+def test_the_base_install_leaves_optuna_and_submitit_to_extras():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    base = " ".join(project["dependencies"]).lower()
+    assert "optuna" not in base and "submitit" not in base and "sqlalchemy" not in base
+    assert any("optuna" in d for d in project["optional-dependencies"]["optuna"])
+    assert any("submitit" in d for d in project["optional-dependencies"]["slurm"])
+
+
+@pytest.mark.parametrize("extra, modules, args", [
+    ("optuna", "optuna,hydra_plugins.hydra_optuna_sweeper", ["+search=optuna"]),
+    ("slurm", "submitit,hydra_plugins.hydra_submitit_launcher", ["lr=0.1,0.2", "hydra/launcher=submitit_local"]),
+])
+def test_a_missing_extra_is_named_in_one_line(extra, modules, args, tmp_path):
+    """As in an install without the extra: its modules cannot be imported."""
+    (tmp_path / "sitecustomize.py").write_text(BLOCKER)
+    env = dict(os.environ, PYTHONPATH=str(tmp_path), MNIST_EXP_TEST_BLOCK=modules)
+    env.pop("HYDRA_FULL_ERROR", None)
+    result = subprocess.run([sys.executable, "-m", "mnist_exp", "-m", *args, f"hydra.sweep.dir={tmp_path / 's'}"],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"mnist_exp: error: this needs the '{extra}' extra, which is not installed: pip install -e '.[{extra}]' "
+        f"in a checkout, or pip install 'mnist_exp[{extra}]'"]
+    assert not (tmp_path / "s").exists()

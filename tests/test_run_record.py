@@ -165,3 +165,24 @@ def test_a_single_run_refused_before_it_started_leaves_nothing(tmp_path):
         assert not (tmp_path / "run").exists()
     result = run_cli(["lr=-1"], cwd=tmp_path)
     assert result.returncode == 2 and not list((tmp_path / "outputs").glob("*/*"))
+
+
+def test_a_long_epoch_shows_a_progress_bar_only_on_a_terminal(reference_run, monkeypatch, tmp_path):
+    import io
+
+    from mnist_exp import model as model_module
+    from mnist_exp.data import split
+    from mnist_exp.model import build
+
+    cfg = Config(batch_size=64, train_samples=2000, loss="cross_entropy")
+    data = load_dataset(load_model(reference_run).config.data)
+    train_set = split(data.train_images, data.train_labels, 2000)
+    network = build(cfg, np.random.default_rng(0))
+    shown = io.StringIO()
+    network.progress = shown
+    monkeypatch.setattr(model_module, "PROGRESS_AFTER", 0.0)  # as if the epoch were long
+    network.fit_epoch(train_set, 0.1, np.random.default_rng(1))
+    assert "epoch:" in shown.getvalue() and "/2.00k" in shown.getvalue()  # the bar, over the epoch's images
+    piped = run_cli(["batch_size=64", "train_samples=2000", "epochs=1", f"hydra.run.dir={tmp_path / 'run'}"],
+                    cwd=tmp_path)
+    assert piped.returncode == 0 and "img/s" not in piped.stderr and "%|" not in piped.stderr
