@@ -160,7 +160,8 @@ def _load_file(role: str, spec: FileSpec, directory: Path, cfg: DataConfig) -> T
     try:
         return _download(role, spec, directory, cfg)
     except DataError as e:
-        raise DataError(f"{spec.name}: {problem}, and {e}") from None
+        raise DataError(f"{spec.name}: {problem}, and {e}; offline, point data.dir (or MNIST_EXP_DATA_DIR) at a "
+                        "directory that holds the four files") from None
 
 
 def _download(role: str, spec: FileSpec, directory: Path, cfg: DataConfig) -> Tuple[np.ndarray, Path]:
@@ -195,30 +196,47 @@ def _longest_download(cfg: DataConfig) -> float:
 
 @contextmanager
 def _file_lock(path: Path, doing: str, patience: float) -> Iterator[None]:
-    """An flock on `path`, which names its holder while held. The kernel frees it when the holder
-    dies; a waiter says whom it waits for, and gives up after `patience` seconds."""
+    """An flock on `path`, which names its holder while held and is removed when released (no
+    stray .lock files). The kernel frees it when the holder dies; a waiter says whom it waits
+    for, and gives up after `patience` seconds."""
+    began, next_note = time.monotonic(), 0.0
+    while True:
+        fd = _open_lock(path)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 400, 0).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            waited = time.monotonic() - began
+            if waited > patience:
+                raise DataError(f"gave up after {waited:.0f} s waiting for {holder}") from None
+            if waited >= next_note:
+                log.warning("waiting for %s", holder)
+                next_note = waited + 60
+            time.sleep(1.0)
+            continue
+        if _same_file(fd, path):
+            break
+        os.close(fd)  # the holder removed that file as it let go: lock the new one
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as e:
-        raise DataError(f"cannot write to the data cache {path.parent} ({e.strerror or e}); "
-                        "set data.dir or MNIST_EXP_DATA_DIR to a writable directory") from None
-    try:
-        began, next_note = time.monotonic(), 0.0
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                holder = os.pread(fd, 400, 0).decode(errors="replace").strip() or "another process"
-                waited = time.monotonic() - began
-                if waited > patience:
-                    raise DataError(f"gave up after {waited:.0f} s waiting for {holder}") from None
-                if waited >= next_note:
-                    log.warning("waiting for %s", holder)
-                    next_note = waited + 60
-                time.sleep(1.0)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} on {platform.node()}, {doing} since {time.strftime('%H:%M:%S')}".encode(), 0)
         yield
     finally:
-        os.close(fd)  # frees the lock
+        path.unlink(missing_ok=True)  # while still held: a waiter on this file retries on a new one
+        os.close(fd)
+
+
+def _open_lock(path: Path) -> int:
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise DataError(f"cannot write to the data cache {path.parent} ({e.strerror or e}); "
+                        "set data.dir or MNIST_EXP_DATA_DIR to a writable directory") from None
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        return os.fstat(fd).st_ino == os.stat(path).st_ino
+    except FileNotFoundError:
+        return False

@@ -186,3 +186,25 @@ def test_a_long_epoch_shows_a_progress_bar_only_on_a_terminal(reference_run, mon
     piped = run_cli(["batch_size=64", "train_samples=2000", "epochs=1", f"hydra.run.dir={tmp_path / 'run'}"],
                     cwd=tmp_path)
     assert piped.returncode == 0 and "img/s" not in piped.stderr and "%|" not in piped.stderr
+
+
+def test_offline_the_error_says_what_to_set_and_leaves_no_lock_file(tmp_path, closed_port_url):
+    cache = tmp_path / "empty"
+    result = run_cli([f"data.dir={cache}", f"data.mirrors=[{closed_port_url}]", "data.retries=1",
+                      f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path)
+    assert result.returncode == 2
+    assert "offline, point data.dir (or MNIST_EXP_DATA_DIR) at a directory that holds the four files" in result.stderr
+    assert list(cache.iterdir()) == []
+
+
+def test_matplotlibs_first_use_says_nothing_between_the_epoch_lines(mnist_dir, tmp_path):
+    result = run_cli([*SMALL, f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path,
+                     env={"MPLCONFIGDIR": str(tmp_path / "fresh-matplotlib")})  # no font cache yet
+    assert result.returncode == 0, result.stderr
+    assert "fontManager" not in result.stdout + result.stderr and "font cache" not in result.stdout + result.stderr
+    assert (tmp_path / "fresh-matplotlib").is_dir()  # matplotlib did build its cache there
+
+
+def test_what_the_tools_write_into_a_checkout_is_ignored_by_git():
+    ignored = (Path(__file__).resolve().parents[1] / ".gitignore").read_text().splitlines()
+    assert "*.db" in ignored and "compare_runs.png" in ignored
