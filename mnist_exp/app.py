@@ -23,7 +23,7 @@ from omegaconf.errors import OmegaConfBaseException
 from mnist_exp import ownership, sweep
 from mnist_exp import dir_guard
 from mnist_exp.dir_guard import Refused
-from mnist_exp.config import Config, DataConfig, get_key, register
+from mnist_exp.config import Config, DataConfig, get_key, register, register_launchers
 from mnist_exp.errors import ConfigError, UserError, record_error
 from mnist_exp.interrupts import Interrupted
 from mnist_exp.record import CHECKPOINT, SUMMARY, save_json
@@ -60,13 +60,16 @@ def hydra_main(dcfg: DictConfig) -> Union[float, "NoValue"]:
     job = {"num": hydra_cfg.job.num, "overrides": list(hydra_cfg.overrides.task)} if sweeping else None
     claimed: List[Path] = []  # a single run's own directory was claimed in on_run_start (dir_guard)
     record_failure = sweeping  # a sweep keeps a refused job's record; a single run refused leaves none
+    requeued = sweeping and requeued_job(run_dir)
     try:
         if sweeping:  # Hydra wrote .hydra/ and the log into the job's dir; nothing else may be there
-            claimed.append(ownership.claim(run_dir, fresh=True, ignore=(".hydra", f"{hydra_cfg.job.name}.log")))
+            claimed.append(ownership.claim(run_dir, fresh=not requeued,
+                                           ignore=(".hydra", f"{hydra_cfg.job.name}.log")))
         refuse_unknown_keys(dcfg, Config)
         cfg: Config = OmegaConf.to_object(dcfg)
-        resuming = bool(cfg.resume)
-        if resuming:  # the run goes on in its own directory; this invocation's holds .hydra/ and the log
+        limit_blas_to_the_job()
+        resuming = bool(cfg.resume) or requeued
+        if resuming and not requeued:  # the run goes on in its own directory; this invocation's holds .hydra/, log
             cfg, target = resumed_config(cfg, list(hydra_cfg.overrides.task))
             claimed.append(ownership.claim(target, fresh=False))
             run_dir = target
@@ -90,6 +93,30 @@ def hydra_main(dcfg: DictConfig) -> Union[float, "NoValue"]:
     if result["status"] == "diverged":
         return _failed(run_dir, job, EXIT_DIVERGED, f"run diverged: {result['reason']}; metrics up to then in {run_dir}")
     return result["final"]["test_accuracy"]  # of the weights the run keeps (early stopping may restore some)
+
+
+def requeued_job(job_dir: Path) -> bool:
+    """A SLURM job requeued (preempted, or at its time limit) whose earlier run left a record
+    here: it resumes that run from its checkpoint. A record with no finished epoch is set aside
+    (its files end in .requeued) and the job starts afresh."""
+    if int(os.environ.get("SLURM_RESTART_COUNT") or 0) < 1 or not (job_dir / SUMMARY).is_file():
+        return False
+    if (job_dir / CHECKPOINT).is_file():
+        log.info("SLURM requeued this job (restart %s): resuming its run", os.environ["SLURM_RESTART_COUNT"])
+        return True
+    for name in (SUMMARY, "metrics.csv"):
+        if (job_dir / name).is_file():
+            (job_dir / name).rename(job_dir / f"{name}.requeued")
+    return False
+
+
+def limit_blas_to_the_job() -> None:
+    """A SLURM job's BLAS threads match the CPUs it was given (cpus_per_task)."""
+    cpus = os.environ.get("SLURM_CPUS_PER_TASK")
+    if cpus and cpus.isdigit():
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(int(cpus), user_api="blas")
 
 
 class NoValue:
@@ -237,6 +264,7 @@ def main() -> None:
 
 
 def _main() -> None:
+    register_launchers()
     if os.environ.get("HYDRA_FULL_ERROR") == "1":  # the user asked for full tracebacks
         hydra_main()
         return

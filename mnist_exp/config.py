@@ -180,3 +180,34 @@ def register() -> None:
 
     # hydra.run.dir ends in "_<name>" for a named run: ${mnist_exp.suffix:${name}}
     OmegaConf.register_new_resolver("mnist_exp.suffix", lambda name: f"_{name}" if name else "", replace=True)
+
+
+def register_launchers() -> None:
+    """hydra/launcher=joblib and =submitit_slurm run mnist_exp's subclasses of the plugins'
+    launchers (mnist_exp/launchers/), with the plugins' keys and these defaults.
+
+    Called after Hydra's plugin scan, which (re)loads each plugin's config module and stores
+    its entries: ours replace them. Without the slurm extra there is nothing to replace.
+    """
+    from hydra.core.plugins import Plugins
+
+    Plugins.instance()  # the scan, once per process (Hydra would run it next anyway)
+    store = ConfigStore.instance()
+    try:
+        from hydra_plugins.hydra_joblib_launcher.config import JobLibLauncherConf
+
+        store.store(group="hydra/launcher", name="joblib", provider="mnist_exp", node=JobLibLauncherConf(
+            _target_="hydra_plugins.mnist_exp_launchers.joblib_launcher.JoblibLauncher"))
+    except ImportError:
+        pass
+    try:
+        from hydra_plugins.hydra_submitit_launcher.config import SlurmQueueConf
+    except ImportError:
+        return
+    store.store(group="hydra/launcher", name="submitit_slurm", provider="mnist_exp", node=SlurmQueueConf(
+        _target_="hydra_plugins.mnist_exp_launchers.submitit_launcher.SlurmLauncher",
+        cpus_per_task=1,  # a job's BLAS threads follow it (SLURM_CPUS_PER_TASK)
+        max_num_timeout=3,  # a job at its time limit is requeued (and resumes) up to 3 times
+        # timeout_min stays 60: >= 50, submitit takes a USR2 for preemption (requeue), not a timeout;
+        # mem_gb stays null: the launcher asks for what the largest job's config needs
+    ))

@@ -69,6 +69,11 @@ def run_experiment(cfg: Config, run_dir: Path, extra: Optional[Dict[str, Any]] =
         e.run_dir = run_dir if (run_dir / record.CHECKPOINT).is_file() else None  # the CLI says what to resume
         e.ended = status.ended
         raise
+    except SystemExit:  # submitit's answer to SIGUSR2 (preemption, time limit): requeued, then resumed
+        if status.may_write and not status.ended:
+            status.save("interrupted", "stopped by the scheduler (preempted or at its time limit); "
+                                       "SLURM requeues the job, which resumes from its last finished epoch")
+        raise
     except OSError as e:  # the record could not be written: disk full, read-only, removed
         failure = record_error(e, run_dir)
         if status.may_write and not status.ended:

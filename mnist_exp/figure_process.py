@@ -94,6 +94,7 @@ def _child(requests: int, replies: int, parent_ends) -> None:
     code = 1
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the run's to handle
+        signal.signal(signal.SIGUSR2, signal.SIG_IGN)  # so is SLURM's preemption signal (submitit's handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         for fd in parent_ends:
             os.close(fd)

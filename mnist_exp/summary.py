@@ -35,8 +35,14 @@ def runtime() -> Dict[str, Any]:
     from threadpoolctl import threadpool_info
 
     blas = [lib["num_threads"] for lib in threadpool_info() if lib.get("user_api") == "blas"]
-    return {"host": platform.node(), "pid": os.getpid(), "cpus": os.cpu_count(),
-            "blas_threads": max(blas) if blas else None}
+    found = {"host": platform.node(), "pid": os.getpid(), "cpus": os.cpu_count(),
+             "blas_threads": max(blas) if blas else None}
+    if os.environ.get("SLURM_JOB_ID"):  # a job on a SLURM cluster: which one, where, how often requeued
+        env = os.environ
+        found["slurm"] = {"job_id": env["SLURM_JOB_ID"], "array_job_id": env.get("SLURM_ARRAY_JOB_ID"),
+                          "array_task_id": env.get("SLURM_ARRAY_TASK_ID"), "node": env.get("SLURMD_NODENAME"),
+                          "restart_count": int(env.get("SLURM_RESTART_COUNT") or 0)}
+    return found
 
 
 @lru_cache(maxsize=1)

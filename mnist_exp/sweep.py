@@ -38,6 +38,10 @@ class PrepareSweep(Callback):
         from mnist_exp.dir_guard import Refused
 
         Plugins.instance().register(JoblibLauncher)
+        if "mnist_exp_launchers.submitit_launcher" in str(config.hydra.launcher.get("_target_", "")):
+            from hydra_plugins.mnist_exp_launchers.submitit_launcher import SlurmLauncher
+
+            Plugins.instance().register(SlurmLauncher)
         if "mnist_exp_launchers.optuna_sweeper" in str(config.hydra.sweeper.get("_target_", "")):
             from hydra_plugins.mnist_exp_launchers.optuna_sweeper import OptunaSweeper
 

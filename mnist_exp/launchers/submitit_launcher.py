@@ -1,0 +1,114 @@
+"""hydra-submitit-launcher's SLURM launcher, made to finish every sweep it starts.
+
+The plugin collects results with `[job.results()[0] for job in jobs]`: the first cancelled or
+failed job raises, the sweep ends, and the other array tasks run on unwatched. This launcher
+submits the same array, then collects every job: one that SLURM cancelled, or that failed
+outside the run's own error handling, is recorded in its summary.json (status and reason, with
+the SLURM job id and state) and reported as a failed job; the others complete as usual.
+
+A preempted job (SIGUSR2) or one at its time limit is requeued by submitit through the
+launcher's `checkpoint`; the task, run again, resumes the job's run from its last checkpoint
+(see app.hydra_main). With mem_gb null, each array gets the memory its largest job needs.
+"""
+
+import logging
+import math
+from pathlib import Path
+from typing import Any, List, Sequence
+
+from hydra.core.singleton import Singleton
+from hydra.core.utils import JobReturn, JobStatus, filter_overrides
+from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
+from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher as PluginLauncher
+from omegaconf import OmegaConf, open_dict
+
+log = logging.getLogger(__name__)
+ROOM_GB = 1.0  # Python, NumPy, Hydra and matplotlib beside the arrays memory.estimate counts
+
+
+class SlurmLauncher(PluginLauncher):
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        import submitit
+
+        executor = submitit.AutoExecutor(cluster=self._EXECUTOR, folder=self.params["submitit_folder"],
+                                         **{f"{self._EXECUTOR}_max_num_timeout": self.params["max_num_timeout"]})
+        base = set(OmegaConf.structured(BaseQueueConf).keys())
+        params = {k if k in base else f"{self._EXECUTOR}_{k}": v for k, v in self.params.items()
+                  if k not in ("submitit_folder", "max_num_timeout")}
+        if params.get("mem_gb") is None:
+            params["mem_gb"] = self._memory_gb(job_overrides)
+        executor.update_parameters(**params)
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        log.info(f"Submitit '{self._EXECUTOR}' sweep output dir : {sweep_dir}")
+        numbers = [initial_job_idx + i for i in range(len(job_overrides))]
+        for num, overrides in zip(numbers, job_overrides):
+            log.info(f"\t#{num} : {' '.join(filter_overrides(overrides))}")
+        calls = [(list(o), "hydra.sweep.dir", num, f"job_id_for_{num}", Singleton.get_state())
+                 for num, o in zip(numbers, job_overrides)]
+        jobs = executor.map_array(self, *zip(*calls))
+        return [self._result(job, num, list(o)) for job, num, o in zip(jobs, numbers, job_overrides)]
+
+    def _memory_gb(self, job_overrides: Sequence[Sequence[str]]) -> int:
+        """The memory of the largest job's arrays, plus room for the interpreter, in whole GB."""
+        from mnist_exp import memory
+        from mnist_exp.config import Config
+
+        need = 0
+        for overrides in job_overrides:
+            try:
+                config = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+                plain = OmegaConf.to_container(config, resolve=True)
+                plain.pop("hydra", None)
+                cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Config), plain))
+                need = max(need, memory.estimate(cfg))
+            except Exception:  # a job whose config is bad fails on its own, with its own message
+                continue
+        return max(1, math.ceil(need / 2**30 + ROOM_GB))
+
+    def _result(self, job: Any, num: int, overrides: List[str]) -> JobReturn:
+        """The job's own return, or, for a job SLURM ended some other way, its record updated."""
+        try:
+            return job.results()[0]
+        except Exception as e:  # submitit's UncompletedJobError (cancelled, timed out), FailedJobError
+            return self._lost(job, num, overrides, e)
+
+    def _lost(self, job: Any, num: int, overrides: List[str], error: Exception) -> JobReturn:
+        from mnist_exp.app import NoValue
+        from mnist_exp.record import CHECKPOINT, SUMMARY, save_json
+        from mnist_exp.summary import load
+
+        job_dir = Path(str(self.config.hydra.sweep.dir)).absolute() / self._subdir(num, overrides)
+        state = _state(job)
+        reason = f"SLURM job {job.job_id} ended {state}"
+        if "CANCEL" not in state:  # a failure outside the run's own handling: say what submitit saw
+            first = next((line.strip() for line in str(error).splitlines() if line.strip()), error.__class__.__name__)
+            reason += f": {first[:300]}"
+        if (job_dir / CHECKPOINT).is_file():
+            reason += f"; continue it with resume={job_dir}"
+        try:
+            summary = load(job_dir) if (job_dir / SUMMARY).is_file() else {}
+        except Exception:
+            summary = {}
+        if summary.get("status") in (None, "running", "interrupted"):
+            summary.update(status="interrupted" if "CANCEL" in state or "TIMEOUT" in state else "failed",
+                           reason=reason, job={"num": num, "overrides": overrides}, run_dir=str(job_dir))
+            job_dir.mkdir(parents=True, exist_ok=True)
+            save_json(job_dir / SUMMARY, summary)
+        log.error("job %d: %s", num, reason)
+        return JobReturn(overrides=overrides, working_dir=str(job_dir), task_name=self.config.hydra.job.name,
+                         status=JobStatus.COMPLETED, _return_value=NoValue(reason),
+                         hydra_cfg=OmegaConf.create({"hydra": {"job": {"num": num}}}))
+
+    def _subdir(self, num: int, overrides: List[str]) -> str:
+        config = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
+        with open_dict(config):
+            config.hydra.job.num, config.hydra.job.id = num, f"{config.hydra.job.name}_{num}"
+        return str(config.hydra.sweep.subdir)
+
+
+def _state(job: Any) -> str:
+    try:
+        return str(job.state)
+    except Exception:
+        return "UNKNOWN"
