@@ -42,8 +42,8 @@ def test_a_kill_loop_ends_with_the_numbers_of_an_uninterrupted_run(mnist_dir, tm
         time.sleep(0.02)
     kills = []
     proc = first
-    for _ in range(24):
-        time.sleep(chance.uniform(0.3, 1.4))
+    for _ in range(22):
+        time.sleep(chance.uniform(0.3, 1.1))
         if proc.poll() is not None:  # it finished before the signal
             break
         sig = chance.choice([signal.SIGKILL, signal.SIGTERM])
