@@ -27,6 +27,38 @@ class Optimizer:
     def __init__(self, kind: str, momentum: float = 0.9, weight_decay: float = 0.0):
         self.kind, self.momentum, self.weight_decay = kind, momentum, weight_decay
         self.state: Params = {}  # "v/w1", "m/w1", ... and "t" (Adam's step count)
+        self._scratch: Params = {}  # per weight, two buffers Adam's step reuses (never saved)
+
+    def _state(self, key: str, like: np.ndarray) -> np.ndarray:
+        """A state array, made (zeros) on first use only: setdefault(key, zeros_like(p)) made
+        a throwaway array at every step."""
+        array = self.state.get(key)
+        if array is None:
+            array = self.state[key] = np.zeros_like(like)
+        return array
+
+    def _adam(self, p: np.ndarray, g: np.ndarray, name: str, lr: float, t: float) -> None:
+        """Adam's step in place, in the textbook's order of operations (the same numbers as
+        m += (1-b1)(g-m); v += (1-b2)(g²-v); p -= lr m̂ / (sqrt(v̂) + eps)), without temporaries."""
+        b1, b2 = ADAM_BETAS
+        m, v = self._state(f"m/{name}", p), self._state(f"v/{name}", p)
+        a, b = self._scratch.get(name, (None, None))
+        if a is None or a.shape != p.shape or a.dtype != p.dtype:
+            a, b = self._scratch[name] = (np.empty_like(p), np.empty_like(p))
+        np.subtract(g, m, out=a)
+        a *= 1 - b1
+        m += a
+        np.multiply(g, g, out=a)
+        a -= v
+        a *= 1 - b2
+        v += a
+        np.divide(v, 1 - b2 ** t, out=a)  # v̂
+        np.sqrt(a, out=a)
+        a += ADAM_EPS
+        np.divide(m, 1 - b1 ** t, out=b)  # m̂
+        np.multiply(b, lr, out=b)
+        b /= a
+        p -= b
 
     def takes_lr_in_gradient(self) -> bool:
         """Plain SGD lets the caller multiply the small output gradient by lr instead of every
@@ -57,16 +89,9 @@ class Optimizer:
                 g *= lr
                 p -= g
             elif self.kind == "momentum":
-                v = self.state.setdefault(f"v/{name}", np.zeros_like(p))
+                v = self._state(f"v/{name}", p)
                 v *= self.momentum
                 v += g
                 p -= lr * v
             else:
-                b1, b2 = ADAM_BETAS
-                m = self.state.setdefault(f"m/{name}", np.zeros_like(p))
-                v = self.state.setdefault(f"v/{name}", np.zeros_like(p))
-                m += (1 - b1) * (g - m)
-                v += (1 - b2) * (g * g - v)
-                m_hat = m / (1 - b1 ** float(t))
-                v_hat = v / (1 - b2 ** float(t))
-                p -= lr * m_hat / (np.sqrt(v_hat) + ADAM_EPS)
+                self._adam(p, g, name, lr, float(t))

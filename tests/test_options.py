@@ -394,3 +394,33 @@ def test_fashion_mnist_runs_offline_from_the_debian_package(tmp_path):
     assert summary["data"]["checksums"]["train-images-idx3-ubyte"] == "f4a8712d7a061bf5bd6d2ca38dc4d50a"
     assert summary["final"]["test_accuracy"] > 0.5
     assert "Fashion-MNIST" in (run_dir / "model_card.md").read_text()
+
+
+@pytest.mark.parametrize("dtype, weight_decay", [(np.float32, 0.0), (np.float64, 0.01)])
+def test_adam_in_place_takes_the_textbook_step_to_the_bit(dtype, weight_decay):
+    """m += (1-b1)(g-m); v += (1-b2)(g²-v); p -= lr m̂/(sqrt(v̂)+eps), transcribed plainly, over
+    five steps; the state arrays are made once and updated in place."""
+    from mnist_exp.optim import ADAM_BETAS, ADAM_EPS
+
+    rng = np.random.default_rng(3)
+    params = {"w1": rng.standard_normal((20, 7)).astype(dtype), "b1": rng.standard_normal(7).astype(dtype)}
+    plain = {k: v.copy() for k, v in params.items()}
+    m = {k: np.zeros_like(v) for k, v in plain.items()}
+    v2 = {k: np.zeros_like(v) for k, v in plain.items()}
+    adam = Optimizer("adam", weight_decay=weight_decay)
+    b1, b2 = ADAM_BETAS
+    for t in range(1, 6):
+        grads = {k: rng.standard_normal(v.shape).astype(dtype) for k, v in params.items()}
+        adam.step(params, {k: g.copy() for k, g in grads.items()}, 0.01)
+        if t == 1:
+            first = {k: id(a) for k, a in adam.state.items()}
+        for k, g in grads.items():
+            if weight_decay and k.startswith("w"):
+                g = g + weight_decay * plain[k]
+            m[k] = m[k] + (1 - b1) * (g - m[k])
+            v2[k] = v2[k] + (1 - b2) * (g * g - v2[k])
+            plain[k] = plain[k] - 0.01 * (m[k] / (1 - b1 ** float(t))) / (np.sqrt(v2[k] / (1 - b2 ** float(t))) + ADAM_EPS)
+    for k in params:
+        np.testing.assert_array_equal(params[k], plain[k])
+        np.testing.assert_array_equal(adam.state[f"m/{k}"], m[k])
+    assert {k: id(a) for k, a in adam.state.items() if k != "t"} == {k: i for k, i in first.items() if k != "t"}
