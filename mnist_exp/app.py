@@ -23,7 +23,7 @@ from omegaconf.errors import OmegaConfBaseException
 from mnist_exp import ownership, sweep
 from mnist_exp import dir_guard
 from mnist_exp.dir_guard import Refused
-from mnist_exp.config import Config, DataConfig, get_key, register, register_launchers
+from mnist_exp.config import DATA_LOCATION, Config, DataConfig, get_key, register, register_launchers
 from mnist_exp.errors import ConfigError, UserError, record_error
 from mnist_exp.interrupts import Interrupted
 from mnist_exp.record import CHECKPOINT, SUMMARY, save_json
@@ -174,9 +174,6 @@ def resumed_config(cfg: Config, overrides: List[str]) -> Tuple[Config, Path]:
     return original, target
 
 
-DATA_LOCATION = ("dir", "fallback_dirs", "mirrors", "timeout", "deadline", "retries")  # where, not what
-
-
 def resumed_data(now: DataConfig, then: DataConfig, typed: Set[str], resume: str) -> DataConfig:
     """The run's own data set (name, files, checksums); only where it is read from may change.
 
@@ -291,9 +288,7 @@ def _main() -> None:
         if "integer string conversion" in str(e):  # Python's guard, met while Hydra parses an override
             sys.exit(_fail("an override holds an integer of over 4300 digits; no key takes such a number",
                            EXIT_USER_ERROR))
-        if sweep.LAUNCHED is None or "No trials are completed" not in str(e):
-            raise
-        sys.exit(report_sweep(sweep.LAUNCHED, stopped=True))  # optuna: the best of a search with no trial done
+        raise
     except KeyboardInterrupt as e:
         if sweep.LAUNCHED is not None:
             report_sweep(sweep.LAUNCHED, stopped=True)

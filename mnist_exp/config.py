@@ -72,6 +72,7 @@ class Config:
 # not what the experiment is, and are left out of comparisons.
 REFERENCE_KEYS = ("lr", "hidden_size", "epochs", "train_samples", "test_samples", "seed")
 RUN_KEYS = ("resume", "name", "tags")
+DATA_LOCATION = ("dir", "fallback_dirs", "mirrors", "timeout", "deadline", "retries")  # data.*: where, not what
 OPTION_KEYS = tuple(f.name for f in fields(Config) if f.name not in REFERENCE_KEYS + RUN_KEYS + ("data",))
 
 

@@ -5,11 +5,9 @@ fallback dirs (data.fallback_dirs). Valid files present means no network access 
 several processes sharing the cache: a file lock guards each file).
 """
 
-import fcntl
 import hashlib
 import logging
 import os
-import platform
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,7 +16,7 @@ from typing import Dict, Iterator, Optional, Tuple
 
 import numpy as np
 
-from mnist_exp import idx
+from mnist_exp import idx, ownership
 from mnist_exp.atomic import write_atomic
 from mnist_exp.config import DataConfig, FileSpec
 from mnist_exp.download import MAX_BACKOFF, fetch
@@ -202,10 +200,8 @@ def _file_lock(path: Path, doing: str, patience: float) -> Iterator[None]:
     began, next_note = time.monotonic(), 0.0
     while True:
         fd = _open_lock(path)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 400, 0).decode(errors="replace").strip() or "another process"
+        holder = ownership.try_lock(fd)
+        if holder is not None:
             os.close(fd)
             waited = time.monotonic() - began
             if waited > patience:
@@ -219,8 +215,7 @@ def _file_lock(path: Path, doing: str, patience: float) -> Iterator[None]:
             break
         os.close(fd)  # the holder removed that file as it let go: lock the new one
     try:
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} on {platform.node()}, {doing} since {time.strftime('%H:%M:%S')}".encode(), 0)
+        ownership.sign(fd, doing)
         yield
     finally:
         path.unlink(missing_ok=True)  # while still held: a waiter on this file retries on a new one

@@ -7,16 +7,14 @@ directory that already holds anything but the lock file: Hydra and the run would
 the record that is there.
 """
 
-import errno
 import fcntl
 import logging
 import os
 import shutil
 import platform
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Dict, Iterable, Iterator, Set
+from typing import Dict, Iterable, Optional, Set
 
 from mnist_exp.errors import RecordError, UserError
 
@@ -42,27 +40,39 @@ def claim(directory: Path, fresh: bool, what: str = "run", ignore: Iterable[str]
         fd = os.open(directory / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as e:
         raise RecordError(f"cannot create the {what} directory {_short(directory)}: {e.strerror or e}") from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as e:
-        owner = os.pread(fd, 400, 0).decode(errors="replace").strip() or "another process"
+    owner = try_lock(fd)
+    if owner is not None:
         os.close(fd)
-        if e.errno not in (errno.EAGAIN, errno.EACCES):
-            raise UserError(f"cannot lock the {what} directory {directory}: {e.strerror}") from None
         raise DirectoryInUse(f"{directory} is in use by {owner}; wait for it to end, or choose another "
-                             "directory") from None
+                             "directory")
     if fresh and any(p.name not in {LOCK, *ignore} for p in directory.iterdir()):
         os.close(fd)
         raise DirectoryInUse(f"{directory} already holds a {what} (it is not empty); nothing was written: choose "
                              "a new directory" + (f", or continue the run with resume={directory}"
                                                    if (directory / "checkpoint.npz").is_file() else ""))
-    owner = f"pid {os.getpid()} on {platform.node()} since {time.strftime('%Y-%m-%dT%H:%M:%S')}\n"
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, owner.encode(), 0)
+    sign(fd)
     _HELD[directory] = fd
     if made:
         _MADE.add(directory)
     return directory
+
+
+def try_lock(fd: int) -> Optional[str]:
+    """An exclusive flock on an open lock file, without waiting: None when taken, else the line
+    its holder signed (the kernel frees the lock when the holder dies, even by SIGKILL)."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return None
+    except BlockingIOError:
+        return os.pread(fd, 400, 0).decode(errors="replace").strip() or "another process"
+
+
+def sign(fd: int, doing: str = "") -> None:
+    """Write who holds the lock into its file, for whoever is refused or waits."""
+    line = f"pid {os.getpid()} on {platform.node()}{', ' + doing if doing else ''} since " \
+           f"{time.strftime('%Y-%m-%dT%H:%M:%S')}\n"
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, line.encode(), 0)
 
 
 def release(directory: Path) -> None:
@@ -87,18 +97,6 @@ def discard(directory: Path, keep_if_holding_more_than: Iterable[str]) -> bool:
     release(directory)
     shutil.rmtree(directory, ignore_errors=True)
     return True
-
-
-@contextmanager
-def claimed(directory: Path, fresh: bool, what: str = "run", ignore: Iterable[str] = ()) -> Iterator[Path]:
-    """claim() for the length of a block (a sweep job in a worker that runs several)."""
-    held_before = Path(directory).absolute() in _HELD
-    path = claim(directory, fresh, what, ignore)
-    try:
-        yield path
-    finally:
-        if not held_before:
-            release(path)
 
 
 def _short(path: Path) -> str:

@@ -19,7 +19,7 @@ from typing import Any, Dict, Iterable, List, Optional, Union
 
 import pandas as pd
 
-from mnist_exp.config import Config
+from mnist_exp.config import DATA_LOCATION, RUN_KEYS, Config
 from mnist_exp.record import METRICS, SUMMARY
 
 PathLike = Union[str, Path]
@@ -39,8 +39,7 @@ def _leaf_types(schema: type, prefix: str = "") -> Dict[str, type]:
 
 CONFIG_TYPES = _leaf_types(Config)
 # Keys that say where or how a run ran, not what it is: never what tells settings apart.
-LOCATION_KEYS = ("resume", "name", "tags", "data.dir", "data.fallback_dirs", "data.mirrors", "data.timeout",
-                 "data.deadline", "data.retries")
+LOCATION_KEYS = (*RUN_KEYS, *(f"data.{key}" for key in DATA_LOCATION))
 METRIC_NAMES = ["train_loss", "train_accuracy", "test_loss", "test_accuracy"]
 _DTYPES = {float: "float64", int: "Int64", str: "string", bool: "boolean"}
 

@@ -34,27 +34,34 @@ def overridden_keys(runs: pd.DataFrame) -> List[str]:
     return keys
 
 
+def sweep_hydra_config(sweep_dir: Path) -> dict:
+    """The `hydra` node of the sweep's multirun.yaml (empty when there is none)."""
+    path = sweep_dir / "multirun.yaml"
+    return (yaml.safe_load(path.read_text()) or {}).get("hydra", {}) if path.is_file() else {}
+
+
+def _sweep_overrides(hydra_cfg: dict) -> list:
+    return OverridesParser.create().parse_overrides(hydra_cfg.get("overrides", {}).get("task", []))
+
+
+def _search(hydra_cfg: dict) -> Optional[dict]:
+    """The sweeper's settings, for an Optuna search; None for a grid."""
+    sweeper = hydra_cfg.get("sweeper") or {}
+    return sweeper if "optuna" in str(sweeper.get("_target_", "")) else None
+
+
 def declared_sweep_keys(sweep_dir: Path) -> List[str]:
     """Keys the sweep varies by design: sweep overrides (lr=a,b, range(...)) and sweeper params."""
-    path = sweep_dir / "multirun.yaml"
-    if not path.is_file():
-        return []
-    hydra_cfg = (yaml.safe_load(path.read_text()) or {}).get("hydra", {})
-    overrides = OverridesParser.create().parse_overrides(hydra_cfg.get("overrides", {}).get("task", []))
-    keys = [o.key_or_group for o in overrides if o.is_sweep_override()]
+    hydra_cfg = sweep_hydra_config(sweep_dir)
+    keys = [o.key_or_group for o in _sweep_overrides(hydra_cfg) if o.is_sweep_override()]
     keys += list((hydra_cfg.get("sweeper") or {}).get("params") or {})
     return [k for k in dict.fromkeys(keys) if k in results.CONFIG_TYPES]
 
 
 def searched_params(sweep_dir: Path) -> List[str]:
     """The keys an Optuna search varies (empty for a grid sweep)."""
-    path = sweep_dir / "multirun.yaml"
-    if not path.is_file():
-        return []
-    sweeper = (yaml.safe_load(path.read_text()) or {}).get("hydra", {}).get("sweeper") or {}
-    if "optuna" not in str(sweeper.get("_target_", "")):
-        return []
-    return [k for k in (sweeper.get("params") or {}) if k in results.CONFIG_TYPES]
+    search = _search(sweep_hydra_config(sweep_dir))
+    return [k for k in (search.get("params") or {}) if k in results.CONFIG_TYPES] if search else []
 
 
 def planned_jobs(sweep_dir: Path) -> Optional[List[str]]:
@@ -62,14 +69,13 @@ def planned_jobs(sweep_dir: Path) -> Optional[List[str]]:
     product of values, or an Optuna search's n_trials (no overrides known in advance)."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 
-    path = sweep_dir / "multirun.yaml"
-    if not path.is_file():
+    hydra_cfg = sweep_hydra_config(sweep_dir)
+    if not hydra_cfg:
         return None
-    hydra_cfg = (yaml.safe_load(path.read_text()) or {}).get("hydra", {})
-    sweeper = hydra_cfg.get("sweeper") or {}
-    if "optuna" in str(sweeper.get("_target_", "")):
-        return [""] * int(sweeper.get("n_trials") or 0)
-    overrides = OverridesParser.create().parse_overrides(hydra_cfg.get("overrides", {}).get("task", []))
+    search = _search(hydra_cfg)
+    if search:
+        return [""] * int(search.get("n_trials") or 0)
+    overrides = _sweep_overrides(hydra_cfg)
     return [" ".join(job) for batch in BasicSweeper.split_arguments(overrides, None) for job in batch]
 
 

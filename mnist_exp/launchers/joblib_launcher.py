@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Dict, List, Sequence
 
 from hydra.core.singleton import Singleton
-from hydra.core.utils import JobReturn, JobStatus, configure_log, setup_globals
+from hydra.core.utils import JobReturn, configure_log, setup_globals
 from hydra_plugins.hydra_joblib_launcher import _core
 from hydra_plugins.hydra_joblib_launcher.joblib_launcher import JoblibLauncher as PluginLauncher
-from omegaconf import OmegaConf, open_dict
+
+from hydra_plugins.mnist_exp_launchers import lost_jobs
 
 log = logging.getLogger(__name__)
 
@@ -47,36 +48,13 @@ class JoblibLauncher(PluginLauncher):
                 codes = re.search(r"exit codes of the workers are \{(.*?)\}", str(e))
                 cause = codes.group(1) if codes else "unknown exit code"
                 for idx in pending:
-                    if idx not in returns and self._job_dir(idx, jobs[idx]).exists():
+                    if idx not in returns and lost_jobs.job_dir(self, idx, jobs[idx]).exists():
                         returns[idx] = self._killed(idx, jobs[idx], cause)
         return [returns[idx] for idx in jobs]
 
-    def _job_dir(self, idx: int, overrides: List[str]) -> Path:
-        config = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
-        with open_dict(config):
-            config.hydra.job.num, config.hydra.job.id = idx, f"{config.hydra.job.name}_{idx}"
-        return Path(str(config.hydra.sweep.dir)) / str(config.hydra.sweep.subdir)
-
     def _killed(self, idx: int, overrides: List[str], cause: str) -> JobReturn:
         """Record a job whose worker died: its summary says interrupted, and why."""
-        from mnist_exp.app import NoValue
-        from mnist_exp.record import CHECKPOINT, SUMMARY, save_json
-        from mnist_exp.summary import load
-
-        job_dir = self._job_dir(idx, overrides).absolute()
-        resumable = (job_dir / CHECKPOINT).is_file()
+        directory = lost_jobs.job_dir(self, idx, overrides)
         reason = (f"stopped: a joblib worker process died (exit code {cause}; -9 is SIGKILL, often the "
-                  "out-of-memory killer) and joblib stops every job running beside it"
-                  + (f"; continue it with resume={job_dir}" if resumable else ""))
-        try:
-            summary = load(job_dir) if (job_dir / SUMMARY).is_file() else {}
-        except Exception:
-            summary = {}
-        if summary.get("status") in (None, "running"):
-            summary.update(status="interrupted", reason=reason, job={"num": idx, "overrides": overrides},
-                           run_dir=str(job_dir))
-            save_json(job_dir / SUMMARY, summary)
-        log.error("job %d: %s", idx, reason)
-        return JobReturn(overrides=overrides, working_dir=str(job_dir), task_name=self.config.hydra.job.name,
-                         status=JobStatus.COMPLETED, _return_value=NoValue(reason),
-                         hydra_cfg=OmegaConf.create({"hydra": {"job": {"num": idx}}}))
+                  "out-of-memory killer) and joblib stops every job running beside it" + lost_jobs.resume_hint(directory))
+        return lost_jobs.record(self, idx, overrides, directory, "interrupted", reason)

@@ -7,10 +7,13 @@ seed and the number of trials the study already holds: a resumed study proposes 
 and the same sequence of invocations still proposes the same ones.
 """
 
+import logging
 from typing import List
 
 import numpy as np
 from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper as PluginSweeper
+
+log = logging.getLogger(__name__)
 
 
 class OptunaSweeper(PluginSweeper):
@@ -19,7 +22,12 @@ class OptunaSweeper(PluginSweeper):
         done = _trials_stored(impl.storage, impl.study_name)
         if done:
             _advance(impl.sampler, done)
-        return super().sweep(arguments)
+        try:
+            return super().sweep(arguments)
+        except ValueError as e:  # the plugin asks for the best trial of a search in which none completed
+            if "No trials are completed" not in str(e):
+                raise
+            log.warning("no trial completed, so there is no best one (each job's record says why)")
 
 
 def _trials_stored(storage, study_name) -> int:

@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import Any, List, Sequence
 
 from hydra.core.singleton import Singleton
-from hydra.core.utils import JobReturn, JobStatus, filter_overrides
+from hydra.core.utils import JobReturn, filter_overrides
 from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher as PluginLauncher
-from omegaconf import OmegaConf, open_dict
+from omegaconf import OmegaConf
+
+from hydra_plugins.mnist_exp_launchers import lost_jobs
 
 log = logging.getLogger(__name__)
 ROOM_GB = 1.0  # Python, NumPy, Hydra and matplotlib beside the arrays memory.estimate counts
@@ -74,37 +76,14 @@ class SlurmLauncher(PluginLauncher):
             return self._lost(job, num, overrides, e)
 
     def _lost(self, job: Any, num: int, overrides: List[str], error: Exception) -> JobReturn:
-        from mnist_exp.app import NoValue
-        from mnist_exp.record import CHECKPOINT, SUMMARY, save_json
-        from mnist_exp.summary import load
-
-        job_dir = Path(str(self.config.hydra.sweep.dir)).absolute() / self._subdir(num, overrides)
+        directory = lost_jobs.job_dir(self, num, overrides)
         state = _state(job)
         reason = f"SLURM job {job.job_id} ended {state}"
         if "CANCEL" not in state:  # a failure outside the run's own handling: say what submitit saw
             first = next((line.strip() for line in str(error).splitlines() if line.strip()), error.__class__.__name__)
             reason += f": {first[:300]}"
-        if (job_dir / CHECKPOINT).is_file():
-            reason += f"; continue it with resume={job_dir}"
-        try:
-            summary = load(job_dir) if (job_dir / SUMMARY).is_file() else {}
-        except Exception:
-            summary = {}
-        if summary.get("status") in (None, "running", "interrupted"):
-            summary.update(status="interrupted" if "CANCEL" in state or "TIMEOUT" in state else "failed",
-                           reason=reason, job={"num": num, "overrides": overrides}, run_dir=str(job_dir))
-            job_dir.mkdir(parents=True, exist_ok=True)
-            save_json(job_dir / SUMMARY, summary)
-        log.error("job %d: %s", num, reason)
-        return JobReturn(overrides=overrides, working_dir=str(job_dir), task_name=self.config.hydra.job.name,
-                         status=JobStatus.COMPLETED, _return_value=NoValue(reason),
-                         hydra_cfg=OmegaConf.create({"hydra": {"job": {"num": num}}}))
-
-    def _subdir(self, num: int, overrides: List[str]) -> str:
-        config = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
-        with open_dict(config):
-            config.hydra.job.num, config.hydra.job.id = num, f"{config.hydra.job.name}_{num}"
-        return str(config.hydra.sweep.subdir)
+        status = "interrupted" if "CANCEL" in state or "TIMEOUT" in state else "failed"
+        return lost_jobs.record(self, num, overrides, directory, status, reason + lost_jobs.resume_hint(directory))
 
 
 def _state(job: Any) -> str:
