@@ -9,7 +9,7 @@ __version__ = "0.1.0"
 def __getattr__(name):
     """`mnist_exp.load_model`, imported on first use: `import mnist_exp` stays light."""
     if name == "load_model":
-        from mnist_exp.trained import load_model
+        from mnist_exp.analysis.trained import load_model
 
         return load_model
     raise AttributeError(f"module 'mnist_exp' has no attribute {name!r}")

@@ -20,14 +20,15 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from mnist_exp import ownership, sweep
-from mnist_exp import dir_guard
-from mnist_exp.dir_guard import Refused
+from mnist_exp.files import ownership
+from mnist_exp.runner import sweep
+from mnist_exp.runner import dir_guard
+from mnist_exp.runner.dir_guard import Refused
 from mnist_exp.config import DATA_LOCATION, Config, DataConfig, get_key, register, register_launchers
 from mnist_exp.errors import ConfigError, UserError, record_error
-from mnist_exp.interrupts import Interrupted
-from mnist_exp.record import CHECKPOINT, SUMMARY, save_json
-from mnist_exp.summary import load_config
+from mnist_exp.runner.interrupts import Interrupted
+from mnist_exp.runner.record import CHECKPOINT, SUMMARY, save_json
+from mnist_exp.runner.summary import load_config
 
 CONF_DIR = str(files("mnist_exp.conf"))  # top-level conf/ in a checkout, packaged when installed
 EXIT_USER_ERROR = 2
@@ -52,7 +53,7 @@ def hydra_main(dcfg: DictConfig) -> Union[float, "NoValue"]:
     value it cannot cast as a failed trial and goes on, while a NaN makes it fail on optuna's
     refusal of NaN.
     """
-    from mnist_exp.experiment import run_experiment  # keeps --help and --cfg fast
+    from mnist_exp.runner.experiment import run_experiment  # keeps --help and --cfg fast
 
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
@@ -308,7 +309,7 @@ def _main() -> None:
 def report_sweep(sweep_dir: Path, stopped: bool = False) -> int:
     """One line per job that did not complete, or never started; exit code 1 if any, else 0.
     A sweep that was `stopped` (Ctrl-C) gets its comparison figure drawn here."""
-    from mnist_exp.summarize import SUMMARY_CSV, planned_jobs, write_summary
+    from mnist_exp.analysis.summarize import SUMMARY_CSV, planned_jobs, write_summary
 
     table = write_summary(sweep_dir, figure=stopped)
     bad = table[table["status"] != "completed"]

@@ -4,8 +4,8 @@
     MNIST_EXP_DATA_DIR=../shared/data/mnist python scripts/bench.py [--quick | --smoke] [--json out.json]
 
 Measures, in one run on this machine:
-- the exact default path (network.train_epoch) against the documented procedure written
-  plainly (network.literal_epoch): microseconds per training step, and the largest
+- the exact default path (reference.train_epoch) against the documented procedure written
+  plainly (reference.literal_epoch): microseconds per training step, and the largest
   difference in any metric, for 1000 samples x 20 epochs and 60000 samples x 1 epoch;
 - mini-batch training (model.MLPModel) of one epoch on all 60,000 images, float32/float64,
   batch sizes 32-256, and batch 128 on one BLAS thread: seconds, GFLOP/s (an epoch of
@@ -35,10 +35,10 @@ from typing import List, Tuple
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from mnist_exp import network
+from mnist_exp.nn import reference
 from mnist_exp.config import Config, DataConfig
-from mnist_exp.data import cache_dir, load_dataset, split
-from mnist_exp.model import build
+from mnist_exp.data.datasets import cache_dir, load_dataset, split
+from mnist_exp.nn.models import build
 
 
 
@@ -86,13 +86,13 @@ def exact_path(dataset, n_train: int, epochs: int, epoch_fn) -> tuple:
     train_set = split(dataset.train_images, dataset.train_labels, n_train)
     test_set = split(dataset.test_images, dataset.test_labels, 1000)
     rng = np.random.default_rng(884736743)
-    weights = network.init_weights(rng, 100)
+    weights = reference.init_weights(rng, 100)
     rows, seconds = [], 0.0
     for _ in range(epochs):
         start = time.perf_counter()
         train_metrics = epoch_fn(weights, train_set, 0.005, rng)
         seconds += time.perf_counter() - start
-        rows.append(train_metrics + network.evaluate(weights, test_set))
+        rows.append(train_metrics + reference.evaluate(weights, test_set))
     return seconds / (n_train * epochs), np.array(rows)
 
 
@@ -100,8 +100,8 @@ def bench_exact(dataset, sizes: Sizes) -> list:
     """Fast and plain runs alternate, so each ratio compares two runs under the same load."""
     results = []
     for n_train, epochs in sizes.exact:
-        pairs = [(exact_path(dataset, n_train, epochs, network.train_epoch),
-                  exact_path(dataset, n_train, epochs, network.literal_epoch))
+        pairs = [(exact_path(dataset, n_train, epochs, reference.train_epoch),
+                  exact_path(dataset, n_train, epochs, reference.literal_epoch))
                  for _ in range(sizes.repeats if n_train <= 1000 else 1)]
         (fast, fast_rows), (plain, plain_rows) = pairs[0]
         ratios = sorted(p[0] / f[0] for f, p in pairs)
@@ -173,7 +173,7 @@ def bench_first_epoch(cfg: DataConfig) -> dict:
             loaded = time.perf_counter() - start
             train_set = split(dataset.train_images, dataset.train_labels, 1000)
             rng = np.random.default_rng(884736743)
-            network.train_epoch(network.init_weights(rng, 100), train_set, 0.005, rng)
+            reference.train_epoch(reference.init_weights(rng, 100), train_set, 0.005, rng)
             figures[state] = {"data_load_ms": loaded * 1e3, "first_epoch_s": time.perf_counter() - start}
     return figures
 
@@ -187,7 +187,7 @@ def timed_process(args) -> dict:
 def figure_seconds(metrics: Path) -> dict:
     """Importing matplotlib and drawing curves.png from a run's metrics, in a fresh process."""
     code = ("import sys, time; from pathlib import Path; start = time.perf_counter();"
-            "from mnist_exp.plots import plot_curves; from mnist_exp.record import read_metrics;"
+            "from mnist_exp.runner.plots import plot_curves; from mnist_exp.runner.record import read_metrics;"
             "plot_curves(read_metrics(Path(sys.argv[1])), 'timing', Path(sys.argv[2]));"
             "print(time.perf_counter() - start)")
     out = subprocess.run([sys.executable, "-c", code, str(metrics), str(metrics.with_name("timing.png"))],

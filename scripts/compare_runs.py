@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from mnist_exp import compare, results
-from mnist_exp.plots import plot_ranked
+from mnist_exp.analysis import compare, results
+from mnist_exp.runner.plots import plot_ranked
 
 
 def main(argv=None) -> int:

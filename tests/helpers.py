@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mnist_exp import idx
+from mnist_exp.data import idx
 from mnist_exp.config import DataConfig, FileSpec
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_info
 
-from mnist_exp.blas import subtract_product
+from mnist_exp.nn.blas import subtract_product
 
 # PyPI's NumPy wheels (what the README installs) bundle OpenBLAS in numpy.libs or numpy/.dylibs
 BUNDLED = any(lib.get("internal_api") == "openblas" and {"numpy.libs", "numpy"} & set(Path(lib["filepath"]).parts)

@@ -143,7 +143,7 @@ def test_help_lists_every_config_key():
 def test_readme_documents_every_config_key_and_output_file():
     from dataclasses import fields, is_dataclass
 
-    from mnist_exp import record
+    from mnist_exp.runner import record
     from mnist_exp.config import Config
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from helpers import data_config
-from mnist_exp import idx
+from mnist_exp.data import idx
 from mnist_exp.config import DataConfig
-from mnist_exp.data import _file_lock, cache_dir, load_dataset, scale, split
+from mnist_exp.data.datasets import _file_lock, cache_dir, load_dataset, scale, split
 from mnist_exp.errors import DataError
 
 
@@ -149,7 +149,7 @@ def test_scaled_bytes_equal_the_float64_quotient_in_the_split_dtype(dtype):
 HOLD_LOCK = """
 import sys, time
 from pathlib import Path
-from mnist_exp.data import _file_lock
+from mnist_exp.data.datasets import _file_lock
 with _file_lock(Path(sys.argv[1]), "downloading f.gz into the test cache", 60):
     print("held", flush=True)
     time.sleep(60)

@@ -3,8 +3,8 @@ import time
 
 import pytest
 
-from mnist_exp import download
-from mnist_exp.download import fetch
+from mnist_exp.data import download
+from mnist_exp.data.download import fetch
 from mnist_exp.errors import DataError
 
 BODY = b"the payload " * 1000

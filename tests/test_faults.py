@@ -15,10 +15,10 @@ import pandas as pd
 import pytest
 
 from helpers import data_config, run_cli
-from mnist_exp import idx
-from mnist_exp.data import load_dataset
+from mnist_exp.data import idx
+from mnist_exp.data.datasets import load_dataset
 from mnist_exp.errors import DataError, UserError
-from mnist_exp.evaluate import evaluate_run
+from mnist_exp.analysis.evaluate import evaluate_run
 
 SHORT = ["train_samples=300", "test_samples=100"]
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import matplotlib.image
 import pytest
 
-from mnist_exp import figure_process
-from mnist_exp.figure_process import FigureHelper
-from mnist_exp.train import EpochMetrics
+from mnist_exp.runner import figure_process
+from mnist_exp.runner.figure_process import FigureHelper
+from mnist_exp.runner.train import EpochMetrics
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork") or sys.platform == "darwin", reason="no helper here")
 

@@ -4,7 +4,7 @@ import struct
 import numpy as np
 import pytest
 
-from mnist_exp import idx
+from mnist_exp.data import idx
 from mnist_exp.errors import DataError
 
 

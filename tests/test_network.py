@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from mnist_exp.data import Split
-from mnist_exp.network import Weights, evaluate, init_weights, literal_epoch, predict, train_epoch
+from mnist_exp.data.datasets import Split
+from mnist_exp.nn.reference import Weights, evaluate, init_weights, literal_epoch, predict, train_epoch
 
 
 def reference_epoch(w1, w2, x_all, y_all, lr, rng):

@@ -12,14 +12,14 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from helpers import data_config, run_cli
-from mnist_exp import mlp, network
+from mnist_exp.nn import mlp, reference
 from mnist_exp.app import CONF_DIR
 from mnist_exp.config import Config, DataConfig, validate
-from mnist_exp.data import Split, load_dataset, split
+from mnist_exp.data.datasets import Split, load_dataset, split
 from mnist_exp.errors import ConfigError
-from mnist_exp.model import MLPModel, ReferenceModel, build, is_reference, options
-from mnist_exp.optim import Optimizer, lr_at
-from mnist_exp.train import EarlyStopping, EpochMetrics, train
+from mnist_exp.nn.models import MLPModel, ReferenceModel, build, is_reference, options
+from mnist_exp.nn.optim import Optimizer, lr_at
+from mnist_exp.runner.train import EarlyStopping, EpochMetrics, train
 
 SIZES = [12, 7, 5, 4]
 
@@ -88,7 +88,7 @@ def compose_config(overrides) -> Config:
 def test_general_network_with_reference_options_follows_the_exact_path(mnist_dir):
     train_set, _ = real_splits(mnist_dir, n_train=200)
     ref_rng, gen_rng = np.random.default_rng(5), np.random.default_rng(5)
-    reference = ReferenceModel(network.init_weights(ref_rng, 30))
+    reference = ReferenceModel(reference.init_weights(ref_rng, 30))
     cfg = Config(hidden_size=30)
     general = MLPModel(mlp.init_params(gen_rng, [784, 30, 10], "reference", options(cfg)), options(cfg),
                        Optimizer("sgd"), batch_size=1)
@@ -400,7 +400,7 @@ def test_fashion_mnist_runs_offline_from_the_debian_package(tmp_path):
 def test_adam_in_place_takes_the_textbook_step_to_the_bit(dtype, weight_decay):
     """m += (1-b1)(g-m); v += (1-b2)(g²-v); p -= lr m̂/(sqrt(v̂)+eps), transcribed plainly, over
     five steps; the state arrays are made once and updated in place."""
-    from mnist_exp.optim import ADAM_BETAS, ADAM_EPS
+    from mnist_exp.nn.optim import ADAM_BETAS, ADAM_EPS
 
     rng = np.random.default_rng(3)
     params = {"w1": rng.standard_normal((20, 7)).astype(dtype), "b1": rng.standard_normal(7).astype(dtype)}

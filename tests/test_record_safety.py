@@ -283,9 +283,9 @@ def test_a_signal_during_the_final_writes_leaves_the_completed_record_alone(tmp_
     record says completed everywhere (summary.json and model_card.md)."""
     from helpers import data_config
     from mnist_exp.config import Config
-    from mnist_exp.experiment import run_experiment
-    from mnist_exp.figure_process import FigureHelper
-    from mnist_exp.interrupts import Interrupted
+    from mnist_exp.runner.experiment import run_experiment
+    from mnist_exp.runner.figure_process import FigureHelper
+    from mnist_exp.runner.interrupts import Interrupted
 
     cache = tmp_path / "cache"
     cache.mkdir()

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from helpers import run_cli
-from mnist_exp import results
+from mnist_exp.analysis import results
 
 REPO = Path(__file__).resolve().parents[1]
 

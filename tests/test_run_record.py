@@ -12,12 +12,13 @@ import pandas as pd
 import pytest
 
 from helpers import run_cli
-from mnist_exp import compare, load_model, results
+from mnist_exp import load_model
+from mnist_exp.analysis import compare, results
 from mnist_exp.config import Config, DataConfig
-from mnist_exp.data import load_dataset
-from mnist_exp.experiment import title
-from mnist_exp.plots import accuracy_limits
-from mnist_exp.train import EpochMetrics
+from mnist_exp.data.datasets import load_dataset
+from mnist_exp.runner.experiment import title
+from mnist_exp.runner.plots import accuracy_limits
+from mnist_exp.runner.train import EpochMetrics
 
 SMALL = ["train_samples=500", "test_samples=300", "epochs=3"]
 EARLY = ["train_samples=2000", "test_samples=500", "val_samples=500", "early_stopping=2", "batch_size=32",
@@ -170,9 +171,9 @@ def test_a_single_run_refused_before_it_started_leaves_nothing(tmp_path):
 def test_a_long_epoch_shows_a_progress_bar_only_on_a_terminal(reference_run, monkeypatch, tmp_path):
     import io
 
-    from mnist_exp import model as model_module
-    from mnist_exp.data import split
-    from mnist_exp.model import build
+    from mnist_exp.nn import models as model_module
+    from mnist_exp.data.datasets import split
+    from mnist_exp.nn.models import build
 
     cfg = Config(batch_size=64, train_samples=2000, loss="cross_entropy")
     data = load_dataset(load_model(reference_run).config.data)

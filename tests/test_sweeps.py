@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from helpers import run_cli
-from mnist_exp import results
+from mnist_exp.analysis import results
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["train_samples=60", "test_samples=40", "epochs=2"]

@@ -21,7 +21,7 @@ def job_dir(launcher, num: int, overrides: List[str]) -> Path:
 
 
 def resume_hint(directory: Path) -> str:
-    from mnist_exp.record import CHECKPOINT
+    from mnist_exp.runner.record import CHECKPOINT
 
     return f"; continue it with resume={directory}" if (directory / CHECKPOINT).is_file() else ""
 
@@ -30,8 +30,8 @@ def record(launcher, num: int, overrides: List[str], directory: Path, status: st
     """Mark the job's record `status` with `reason` (unless the run had recorded how it ended),
     log it, and return what the sweeper expects of a failed job."""
     from mnist_exp.app import NoValue
-    from mnist_exp.record import SUMMARY, save_json
-    from mnist_exp.summary import load
+    from mnist_exp.runner.record import SUMMARY, save_json
+    from mnist_exp.runner.summary import load
 
     try:
         summary = load(directory) if (directory / SUMMARY).is_file() else {}

@@ -53,7 +53,7 @@ class SlurmLauncher(PluginLauncher):
 
     def _memory_gb(self, job_overrides: Sequence[Sequence[str]]) -> int:
         """The memory of the largest job's arrays, plus room for the interpreter, in whole GB."""
-        from mnist_exp import memory
+        from mnist_exp.runner import memory
         from mnist_exp.config import Config
 
         need = 0

@@ -10,7 +10,7 @@ from typing import Iterable, Iterator, Tuple
 
 import numpy as np
 
-from mnist_exp import blas
+from mnist_exp.nn import blas
 
 OUTPUTS = 10
 PLAN_MAX_VALUES = 10_000_000  # keep the plan of training sets up to this many pixel values

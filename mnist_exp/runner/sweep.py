@@ -35,7 +35,7 @@ class PrepareSweep(Callback):
         from hydra.core.plugins import Plugins
         from hydra_plugins.mnist_exp_launchers.joblib_launcher import JoblibLauncher
 
-        from mnist_exp.dir_guard import Refused
+        from mnist_exp.runner.dir_guard import Refused
 
         Plugins.instance().register(JoblibLauncher)
         if "mnist_exp_launchers.submitit_launcher" in str(config.hydra.launcher.get("_target_", "")):
@@ -67,7 +67,7 @@ class SweepSummary(Callback):
         hydra_cfg = HydraConfig.get()
         if hydra_cfg.mode != RunMode.MULTIRUN:
             return
-        from mnist_exp.summarize import write_summary
+        from mnist_exp.analysis.summarize import write_summary
 
         try:
             write_summary(Path(hydra_cfg.sweep.dir).resolve(), figure=False)
@@ -76,6 +76,6 @@ class SweepSummary(Callback):
                       e.__class__.__name__, e)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from mnist_exp.summarize import write_summary
+        from mnist_exp.analysis.summarize import write_summary
 
         write_summary(Path(config.hydra.sweep.dir).resolve())

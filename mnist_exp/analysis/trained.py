@@ -16,10 +16,10 @@ from typing import Optional, Union
 
 import numpy as np
 
-from mnist_exp import record
+from mnist_exp.runner import record
 from mnist_exp.config import Config
 from mnist_exp.errors import UserError
-from mnist_exp.summary import load_config
+from mnist_exp.runner.summary import load_config
 
 
 @dataclass
@@ -65,7 +65,7 @@ class TrainedModel:
 
 def load_model(run_dir: Union[str, Path]) -> TrainedModel:
     """The model a run kept (its weights.npz, else its last checkpoint's weights)."""
-    from mnist_exp.model import restore
+    from mnist_exp.nn.models import restore
 
     run_dir = Path(run_dir)
     cfg = load_config(run_dir)

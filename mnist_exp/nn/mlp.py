@@ -14,7 +14,7 @@ from typing import Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 
-from mnist_exp import blas
+from mnist_exp.nn import blas
 
 Params = Dict[str, np.ndarray]
 BN_EPS = 1e-5

@@ -13,9 +13,9 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from mnist_exp.atomic import write_atomic
+from mnist_exp.files.atomic import write_atomic
 from mnist_exp.errors import UserError
-from mnist_exp.train import EpochMetrics
+from mnist_exp.runner.train import EpochMetrics
 
 METRICS = "metrics.csv"
 WEIGHTS = "weights.npz"

@@ -1,6 +1,6 @@
 """The model a config asks for, behind one small interface the training loop uses.
 
-The reference options (the defaults) select network.py, the walkthrough's exact
+The reference options (the defaults) select reference.py, the walkthrough's exact
 per-sample procedure; anything beyond them selects the general mlp.py with an optimiser.
 Learning-rate schedules, validation and early stopping work with both (see train.py).
 """
@@ -10,11 +10,11 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-from mnist_exp import mlp, network
+from mnist_exp.nn import mlp, reference
 from mnist_exp.config import Config
-from mnist_exp.data import Split, scale
+from mnist_exp.data.datasets import Split, scale
 from mnist_exp.errors import UserError
-from mnist_exp.optim import Optimizer
+from mnist_exp.nn.optim import Optimizer
 
 Arrays = Dict[str, np.ndarray]
 INPUTS, CLASSES = 784, 10
@@ -29,20 +29,20 @@ def is_reference(cfg: Config) -> bool:
 
 
 class ReferenceModel:
-    """network.py's exact procedure: the published table's numbers."""
+    """reference.py's exact procedure: the published table's numbers."""
 
-    def __init__(self, weights: network.Weights):
+    def __init__(self, weights: reference.Weights):
         self.weights = weights
 
     def fit_epoch(self, data: Split, lr: float, rng: np.random.Generator) -> Tuple[float, float]:
-        return network.train_epoch(self.weights, data, lr, rng)
+        return reference.train_epoch(self.weights, data, lr, rng)
 
     def evaluate(self, data: Split) -> Tuple[float, float]:
-        return network.evaluate(self.weights, data)
+        return reference.evaluate(self.weights, data)
 
     def outputs(self, x: np.ndarray) -> np.ndarray:
         """The network's outputs without dropout: (n, 784) -> (n, 10), linear (squared error)."""
-        return network.predict(self.weights, x)
+        return reference.predict(self.weights, x)
 
     def arrays(self) -> Arrays:
         return {"w1": self.weights.w1, "w2": self.weights.w2}
@@ -51,7 +51,7 @@ class ReferenceModel:
         return self.arrays()
 
     def load_state(self, state: Arrays) -> None:
-        self.weights = network.Weights(state["w1"], state["w2"])
+        self.weights = reference.Weights(state["w1"], state["w2"])
 
 
 class MLPModel:
@@ -200,7 +200,7 @@ def options(cfg: Config) -> mlp.Options:
 def build(cfg: Config, rng: np.random.Generator):
     """A freshly initialised model; its draws from `rng` come first, as in the reference."""
     if is_reference(cfg):
-        return ReferenceModel(network.init_weights(rng, cfg.hidden_size))
+        return ReferenceModel(reference.init_weights(rng, cfg.hidden_size))
     sizes = [INPUTS] + [cfg.hidden_size] * cfg.hidden_layers + [CLASSES]
     params = mlp.init_params(rng, sizes, cfg.init, options(cfg), np.dtype(cfg.dtype))
     return MLPModel(params, options(cfg), Optimizer(cfg.optimizer, cfg.momentum, cfg.weight_decay), cfg.batch_size)

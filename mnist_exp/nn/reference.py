@@ -10,8 +10,8 @@ from typing import Tuple
 
 import numpy as np
 
-from mnist_exp import blas, blocked
-from mnist_exp.data import Split
+from mnist_exp.nn import blas, reference_epoch
+from mnist_exp.data.datasets import Split
 
 
 @dataclass
@@ -49,9 +49,9 @@ def train_epoch(weights: Weights, data: Split, lr: float, rng: np.random.Generat
                 block: int = 32) -> Tuple[float, float]:
     """One pass of per-sample SGD in order; returns (mean training loss, training accuracy).
 
-    The documented procedure (literal_epoch), computed in blocks of samples: see blocked.py.
+    The documented procedure (literal_epoch), computed in blocks of samples: see reference_epoch.py.
     """
-    return blocked.epoch(weights.w1, weights.w2, data.x, data.y, lr, rng, block)
+    return reference_epoch.epoch(weights.w1, weights.w2, data.x, data.y, lr, rng, block)
 
 
 def literal_epoch(weights: Weights, data: Split, lr: float, rng: np.random.Generator) -> Tuple[float, float]:

@@ -6,7 +6,7 @@ from typing import BinaryIO, List, Optional, Tuple, Union
 
 import numpy as np
 
-from mnist_exp.train import EpochMetrics
+from mnist_exp.runner.train import EpochMetrics
 
 
 def _figure(layout="constrained", **kwargs):

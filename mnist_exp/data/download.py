@@ -4,7 +4,7 @@ Each attempt streams into a temp file beside the target and is renamed into plac
 once `check` accepts it, so no reader ever sees half a file. Failed attempts are retried
 with exponential backoff (capped), then the next mirror is tried.
 
-An attempt runs in a child process (`python -m mnist_exp.download`) that the caller kills at
+An attempt runs in a child process (`python -m mnist_exp.data.download`) that the caller kills at
 the attempt's deadline: a socket timeout bounds only the wait between bytes, so a mirror
 that trickles a byte a second (or its headers) would otherwise hold the run, and the cache's
 file lock, forever. A child also stops at MAX_BYTES: no MNIST file is that large.
@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Callable, List, Sequence
 
-from mnist_exp.atomic import write_atomic
+from mnist_exp.files.atomic import write_atomic
 from mnist_exp.errors import DataError
 
 CHUNK = 1 << 16
@@ -56,7 +56,7 @@ def _stream(url: str, dest: Path, timeout: float, max_bytes: int) -> None:
 
 def _attempt(url: str, dest: Path, timeout: float, deadline: float, max_bytes: int) -> None:
     """One download in a child process, killed at `deadline` seconds (or when we are stopped)."""
-    child = subprocess.Popen([sys.executable, "-m", "mnist_exp.download", url, str(dest), repr(timeout),
+    child = subprocess.Popen([sys.executable, "-m", "mnist_exp.data.download", url, str(dest), repr(timeout),
                               str(max_bytes), repr(deadline)], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
     try:
         reason, _ = child.communicate(timeout=deadline)

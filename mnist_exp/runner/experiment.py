@@ -12,16 +12,16 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
-from mnist_exp import memory, model_card, per_class, record, summary
-from mnist_exp.atomic import write_atomic
+from mnist_exp.runner import memory, model_card, per_class, record, summary
+from mnist_exp.files.atomic import write_atomic
 from mnist_exp.config import OPTION_KEYS, Config, validate
-from mnist_exp.data import load_dataset, split
+from mnist_exp.data.datasets import load_dataset, split
 from mnist_exp.errors import UserError, record_error
-from mnist_exp.figure_process import FigureHelper
-from mnist_exp.interrupts import Interrupted, critical, graceful_interrupts
-from mnist_exp.model import build, check_state, restore
-from mnist_exp.optim import lr_at
-from mnist_exp.train import EarlyStopping, EpochMetrics, train
+from mnist_exp.runner.figure_process import FigureHelper
+from mnist_exp.runner.interrupts import Interrupted, critical, graceful_interrupts
+from mnist_exp.nn.models import build, check_state, restore
+from mnist_exp.nn.optim import lr_at
+from mnist_exp.runner.train import EarlyStopping, EpochMetrics, train
 
 log = logging.getLogger(__name__)
 FIGURE_POINTS = 2000  # curves.png plots at most about this many epochs of a long run

@@ -16,8 +16,8 @@ import numpy as np
 import mnist_exp
 from mnist_exp.config import Config, known_keys, validate
 from mnist_exp.errors import UserError
-from mnist_exp.record import SUMMARY, Tally, save_json
-from mnist_exp.train import EpochMetrics
+from mnist_exp.runner.record import SUMMARY, Tally, save_json
+from mnist_exp.runner.train import EpochMetrics
 
 
 @lru_cache(maxsize=1)

@@ -16,10 +16,11 @@ from typing import Dict, Iterator, Optional, Tuple
 
 import numpy as np
 
-from mnist_exp import idx, ownership
-from mnist_exp.atomic import write_atomic
+from mnist_exp.data import idx
+from mnist_exp.files import ownership
+from mnist_exp.files.atomic import write_atomic
 from mnist_exp.config import DataConfig, FileSpec
-from mnist_exp.download import MAX_BACKOFF, fetch
+from mnist_exp.data.download import MAX_BACKOFF, fetch
 from mnist_exp.errors import DataError
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ import sys
 import warnings
 from typing import List, Optional, Tuple
 
-from mnist_exp.plots import draw, warm_up
+from mnist_exp.runner.plots import draw, warm_up
 
 WAIT_SECONDS = 120.0  # for the child to finish once it has the rows; then the run draws it
 PIPE_BYTES = 60_000  # the rows must fit a pipe's buffer (64 KiB on Linux): writing never blocks

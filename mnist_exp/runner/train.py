@@ -12,7 +12,7 @@ from typing import Callable, Dict, Iterator, Optional
 
 import numpy as np
 
-from mnist_exp.data import Split
+from mnist_exp.data.datasets import Split
 
 
 @dataclass

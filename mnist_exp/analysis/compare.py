@@ -8,7 +8,7 @@ from typing import List
 
 import pandas as pd
 
-from mnist_exp import results
+from mnist_exp.analysis import results
 
 
 def setting_keys(runs: pd.DataFrame) -> List[str]:

@@ -1,0 +1,141 @@
+"""The sweep summary: summary.csv and comparison.png at the root of a sweep directory.
+
+summary.csv is rebuilt from the job directories after every job (inside the worker that ran
+it, under a lock), so it is complete whichever jobs failed or whichever launcher ran them;
+comparison.png is drawn when the sweep ends. Rebuild both by hand at any time:
+    python -m mnist_exp.summarize outputs/multirun/DATE/TIME
+"""
+
+import argparse
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import pandas as pd
+import yaml
+from filelock import FileLock
+from hydra.core.override_parser.overrides_parser import OverridesParser
+
+from mnist_exp.analysis import results
+from mnist_exp.files.atomic import write_atomic
+
+SUMMARY_CSV = "summary.csv"
+COMPARISON_PNG = "comparison.png"
+
+
+def overridden_keys(runs: pd.DataFrame) -> List[str]:
+    """Config keys set on the command line of any job, in the order they were given."""
+    keys: List[str] = []
+    for overrides in runs["overrides"].dropna():
+        for item in overrides.split():
+            key = item.split("=", 1)[0].lstrip("+~")
+            if key in results.CONFIG_TYPES and key not in keys:
+                keys.append(key)
+    return keys
+
+
+def sweep_hydra_config(sweep_dir: Path) -> dict:
+    """The `hydra` node of the sweep's multirun.yaml (empty when there is none)."""
+    path = sweep_dir / "multirun.yaml"
+    return (yaml.safe_load(path.read_text()) or {}).get("hydra", {}) if path.is_file() else {}
+
+
+def _sweep_overrides(hydra_cfg: dict) -> list:
+    return OverridesParser.create().parse_overrides(hydra_cfg.get("overrides", {}).get("task", []))
+
+
+def _search(hydra_cfg: dict) -> Optional[dict]:
+    """The sweeper's settings, for an Optuna search; None for a grid."""
+    sweeper = hydra_cfg.get("sweeper") or {}
+    return sweeper if "optuna" in str(sweeper.get("_target_", "")) else None
+
+
+def declared_sweep_keys(sweep_dir: Path) -> List[str]:
+    """Keys the sweep varies by design: sweep overrides (lr=a,b, range(...)) and sweeper params."""
+    hydra_cfg = sweep_hydra_config(sweep_dir)
+    keys = [o.key_or_group for o in _sweep_overrides(hydra_cfg) if o.is_sweep_override()]
+    keys += list((hydra_cfg.get("sweeper") or {}).get("params") or {})
+    return [k for k in dict.fromkeys(keys) if k in results.CONFIG_TYPES]
+
+
+def searched_params(sweep_dir: Path) -> List[str]:
+    """The keys an Optuna search varies (empty for a grid sweep)."""
+    search = _search(sweep_hydra_config(sweep_dir))
+    return [k for k in (search.get("params") or {}) if k in results.CONFIG_TYPES] if search else []
+
+
+def planned_jobs(sweep_dir: Path) -> Optional[List[str]]:
+    """The jobs the sweep was asked for, as their override strings (multirun.yaml): a grid's
+    product of values, or an Optuna search's n_trials (no overrides known in advance)."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+
+    hydra_cfg = sweep_hydra_config(sweep_dir)
+    if not hydra_cfg:
+        return None
+    search = _search(hydra_cfg)
+    if search:
+        return [""] * int(search.get("n_trials") or 0)
+    overrides = _sweep_overrides(hydra_cfg)
+    return [" ".join(job) for batch in BasicSweeper.split_arguments(overrides, None) for job in batch]
+
+
+def swept_keys(sweep_dir: Path, runs: pd.DataFrame) -> List[str]:
+    """The keys that tell the jobs apart: declared ones, then any others that differ."""
+    overridden = overridden_keys(runs)
+    varying = [k for k in overridden if runs[k].nunique() > 1]
+    return list(dict.fromkeys(declared_sweep_keys(sweep_dir) + varying)) or overridden
+
+
+def sweep_table(runs: pd.DataFrame, keys: List[str]) -> pd.DataFrame:
+    keep = ["job", *keys, "status", "reason", "epochs_run",
+            *(c for c in runs.columns if c.startswith(("final_", "best_"))), "wall_seconds", "run_dir"]
+    return runs[keep].sort_values("job", kind="stable").reset_index(drop=True)
+
+
+def write_summary(sweep_dir: Path, figure: bool = True) -> pd.DataFrame:
+    """(Re)write summary.csv (and comparison.png) from the job dirs; safe to call concurrently."""
+    sweep_dir = Path(sweep_dir)
+    with FileLock(sweep_dir / ".summary.lock"):
+        runs = results.load_runs(sweep_dir)
+        keys = swept_keys(sweep_dir, runs)
+        table = sweep_table(runs, keys)
+        write_atomic(sweep_dir / SUMMARY_CSV, lambda tmp: table.to_csv(tmp, index=False))
+        if figure and len(table):
+            from mnist_exp.runner.plots import plot_comparison, plot_search
+
+            searched = searched_params(sweep_dir)
+            if searched:
+                write_atomic(sweep_dir / COMPARISON_PNG, lambda tmp: plot_search(table, searched, tmp))
+            else:
+                history = results.load_history(sweep_dir)
+                write_atomic(sweep_dir / COMPARISON_PNG, lambda tmp: plot_comparison(history, table, keys, tmp))
+    return table
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m mnist_exp.summarize",
+                                     description="Rebuild a sweep's summary.csv and comparison.png.")
+    parser.add_argument("sweep_dir", type=Path)
+    args = parser.parse_args(argv)
+    results.brief_warnings(parser.prog)
+    if not args.sweep_dir.is_dir():
+        _exit(f"{args.sweep_dir}: not a directory", 2)
+    try:
+        table = write_summary(args.sweep_dir)
+    except OSError as e:
+        _exit(f"cannot write into {args.sweep_dir}: {e.strerror or e}", 4)
+    if table.empty:
+        _exit(f"{args.sweep_dir}: no runs found (no */summary.json)", 2)
+    shown = [c for c in table.columns if not c.startswith(("final_train", "best_t", "best_train"))]
+    shown = [c for c in shown if c not in ("run_dir", "reason")] + ["best_test_accuracy"]
+    print(table[shown].to_string(index=False))
+    print(f"wrote {args.sweep_dir / SUMMARY_CSV} and {args.sweep_dir / COMPARISON_PNG}")
+
+
+def _exit(message: str, code: int) -> None:
+    print(f"mnist_exp.summarize: error: {message}", file=sys.stderr)
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()
