@@ -1,4 +1,5 @@
 import gzip
+import threading
 import time
 
 import pytest
@@ -94,8 +95,15 @@ def test_a_mirror_streaming_without_end_is_refused_at_the_size_cap(server, tmp_p
 
 
 def test_backoff_between_attempts_is_capped(server, tmp_path, monkeypatch):
-    pauses = []
-    monkeypatch.setattr(download.time, "sleep", pauses.append)
+    pauses, real_sleep, this_thread = [], time.sleep, threading.current_thread()
+
+    def pause(seconds):  # time.sleep is the time module's: other tests' server threads call it too
+        if threading.current_thread() is this_thread:
+            pauses.append(seconds)
+        else:
+            real_sleep(seconds)
+
+    monkeypatch.setattr(download.time, "sleep", pause)
     server.serve("a/", "f.bin", b"x", behaviour=500)
     with pytest.raises(DataError, match="10 attempts"):
         fetch("f.bin", [server.url + "a/"], tmp_path / "f.bin", accept_body, retries=10)
