@@ -46,7 +46,7 @@ def test_summary_json_records_status_metrics_and_provenance(small_run):
 
 def test_weights_load_without_pickle_and_evaluate_again(small_run):
     with np.load(small_run / "weights.npz", allow_pickle=False) as saved:
-        assert saved["w1"].shape == (784, 100) and saved["w2"].shape == (100, 10)
+        assert saved["dense1/w"].shape == (784, 100) and saved["dense2/w"].shape == (100, 10)
     result = run_cli([str(small_run)], cwd=small_run, module="mnist_exp.evaluate")
     assert result.returncode == 0, result.stderr
     final = json.loads((small_run / "summary.json").read_text())["final"]

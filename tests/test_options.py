@@ -13,6 +13,9 @@ from omegaconf import OmegaConf
 
 from helpers import data_config, run_cli
 from mnist_exp.nn import mlp, reference
+from mnist_exp.nn.layers import EpochBits, Training, dropout_mask
+from mnist_exp.nn.losses import loss_and_grad
+from mnist_exp.nn.mlp import Param
 from mnist_exp.app import CONF_DIR
 from mnist_exp.config import Config, DataConfig, validate
 from mnist_exp.data.datasets import Split, load_dataset, split
@@ -29,11 +32,15 @@ def small_batch(n=6, seed=0):
     return rng.random((n, SIZES[0])), np.eye(SIZES[-1])[rng.integers(0, SIZES[-1], n)]
 
 
-def objective(params, x, y, opts, seed):
-    out, cache = mlp.forward(params, x, opts, np.random.default_rng(seed))  # same masks every call
-    total, dout = mlp.loss_and_grad(out, y, opts.loss)
+def objective(stack, x, y, opts, seed):
+    out = stack.forward(x, Training(np.random.default_rng(seed)))  # same masks every call
+    total, dout = loss_and_grad(out, y, opts.loss)
     scale = 0.5 if opts.loss == "sse" else 1.0  # sse's objective is half the reported loss
-    return scale * total / len(x), cache, dout
+    return scale * total / len(x), dout
+
+
+def trained_arrays(stack):
+    return {f"{layer.name}/{name}": array for layer in stack.layers for name, array in layer.params.items()}
 
 
 @pytest.mark.parametrize("loss", ["sse", "cross_entropy"])
@@ -44,24 +51,26 @@ def objective(params, x, y, opts, seed):
 def test_gradients_match_finite_differences(loss, biases, batch_norm, layers, dropout):
     sizes = SIZES[:1] + SIZES[1:1 + layers] + SIZES[-1:]
     opts = mlp.Options(biases=biases, batch_norm=batch_norm, dropout=dropout, relu_derivative="correct", loss=loss)
-    params = mlp.init_params(np.random.default_rng(1), sizes, "he", opts)
+    stack = mlp.build(np.random.default_rng(1), sizes, "he", opts)
+    params = trained_arrays(stack)  # the layers' own arrays: changing them changes the network
     if batch_norm:  # non-trivial scale and shift
         for k in params:
-            if k.startswith(("gamma", "beta")):
+            if k.endswith(("/gamma", "/beta")):
                 params[k] += np.random.default_rng(2).normal(0, 0.3, params[k].shape)
     x, y = small_batch()
-    _, cache, dout = objective(params, x, y, opts, seed=3)
-    grads = mlp.backward(params, cache, dout, opts)
-    assert set(grads) == {k for k in params if mlp.trainable(k)}
+    _, dout = objective(stack, x, y, opts, seed=3)
+    stack.backward(dout)
+    grads = {p.key: p.grad.copy() for p in stack.parameters()}
+    assert set(grads) == set(params)  # every trained array has its gradient
     eps = 1e-6
     for name, grad in grads.items():
         numeric = np.zeros_like(grad)
         for index in np.ndindex(grad.shape):
             original = params[name][index]
             params[name][index] = original + eps
-            plus = objective(params, x, y, opts, seed=3)[0]
+            plus = objective(stack, x, y, opts, seed=3)[0]
             params[name][index] = original - eps
-            minus = objective(params, x, y, opts, seed=3)[0]
+            minus = objective(stack, x, y, opts, seed=3)[0]
             params[name][index] = original
             numeric[index] = (plus - minus) / (2 * eps)
         np.testing.assert_allclose(grad, numeric, rtol=1e-4, atol=1e-7, err_msg=name)
@@ -88,15 +97,15 @@ def compose_config(overrides) -> Config:
 def test_general_network_with_reference_options_follows_the_exact_path(mnist_dir):
     train_set, _ = real_splits(mnist_dir, n_train=200)
     ref_rng, gen_rng = np.random.default_rng(5), np.random.default_rng(5)
-    reference = ReferenceModel(reference.init_weights(ref_rng, 30))
+    exact = ReferenceModel(reference.init_weights(ref_rng, 30))
     cfg = Config(hidden_size=30)
-    general = MLPModel(mlp.init_params(gen_rng, [784, 30, 10], "reference", options(cfg)), options(cfg),
+    general = MLPModel(mlp.build(gen_rng, [784, 30, 10], "reference", options(cfg)), options(cfg),
                        Optimizer("sgd"), batch_size=1)
     for _ in range(2):
         ours = general.fit_epoch(train_set, 0.005, gen_rng)
-        theirs = reference.fit_epoch(train_set, 0.005, ref_rng)
+        theirs = exact.fit_epoch(train_set, 0.005, ref_rng)
         np.testing.assert_allclose(ours, theirs, rtol=1e-9)
-    np.testing.assert_allclose(general.params["w1"], reference.weights.w1, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(general.arrays()["dense1/w"], exact.weights.w1, rtol=1e-9, atol=1e-12)
     assert gen_rng.random() == ref_rng.random()  # the same draws, in the same order
 
 
@@ -109,12 +118,12 @@ def test_mini_batches_gathered_from_bytes_train_as_from_floats(mnist_dir, dtype,
     blank = ~train_set.pixels.any(axis=0)
     assert 67 < np.count_nonzero(blank) < 784  # more than the 67 blank in all 60,000 images
     cfg = Config(batch_size=32, lr=0.1, dtype=dtype, optimizer=optimizer)
-    initial = build(cfg, np.random.default_rng(3)).params["w1"]
+    initial = build(cfg, np.random.default_rng(3)).arrays()["dense1/w"]
     results = []
     for data in (train_set, Split(train_set.x, train_set.y)):  # the second has no bytes to gather
         rng = np.random.default_rng(3)
         model = build(cfg, rng)
-        results.append([model.fit_epoch(data, 0.1, rng) for _ in range(2)] + [model.params["w1"]])
+        results.append([model.fit_epoch(data, 0.1, rng) for _ in range(2)] + [model.arrays()["dense1/w"]])
     (bytes_fits, bytes_w1), (floats_fits, floats_w1) = (([r[0], r[1]], r[2]) for r in results)
     assert bytes_w1.shape == (784, 100)
     if optimizer == "momentum":
@@ -140,19 +149,19 @@ def test_sgd_steps_taken_inside_backward_equal_gradients_then_step(layers, biase
     x, y = small_batch(n=8)
     results = []
     for descend in (False, True):
-        params = mlp.init_params(np.random.default_rng(1), sizes, "he", opts)
-        out, cache = mlp.forward(params, x, opts, np.random.default_rng(2))
-        _, dout = mlp.loss_and_grad(out, y, opts.loss)
+        stack = mlp.build(np.random.default_rng(1), sizes, "he", opts)
+        out = stack.forward(x, Training(np.random.default_rng(2), descend=descend))
+        _, dout = loss_and_grad(out, y, opts.loss)
         dout *= 0.1
-        grads = mlp.backward(params, cache, dout, opts, descend=descend)
-        assert not descend or not any(name.startswith("w") for name in grads)
-        Optimizer("sgd").step(params, grads, 0.1, lr_applied=True)
-        results.append(params)
+        stack.backward(dout)
+        assert not descend or not any(p.key.endswith("/w") for p in stack.parameters())
+        Optimizer("sgd").step(stack.parameters(), 0.1, lr_applied=True)
+        results.append(stack.arrays())
     plain, descended = results
-    initial = mlp.init_params(np.random.default_rng(1), sizes, "he", opts)
+    initial = mlp.build(np.random.default_rng(1), sizes, "he", opts).arrays()
     for name in plain:
         np.testing.assert_allclose(descended[name], plain[name], rtol=1e-12, atol=1e-15, err_msg=name)
-        assert not name.startswith("w") or not np.allclose(descended[name], initial[name])  # a real step
+        assert not name.endswith("/w") or not np.allclose(descended[name], initial[name])  # a real step
 
 
 def fit(cfg: Config, splits, epochs=3, seed=0):
@@ -196,22 +205,22 @@ def test_adam_differs_from_sgd_at_the_same_learning_rate(mnist_dir):
 
 
 def test_weight_decay_adds_to_the_gradient_of_weights_only():
-    params = {"w1": np.ones((2, 2)), "b1": np.ones(2)}
-    grads = {"w1": np.full((2, 2), 0.5), "b1": np.full(2, 0.5)}
-    Optimizer("sgd", weight_decay=0.1).step(params, grads, lr=0.2)
-    np.testing.assert_allclose(params["w1"], 1 - 0.2 * (0.5 + 0.1))
-    np.testing.assert_allclose(params["b1"], 1 - 0.2 * 0.5)
+    w, b = np.ones((2, 2)), np.ones(2)
+    Optimizer("sgd", weight_decay=0.1).step([Param("dense1/w", w, np.full((2, 2), 0.5), True),
+                                             Param("dense1/b", b, np.full(2, 0.5), False)], lr=0.2)
+    np.testing.assert_allclose(w, 1 - 0.2 * (0.5 + 0.1))
+    np.testing.assert_allclose(b, 1 - 0.2 * 0.5)
 
 
 def test_plain_sgd_takes_its_learning_rate_in_the_gradient_and_others_refuse():
-    before, after = {"w1": np.ones((2, 2))}, {"w1": np.ones((2, 2))}
-    Optimizer("sgd").step(before, {"w1": np.full((2, 2), 0.5)}, lr=0.25)
-    Optimizer("sgd").step(after, {"w1": np.full((2, 2), 0.125)}, lr=0.25, lr_applied=True)
-    np.testing.assert_array_equal(before["w1"], after["w1"])
+    before, after = np.ones((2, 2)), np.ones((2, 2))
+    Optimizer("sgd").step([Param("dense1/w", before, np.full((2, 2), 0.5), True)], lr=0.25)
+    Optimizer("sgd").step([Param("dense1/w", after, np.full((2, 2), 0.125), True)], lr=0.25, lr_applied=True)
+    np.testing.assert_array_equal(before, after)
     for optimizer in (Optimizer("adam"), Optimizer("momentum"), Optimizer("sgd", weight_decay=0.1)):
         assert not optimizer.takes_lr_in_gradient()
         with pytest.raises(ValueError):
-            optimizer.step(after, {"w1": np.ones((2, 2))}, lr=0.1, lr_applied=True)
+            optimizer.step([Param("dense1/w", after, np.ones((2, 2)), True)], lr=0.1, lr_applied=True)
 
 
 def test_learning_rate_schedules():
@@ -224,8 +233,8 @@ def test_learning_rate_schedules():
 def test_init_schemes_have_their_documented_spread():
     opts = mlp.Options()
     rng = np.random.default_rng(0)
-    he = mlp.init_params(rng, [784, 400, 10], "he", opts)["w1"]
-    xavier = mlp.init_params(rng, [784, 400, 10], "xavier", opts)["w1"]
+    he = mlp.build(rng, [784, 400, 10], "he", opts).arrays()["dense1/w"]
+    xavier = mlp.build(rng, [784, 400, 10], "xavier", opts).arrays()["dense1/w"]
     assert he.std() == pytest.approx(np.sqrt(2 / 784), rel=0.02)
     assert np.abs(xavier).max() <= np.sqrt(6 / (784 + 400))
     assert xavier.std() == pytest.approx(np.sqrt(6 / 1184) / np.sqrt(3), rel=0.02)
@@ -234,17 +243,17 @@ def test_init_schemes_have_their_documented_spread():
 def test_float32_trains_in_float32(mnist_dir):
     splits = real_splits(mnist_dir, dtype=np.float32)
     model, rows = fit(Config(batch_size=32, lr=0.1, dtype="float32"), splits)
-    assert all(p.dtype == np.float32 for p in model.params.values())
+    assert all(p.dtype == np.float32 for p in model.arrays().values())
     assert rows[-1].test_accuracy > 0.55
 
 
 def test_an_epochs_dropout_bits_are_one_draw_taken_batch_by_batch():
-    bits = mlp.EpochBits(np.random.default_rng(4), [12, 5, 16])
+    bits = EpochBits(np.random.default_rng(4), [12, 5, 16])
     raw = np.unpackbits(np.frombuffer(np.random.default_rng(4).bytes(2 + 1 + 2), np.uint8))
     np.testing.assert_array_equal(bits.take(12), raw[:12])  # each take starts on a byte
     np.testing.assert_array_equal(bits.take(5), raw[16:21])
     np.testing.assert_array_equal(bits.take(16), raw[24:40])
-    mask, scale = mlp.dropout_mask(None, (4, 250), 0.5, mlp.EpochBits(np.random.default_rng(0), [1000]))
+    mask, scale = dropout_mask(None, (4, 250), 0.5, EpochBits(np.random.default_rng(0), [1000]))
     assert scale == 2.0 and mask.shape == (4, 250) and 0.4 < mask.mean() < 0.6
 
 
@@ -260,7 +269,8 @@ def test_no_dropout_draws_nothing_while_training(mnist_dir):
 def test_batch_norm_evaluates_with_running_statistics(mnist_dir):
     splits = real_splits(mnist_dir)
     model, _ = fit(Config(batch_size=32, lr=0.05, batch_norm=True), splits, epochs=1)
-    assert not np.allclose(model.params["mean1"], 0) and not np.allclose(model.params["var1"], 1)
+    arrays = model.arrays()
+    assert not np.allclose(arrays["batchnorm1/mean"], 0) and not np.allclose(arrays["batchnorm1/var"], 1)
     first = model.evaluate(splits[1])
     assert model.evaluate(splits[1]) == first  # evaluation changes nothing
 
@@ -284,7 +294,7 @@ def test_early_stopping_stops_and_restores_the_best_weights(mnist_dir):
 def test_early_stopping_counts_epochs_without_improvement():
     class Model:
         def state(self):
-            return {"w1": np.zeros(1)}
+            return {"dense1/w": np.zeros(1)}
 
     stopper = EarlyStopping(2)
     for epoch, val_loss in enumerate([1.0, 0.8, 0.9, 0.7, 0.75, 0.71]):
@@ -366,7 +376,8 @@ def test_best_mlp_preset_runs_as_a_short_smoke_run(mnist_dir, tmp_path):
     assert result.returncode == 0, result.stderr
     assert pd.read_csv(run_dir / "metrics.csv")["test_accuracy"].iloc[-1] > 0.85
     with np.load(run_dir / "weights.npz", allow_pickle=False) as saved:
-        assert sorted(saved.files) == ["b1", "b2", "b3", "w1", "w2", "w3"] and saved["w1"].dtype == np.float32
+        assert sorted(saved.files) == ["dense1/b", "dense1/w", "dense2/b", "dense2/w", "dense3/b", "dense3/w"]
+        assert saved["dense1/w"].dtype == np.float32 and saved["dense1/w"].shape == (784, 512)
 
 
 def test_fallback_dirs_are_read_without_any_download(tmp_path, tiny_files, server):
@@ -403,7 +414,7 @@ def test_adam_in_place_takes_the_textbook_step_to_the_bit(dtype, weight_decay):
     from mnist_exp.nn.optim import ADAM_BETAS, ADAM_EPS
 
     rng = np.random.default_rng(3)
-    params = {"w1": rng.standard_normal((20, 7)).astype(dtype), "b1": rng.standard_normal(7).astype(dtype)}
+    params = {"dense1/w": rng.standard_normal((20, 7)).astype(dtype), "dense1/b": rng.standard_normal(7).astype(dtype)}
     plain = {k: v.copy() for k, v in params.items()}
     m = {k: np.zeros_like(v) for k, v in plain.items()}
     v2 = {k: np.zeros_like(v) for k, v in plain.items()}
@@ -411,11 +422,11 @@ def test_adam_in_place_takes_the_textbook_step_to_the_bit(dtype, weight_decay):
     b1, b2 = ADAM_BETAS
     for t in range(1, 6):
         grads = {k: rng.standard_normal(v.shape).astype(dtype) for k, v in params.items()}
-        adam.step(params, {k: g.copy() for k, g in grads.items()}, 0.01)
+        adam.step([Param(k, params[k], g.copy(), k.endswith("/w")) for k, g in grads.items()], 0.01)
         if t == 1:
             first = {k: id(a) for k, a in adam.state.items()}
         for k, g in grads.items():
-            if weight_decay and k.startswith("w"):
+            if weight_decay and k.endswith("/w"):
                 g = g + weight_decay * plain[k]
             m[k] = m[k] + (1 - b1) * (g - m[k])
             v2[k] = v2[k] + (1 - b2) * (g * g - v2[k])

@@ -3,6 +3,7 @@ one process owns a run directory, and a resume that does not finish an epoch cha
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -201,13 +202,15 @@ def corrupt(run_dir: Path, how: str) -> None:
     elif how == "impossible epoch count":
         np.savez(ckpt, **{**arrays, "epochs_done": np.array(10**6)})
     elif how == "wrong shape":
-        np.savez(ckpt, **{**arrays, "w1": arrays["w1"][:, :7]})
+        np.savez(ckpt, **{**arrays, "dense1/w": arrays["dense1/w"][:, :7]})
     elif how == "wrong dtype":
-        np.savez(ckpt, **{**arrays, "w1": arrays["w1"].astype(np.float32)})
+        np.savez(ckpt, **{**arrays, "dense1/w": arrays["dense1/w"].astype(np.float32)})
     elif how == "a missing array":
-        np.savez(ckpt, **{k: v for k, v in arrays.items() if k != "w2"})
+        np.savez(ckpt, **{k: v for k, v in arrays.items() if k != "dense2/w"})
+    elif how == "another network's array":
+        np.savez(ckpt, **{**arrays, "batchnorm1/gamma": np.ones(100)})
     elif how == "a renamed .npy":
-        np.save(run_dir / "x.npy", arrays["w1"])
+        np.save(run_dir / "x.npy", arrays["dense1/w"])
         (run_dir / "x.npy").rename(ckpt)
     elif how == "bad generator state":
         np.savez(ckpt, **{**arrays, "rng_state": np.array("{not json")})
@@ -229,7 +232,8 @@ def corrupt(run_dir: Path, how: str) -> None:
 
 
 CORRUPTIONS = ["truncated checkpoint", "empty checkpoint", "negative epoch count", "impossible epoch count",
-               "wrong shape", "wrong dtype", "a missing array", "a renamed .npy", "bad generator state",
+               "wrong shape", "wrong dtype", "a missing array", "another network's array", "a renamed .npy",
+               "bad generator state",
                "summary config of wrong types", "huge metrics field"]
 
 
@@ -305,3 +309,37 @@ def test_a_signal_during_the_final_writes_leaves_the_completed_record_alone(tmp_
     assert info.value.ended
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "completed"
     assert "status: completed" in (tmp_path / "run" / "model_card.md").read_text()
+
+
+def old_names(path: Path) -> None:
+    """Rewrite a saved file with the names arrays had before the layers: w1, b1, gamma1, mean1..."""
+    with np.load(path) as saved:
+        arrays = {re.sub(r"(?:dense|batchnorm)(\d+)/(\w+)$", r"\2\1", k): saved[k] for k in saved.files}
+    assert "w1" in arrays and not any("dense" in k or "batchnorm" in k for k in arrays)
+    np.savez(path, **arrays)
+
+
+@pytest.mark.parametrize("options", [[], ["batch_size=32", "optimizer=adam", "batch_norm=true", "biases=true",
+                                          "val_samples=100", "early_stopping=5"]])
+def test_files_saved_before_the_layers_still_load_and_resume_to_the_same_numbers(options, mnist_dir, tmp_path):
+    """weights.npz and checkpoint.npz named w1, b1, gamma1, mean1, opt/m/w1, es/best/w1 (before the
+    layers) are read under today's names: the same predictions, and a resume continues exactly."""
+    runs = {}
+    for name in ("today", "old"):
+        runs[name] = tmp_path / name
+        result = run_cli([*SHORT, *options, "epochs=2", f"hydra.run.dir={runs[name]}"], cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+    for file in ("weights.npz", "checkpoint.npz"):
+        old_names(runs["old"] / file)
+    from mnist_exp import load_model
+
+    images = np.random.default_rng(0).integers(0, 256, (20, 28, 28), dtype=np.uint8)
+    np.testing.assert_array_equal(load_model(runs["old"]).predict_proba(images),
+                                  load_model(runs["today"]).predict_proba(images))
+    for run_dir in runs.values():
+        result = run_cli([f"resume={run_dir}", "epochs=3"], cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+    today, old = (pd.read_csv(runs[n] / "metrics.csv").drop(columns="seconds") for n in ("today", "old"))
+    pd.testing.assert_frame_equal(old, today)
+    with np.load(runs["old"] / "checkpoint.npz") as saved:
+        assert "dense1/w" in saved.files and "w1" not in saved.files  # written back under today's names

@@ -1,16 +1,20 @@
 """The model a config asks for, behind one small interface the training loop uses.
 
 The reference options (the defaults) select reference.py, the walkthrough's exact
-per-sample procedure; anything beyond them selects the general mlp.py with an optimiser.
+per-sample procedure; anything beyond them selects the general network (mlp.py's stack of
+layers) with an optimiser.
 Learning-rate schedules, validation and early stopping work with both (see train.py).
 """
 
+import re
 from contextlib import contextmanager
 from typing import Dict, Optional, Tuple
 
 import numpy as np
 
 from mnist_exp.nn import mlp, reference
+from mnist_exp.nn.layers import Dense, Dropout, EpochBits, Training
+from mnist_exp.nn.losses import loss_and_grad
 from mnist_exp.config import Config
 from mnist_exp.data.datasets import Split, scale
 from mnist_exp.errors import UserError
@@ -45,36 +49,38 @@ class ReferenceModel:
         return reference.predict(self.weights, x)
 
     def arrays(self) -> Arrays:
-        return {"w1": self.weights.w1, "w2": self.weights.w2}
+        """Named as the general network's layers are: its two dense layers' weights."""
+        return {"dense1/w": self.weights.w1, "dense2/w": self.weights.w2}
 
     def state(self) -> Arrays:
         return self.arrays()
 
     def load_state(self, state: Arrays) -> None:
-        self.weights = reference.Weights(state["w1"], state["w2"])
+        self.weights = reference.Weights(state["dense1/w"], state["dense2/w"])
 
 
 class MLPModel:
-    """mlp.py trained on mini-batches (reshuffled each epoch when batch_size > 1)."""
+    """A stack of layers (mlp.py) trained on mini-batches (reshuffled each epoch when batch_size > 1)."""
 
-    def __init__(self, params: mlp.Params, opts: mlp.Options, optimizer: Optimizer, batch_size: int):
-        self.params, self.opts, self.optimizer, self.batch_size = params, opts, optimizer, batch_size
-        self._gradients: mlp.Params = {}  # reused from batch to batch
+    def __init__(self, stack: mlp.Stack, opts: mlp.Options, optimizer: Optimizer, batch_size: int):
+        self.stack, self.opts, self.optimizer, self.batch_size = stack, opts, optimizer, batch_size
         self._kept: Dict[str, np.ndarray] = {}  # the batch being trained, gathered from the shuffled epoch
         self._live: Optional[tuple] = None  # (the training set's bytes, its live columns, their Split)
         self.progress = None  # a terminal stream: an epoch longer than PROGRESS_AFTER seconds shows a bar there
 
     def fit_epoch(self, data: Split, lr: float, rng: np.random.Generator) -> Tuple[float, float]:
-        if self.batch_size == 1 or data.pixels is None or not self.optimizer.leaves_zero_gradients_alone():
+        first = self.stack.layers[0]
+        if (self.batch_size == 1 or data.pixels is None or not isinstance(first, Dense)
+                or not self.optimizer.leaves_zero_gradients_alone()):
             return self._fit(data, lr, rng)
         live, data = self._live_inputs(data)
-        full = self.params["w1"]
-        self.params["w1"] = full[live]  # the rows that can receive a gradient
+        full = first.params["w"]
+        first.params["w"] = full[live]  # the rows that can receive a gradient
         try:
             return self._fit(data, lr, rng)
         finally:
-            full[live] = self.params["w1"]
-            self.params["w1"] = full
+            full[live] = first.params["w"]
+            first.params["w"] = full
 
     def _fit(self, data: Split, lr: float, rng: np.random.Generator) -> Tuple[float, float]:
         n, size = len(data.y), self.batch_size
@@ -82,18 +88,19 @@ class MLPModel:
         bits = self._epoch_bits(rng, n) if size > 1 and self.opts.dropout == 0.5 else None
         buffers = self._buffers(data) if size > 1 else None
         lr_in_gradient = self.optimizer.takes_lr_in_gradient()
+        training = Training(rng, bits, descend=lr_in_gradient)
         loss, correct = 0.0, 0
         with _progress_bar(self.progress, n) as bar:
             for start in range(0, n, size):
                 x, y = _batch(data, order, start, size, buffers)
-                out, cache = mlp.forward(self.params, x, self.opts, rng, bits)
-                batch_loss, dout = mlp.loss_and_grad(out, y, self.opts.loss)
+                out = self.stack.forward(x, training)
+                batch_loss, dout = loss_and_grad(out, y, self.opts.loss)
                 loss += batch_loss
                 correct += np.count_nonzero(out.argmax(axis=1) == y.argmax(axis=1))
                 if lr_in_gradient:
                     dout *= lr  # every gradient is linear in dout
-                grads = mlp.backward(self.params, cache, dout, self.opts, self._gradients, descend=lr_in_gradient)
-                self.optimizer.step(self.params, grads, lr, lr_applied=lr_in_gradient)
+                self.stack.backward(dout)
+                self.optimizer.step(self.stack.parameters(), lr, lr_applied=lr_in_gradient)
                 if bar is not None:
                     bar.update(len(y))
         return loss / n, int(correct) / n
@@ -113,11 +120,11 @@ class MLPModel:
             self._live = (data.pixels, np.flatnonzero(used), Split(data.x, data.y, pixels))
         return self._live[1], self._live[2]
 
-    def _epoch_bits(self, rng: np.random.Generator, n: int) -> mlp.EpochBits:
+    def _epoch_bits(self, rng: np.random.Generator, n: int) -> EpochBits:
         """All the epoch's dropout bits in one draw, batch by batch and layer by layer."""
-        widths = [self.params[f"w{i}"].shape[1] for i in range(1, mlp.n_layers(self.params))]
+        widths = [layer.width for layer in self.stack.of_kind(Dropout)]
         rows = [min(self.batch_size, n - start) for start in range(0, n, self.batch_size)]
-        return mlp.EpochBits(rng, (m * width for m in rows for width in widths))
+        return EpochBits(rng, (m * width for m in rows for width in widths))
 
     def _buffers(self, data: Split) -> Dict[str, np.ndarray]:
         """Batch-sized arrays for x, y (and the bytes x comes from), kept from epoch to epoch.
@@ -142,21 +149,21 @@ class MLPModel:
     def outputs(self, x: np.ndarray) -> np.ndarray:
         """Outputs without dropout, batch norm on its running statistics: (n, 784) -> (n, 10),
         logits for cross_entropy, linear for sse."""
-        return mlp.forward(self.params, x, self.opts)[0]
+        return self.stack.forward(x)
 
     def evaluate(self, data: Split) -> Tuple[float, float]:
-        out, _ = mlp.forward(self.params, data.x, self.opts)
-        loss, _ = mlp.loss_and_grad(out, data.y, self.opts.loss)
+        out = self.stack.forward(data.x)
+        loss, _ = loss_and_grad(out, data.y, self.opts.loss)
         return loss / len(data.x), float(np.mean(out.argmax(axis=1) == data.y.argmax(axis=1)))
 
     def arrays(self) -> Arrays:
-        return dict(self.params)
+        return self.stack.arrays()
 
     def state(self) -> Arrays:
-        return {**self.params, **{f"opt/{k}": v for k, v in self.optimizer.state.items()}}
+        return {**self.stack.arrays(), **{f"opt/{k}": v for k, v in self.optimizer.state.items()}}
 
     def load_state(self, state: Arrays) -> None:
-        self.params = {k: np.array(v) for k, v in state.items() if not k.startswith("opt/")}
+        self.stack.load(state)
         self.optimizer.state = {k[4:]: np.array(v) for k, v in state.items() if k.startswith("opt/")}
 
 
@@ -202,8 +209,8 @@ def build(cfg: Config, rng: np.random.Generator):
     if is_reference(cfg):
         return ReferenceModel(reference.init_weights(rng, cfg.hidden_size))
     sizes = [INPUTS] + [cfg.hidden_size] * cfg.hidden_layers + [CLASSES]
-    params = mlp.init_params(rng, sizes, cfg.init, options(cfg), np.dtype(cfg.dtype))
-    return MLPModel(params, options(cfg), Optimizer(cfg.optimizer, cfg.momentum, cfg.weight_decay), cfg.batch_size)
+    stack = mlp.build(rng, sizes, cfg.init, options(cfg), np.dtype(cfg.dtype))
+    return MLPModel(stack, options(cfg), Optimizer(cfg.optimizer, cfg.momentum, cfg.weight_decay), cfg.batch_size)
 
 
 def restore(cfg: Config, state: Arrays, source="saved arrays"):
@@ -215,15 +222,19 @@ def restore(cfg: Config, state: Arrays, source="saved arrays"):
     return model
 
 
+FOLLOWER = re.compile(r"^(opt/[a-z]+/|es/best/)")
+
+
 def check_state(expected: Arrays, state: Arrays, source) -> None:
     """Every weight present with its shape and dtype; optimiser and early-stopping arrays
-    ("opt/m/w1", "es/best/w1", "opt/t", "es/best_loss") shaped like the weight they follow."""
+    ("opt/m/dense1/w", "es/best/dense1/w", "opt/t", "es/best_loss") shaped like the weight they
+    follow (record.py's loaders give older files' arrays today's names)."""
     missing = sorted(set(expected) - set(state))
     if missing:
         raise UserError(f"{source}: lacks the arrays {', '.join(missing)} of this run's model")
     for key, array in state.items():
-        name = key.rsplit("/", 1)[-1]
-        want = expected.get(name) if key in expected or key.startswith(("opt/", "es/best/")) else None
+        name = FOLLOWER.sub("", key)  # opt/m/dense1/w follows dense1/w
+        want = expected.get(name) if key in expected or name != key else None
         if want is None and key in ("opt/t", "es/best_loss", "es/best_epoch", "es/bad_epochs"):
             want = np.zeros(())
         if want is None:

@@ -1,11 +1,12 @@
 """Optimisers (SGD, momentum, Adam) with L2 weight decay, and learning-rate schedules.
 
-An optimiser's state is a dict of arrays, saved in checkpoints so a resumed run
-continues exactly where it stopped.
+An optimiser walks the parameters a network hands it (mlp.Param: saved name, value,
+gradient). Its state is a dict of arrays named after them ("m/dense1/w", and "t"), made once
+and saved in checkpoints, so a resumed run continues exactly where it stopped.
 """
 
 import math
-from typing import Dict
+from typing import Dict, Iterable
 
 import numpy as np
 
@@ -26,7 +27,7 @@ def lr_at(epoch: int, lr: float, schedule: str, epochs: int, step: int = 10, dec
 class Optimizer:
     def __init__(self, kind: str, momentum: float = 0.9, weight_decay: float = 0.0):
         self.kind, self.momentum, self.weight_decay = kind, momentum, weight_decay
-        self.state: Params = {}  # "v/w1", "m/w1", ... and "t" (Adam's step count)
+        self.state: Params = {}  # "v/dense1/w", "m/dense1/w", ... and "t" (Adam's step count)
         self._scratch: Params = {}  # per weight, two buffers Adam's step reuses (never saved)
 
     def _state(self, key: str, like: np.ndarray) -> np.ndarray:
@@ -70,20 +71,20 @@ class Optimizer:
         weight decay moves it, and momentum or Adam carry state that may move it."""
         return self.kind == "sgd" and not self.weight_decay
 
-    def step(self, params: Params, grads: Params, lr: float, lr_applied: bool = False) -> None:
-        """Descend the objective in place; weight decay applies to weight matrices only.
+    def step(self, parameters: Iterable, lr: float, lr_applied: bool = False) -> None:
+        """Descend the objective in place, each mlp.Param by its gradient (ours to overwrite);
+        weight decay applies where the Param says (weight matrices).
 
         lr_applied: the gradients already carry lr (only where takes_lr_in_gradient())."""
         if lr_applied and not self.takes_lr_in_gradient():
             raise ValueError(f"{self.kind} with weight decay {self.weight_decay} needs the gradients without lr")
         if self.kind == "adam":
             t = self.state["t"] = self.state.get("t", np.zeros(())) + 1
-        for name, g in grads.items():  # the gradients are ours to overwrite
-            p = params[name]
+        for name, p, g, decayed in parameters:
             if lr_applied:
                 p -= g
                 continue
-            if self.weight_decay and name.startswith("w"):
+            if self.weight_decay and decayed:
                 g += self.weight_decay * p
             if self.kind == "sgd":
                 g *= lr

@@ -9,8 +9,9 @@ TEMPLATE = """# Model card: {run_name}
 
 ## Model details
 {details}
-- Weights: `weights.npz` (arrays `w1`, `w2`, ... one per layer, plus biases or batch-norm
-  arrays where used); evaluate them again with `python -m mnist_exp.evaluate <this directory>`.
+- Weights: `weights.npz` (arrays named by layer: `dense1/w`, `dense2/w`, ..., plus `dense1/b`
+  biases or `batchnorm1/gamma`, `beta`, `mean`, `var` where used); evaluate them again with
+  `python -m mnist_exp.evaluate <this directory>`.
 
 ## Intended use
 Learning and comparing training settings on a small classic benchmark. Not for any decision

@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from mnist_exp.files.atomic import write_atomic
+from mnist_exp.nn.mlp import current_names
 from mnist_exp.errors import UserError
 from mnist_exp.runner.train import EpochMetrics
 
@@ -182,7 +183,7 @@ def load_checkpoint(path: Path) -> Tuple[Dict[str, np.ndarray], np.random.Genera
         raise UserError(f"{path}: cannot load the checkpoint ({e.__class__.__name__}: {e})") from None
     if done.shape != () or done.dtype.kind not in "iu" or int(done) < 1:
         raise UserError(f"{path}: the checkpoint's epoch count ({done!r}) is not a number of finished epochs")
-    return arrays, rng, int(done)
+    return current_names(arrays), rng, int(done)
 
 
 def save_weights(path: Path, arrays: Dict[str, np.ndarray]) -> None:
@@ -194,10 +195,11 @@ def save_weights(path: Path, arrays: Dict[str, np.ndarray]) -> None:
 
 
 def load_weights(path: Path) -> Dict[str, np.ndarray]:
-    """Weights saved by a run; plain arrays only, so no pickle is ever loaded."""
+    """Weights saved by a run, named by layer (older files' "w1"... renamed); plain arrays
+    only, so no pickle is ever loaded."""
     try:
         with np.load(path, allow_pickle=False) as saved:
-            return {k: saved[k] for k in saved.files}
+            return current_names({k: saved[k] for k in saved.files})
     except Exception as e:  # truncated, empty, not a zip, a pickled array...
         raise UserError(f"{path}: cannot load weights ({e.__class__.__name__}: {e})") from None
 
