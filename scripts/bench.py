@@ -14,7 +14,9 @@ Measures, in one run on this machine:
 - time to the first epoch with a cold and a warm data cache; process startup; the whole
   default run as a user starts it (best and median of 5), the time of its epochs, and what its
   figure costs alone;
-  peak memory (max RSS) of a default and a 60,000 run.
+  peak memory (max RSS) of a default and a 60,000 run;
+- the general network against scikit-learn and PyTorch where importable (bench_peers.py):
+  best_mlp's network and the tutorial's size, one epoch each, interleaved.
 Each comparison (fast vs plain loop, epoch vs GEMMs) runs as 5 pairs, one right after the
 other. Reported: best times and their ratio, and the median and range of the paired ratios
 (each pair sees one machine load; this VM's speed drifts). One pair only for 60,000 x 1.
@@ -40,6 +42,9 @@ from mnist_exp.config import Config, DataConfig
 from mnist_exp.data.datasets import cache_dir, load_dataset, split
 from mnist_exp.nn.models import build
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_peers  # noqa: E402  (beside this script)
+
 
 
 @dataclass
@@ -50,10 +55,11 @@ class Sizes:
     batches: Tuple[int, ...]  # mini-batch sizes timed with the default BLAS threads
     images: int = 60000  # images in a timed mini-batch epoch
     repeats: int = 5  # this VM's speed drifts by 25% or more: pairs of runs, then their median
+    peer_rounds: int = 3  # interleaved epochs of each implementation, per network
 
 
 SIZES = {"full": Sizes([(1000, 20), (60000, 1)], (32, 64, 128, 256)), "quick": Sizes([(1000, 20)], (128,)),
-         "smoke": Sizes([(100, 2)], (128,), images=1024, repeats=1)}
+         "smoke": Sizes([(100, 2)], (128,), images=1024, repeats=1, peer_rounds=1)}
 
 
 def epoch_gflop(images: int) -> float:
@@ -242,6 +248,7 @@ def main() -> None:
             "default_run_warm_cache": default_runs(runs, sizes.repeats),
             "first_epoch": bench_first_epoch(cfg),
             "peak_memory_mb": {"default_run": max_rss_mb(default_run), "minibatch_epoch": max_rss_mb(big_run)},
+            "peers": bench_peers.measure(dataset, sizes.peer_rounds, sizes.images),
             "machine": {"cpus": os.cpu_count(), "numpy": np.__version__,
                         "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE")},
         }
@@ -276,6 +283,7 @@ def report(f: dict) -> None:
           f"{run['seconds']:.2f} s (median of {run['runs']}: {run['median']:.2f} s): its 20 epochs (training and "
           f"evaluation) {parts['epochs_seconds']:.2f} s; curves.png alone in a fresh process (matplotlib import and "
           f"drawing; a run's helper imports matplotlib during the epochs) {parts['figure']['seconds']:.2f} s")
+    print("\n".join(bench_peers.summary(f["peers"])))
     print(f"peak memory: default run {f['peak_memory_mb']['default_run']:.0f} MB, one {f['minibatch'][0]['images']:,}"
           f"-image float32 epoch {f['peak_memory_mb']['minibatch_epoch']:.0f} MB")
 

@@ -23,3 +23,6 @@ def test_smoke_bench_runs_with_a_relative_data_dir_and_checks_the_exact_path(mni
         ("float32", None), ("float32", 1), ("float64", None), ("float64", 1)]
     assert figures["default_run_warm_cache"]["seconds"] > figures["default_run_parts"]["epochs_seconds"] > 0
     assert figures["first_epoch"]["warm"]["data_load_ms"] > 0 and figures["peak_memory_mb"]["default_run"] > 0
+    ours = figures["peers"]["networks"]["best_mlp"]
+    assert ours["seconds"]["mnist_exp"][0] > 0 and set(ours["parts"]) == {"gather", "forward", "loss", "backward", "step", "gemms_alone"}
+    assert "best_mlp (784-512-512-10, adam)" in result.stdout

@@ -1,7 +1,9 @@
 """The general network's layers: small objects, each owning its parameters and gradients.
 
 A layer's `forward(x, training)` keeps what its `backward(dy, need_dx)` needs; backward
-fills `grads` and returns the gradient w.r.t. its input (None where nobody needs it).
+fills `grads` and returns the gradient w.r.t. its input (None where nobody needs it). Both may
+work in place on what they are given: a layer's input is an array the layer below made
+(never the batch itself, which only a dense layer reads), and a gradient is its own.
 `training` is None when evaluating: no dropout, batch norm on its running statistics.
 Arrays a layer saves are `params` (trained) and `stats` (running statistics, not trained).
 """
@@ -99,21 +101,26 @@ class Dense(Layer):
 
 
 class ReLU(Layer):
-    """max(x, 0). derivative="reference" keeps the walkthrough's quirk: its derivative taken on
-    the post-dropout output, which is always >= 0, so the gradient passes unchanged."""
+    """max(x, 0), in place. derivative="reference" keeps the walkthrough's quirk: its derivative
+    taken on the post-dropout output, which is always >= 0, so the gradient passes unchanged.
+
+    "correct" multiplies by y > 0 on the output it kept, which a dropout above may have scaled
+    or zeroed in place since: where it zeroed a unit its mask zeroes the gradient anyway, and a
+    kept unit stays > 0 exactly where x was."""
     kind = "relu"
 
     def __init__(self, derivative: str = "correct"):
         super().__init__()
-        self.derivative, self._x = derivative, None
+        self.derivative, self._y = derivative, None
 
     def forward(self, x, training):
-        self._x = x if training is not None else None
-        return np.maximum(x, 0)
+        y = np.maximum(x, 0, out=x)
+        self._y = y if training is not None else None
+        return y
 
     def backward(self, dy, need_dx=True):
         if self.derivative == "correct":
-            dy *= self._x > 0
+            dy *= self._y > 0
         return dy
 
 
