@@ -62,6 +62,12 @@ class Config:
     early_stopping: int = 0  # stop after this many epochs without a better validation loss; 0: off
     batch_norm: bool = False  # batch normalisation before each hidden ReLU (needs batch_size >= 2)
     dtype: str = "float64"  # or float32, for speed
+    # The network: arch=mlp (hidden_size, hidden_layers, batch_norm above) or arch=cnn (these):
+    arch: str = "mlp"  # mlp or cnn; arch=cnn also selects conf/arch/cnn.yaml's settings
+    channels: List[int] = field(default_factory=lambda: [16, 32])  # cnn: output channels of each convolution
+    kernel_size: int = 5  # cnn: convolution kernels are kernel_size x kernel_size (odd: 'same' padding)
+    pool: int = 2  # cnn: max pooling over pool x pool windows after each convolution; 1: none
+    dense_width: int = 128  # cnn: units of the dense layer after the convolutions
     resume: Optional[str] = None  # a run dir to continue (up to `epochs`) instead of starting anew
     name: Optional[str] = None  # a name for the run: in its directory's name, summary.json, load_runs, figures
     tags: List[str] = field(default_factory=list)  # labels to find and group runs by (load_runs "tags")
@@ -93,6 +99,9 @@ _RANGES = {
     "lr_decay": (lambda v: 0 < v <= 1, "a number in (0, 1]"),
     "val_samples": (lambda v: 0 <= v < 60000, "an integer from 0 to 59999"),
     "early_stopping": (lambda v: v >= 0, "an integer >= 0"),
+    "kernel_size": (lambda v: 1 <= v <= 27 and v % 2 == 1, "an odd integer from 1 to 27"),
+    "pool": (lambda v: 1 <= v <= 28, "an integer from 1 to 28"),
+    "dense_width": (lambda v: v >= 1, "an integer >= 1"),
     "data.timeout": (lambda v: math.isfinite(v) and v > 0, "a finite number > 0"),
     "data.deadline": (lambda v: math.isfinite(v) and 0 < v <= 86400, "a number of seconds in (0, 86400]"),
     "data.retries": (lambda v: 1 <= v <= 10, "an integer from 1 to 10"),
@@ -106,6 +115,7 @@ CHOICES = {
     "optimizer": ("sgd", "momentum", "adam"),
     "lr_schedule": ("constant", "step", "cosine"),
     "dtype": ("float64", "float32"),
+    "arch": ("mlp", "cnn"),
 }
 
 
@@ -133,6 +143,8 @@ def validate(cfg: Config) -> Config:
         raise ConfigError("early_stopping needs a validation split: set val_samples > 0")
     if cfg.batch_norm and cfg.batch_size < 2:
         raise ConfigError("batch_norm needs batch statistics: set batch_size >= 2")
+    if cfg.arch == "cnn":
+        _validate_cnn(cfg)
     _validate_data(cfg.data)
     if cfg.name is not None and not PLAIN_NAME.fullmatch(cfg.name):
         raise ConfigError(f"name={cfg.name[:60]!r} is not a plain name: it ends the run directory's name, so it "
@@ -142,6 +154,20 @@ def validate(cfg: Config) -> Config:
             raise ConfigError(f"tags: {str(tag)[:60]!r} is not a plain name (1-100 letters, digits, '.', '_', '+' "
                               "or '-')")
     return cfg
+
+
+def _validate_cnn(cfg: Config) -> None:
+    """The convolutional network's keys, and the MLP-only options it does not take."""
+    if not 1 <= len(cfg.channels) <= 4 or not all(isinstance(c, int) and 1 <= c <= 1024 for c in cfg.channels):
+        raise ConfigError(f"channels={list(cfg.channels)} is out of range: channels must be a list of 1 to 4 "
+                          "integers from 1 to 1024, e.g. channels=[16,32]")
+    if 28 // cfg.pool ** len(cfg.channels) < 1:
+        raise ConfigError(f"pool={cfg.pool} with {len(cfg.channels)} convolutions leaves no pixel of the 28x28 "
+                          "image: use a smaller pool or fewer channels")
+    for key, value in (("batch_norm", True), ("relu_derivative", "reference")):
+        if getattr(cfg, key) == value:
+            raise ConfigError(f"{key}={value} is for arch=mlp: the cnn takes "
+                              f"{'batch_norm=false' if key == 'batch_norm' else 'relu_derivative=correct'}")
 
 
 PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}")  # a file or folder name, never a path

@@ -7,7 +7,7 @@ Measures, in one run on this machine:
 - the exact default path (reference.train_epoch) against the documented procedure written
   plainly (reference.literal_epoch): microseconds per training step, and the largest
   difference in any metric, for 1000 samples x 20 epochs and 60000 samples x 1 epoch;
-- mini-batch training (model.MLPModel) of one epoch on all 60,000 images, float32/float64,
+- mini-batch training (models.NetworkModel) of one epoch on all 60,000 images, float32/float64,
   batch sizes 32-256, and batch 128 on one BLAS thread: seconds, GFLOP/s (an epoch of
   784-100-10 is about 19.2 GFLOP) and the share of the speed of plain GEMMs of the same shape,
   dtype and threads, measured here too;
@@ -16,7 +16,8 @@ Measures, in one run on this machine:
   figure costs alone;
   peak memory (max RSS) of a default and a 60,000 run;
 - the general network against scikit-learn and PyTorch where importable (bench_peers.py):
-  best_mlp's network and the tutorial's size, one epoch each, interleaved.
+  best_mlp's network and the tutorial's size, one epoch each, interleaved;
+- best_cnn's network: an epoch, its split by layer, and PyTorch's where importable (bench_cnn.py).
 Each comparison (fast vs plain loop, epoch vs GEMMs) runs as 5 pairs, one right after the
 other. Reported: best times and their ratio, and the median and range of the paired ratios
 (each pair sees one machine load; this VM's speed drifts). One pair only for 60,000 x 1.
@@ -43,7 +44,8 @@ from mnist_exp.data.datasets import cache_dir, load_dataset, split
 from mnist_exp.nn.models import build
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench_peers  # noqa: E402  (beside this script)
+import bench_cnn  # noqa: E402  (beside this script)
+import bench_peers  # noqa: E402
 
 
 
@@ -249,6 +251,7 @@ def main() -> None:
             "first_epoch": bench_first_epoch(cfg),
             "peak_memory_mb": {"default_run": max_rss_mb(default_run), "minibatch_epoch": max_rss_mb(big_run)},
             "peers": bench_peers.measure(dataset, sizes.peer_rounds, sizes.images),
+            "cnn": bench_cnn.measure(dataset, sizes.peer_rounds, sizes.images),
             "machine": {"cpus": os.cpu_count(), "numpy": np.__version__,
                         "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE")},
         }
@@ -284,6 +287,7 @@ def report(f: dict) -> None:
           f"evaluation) {parts['epochs_seconds']:.2f} s; curves.png alone in a fresh process (matplotlib import and "
           f"drawing; a run's helper imports matplotlib during the epochs) {parts['figure']['seconds']:.2f} s")
     print("\n".join(bench_peers.summary(f["peers"])))
+    print("\n".join(bench_cnn.summary(f["cnn"])))
     print(f"peak memory: default run {f['peak_memory_mb']['default_run']:.0f} MB, one {f['minibatch'][0]['images']:,}"
           f"-image float32 epoch {f['peak_memory_mb']['minibatch_epoch']:.0f} MB")
 

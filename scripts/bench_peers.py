@@ -1,12 +1,12 @@
 #!/usr/bin/env python
 """The general network against its peers: one training epoch on all 60,000 images.
 
-    MNIST_EXP_DATA_DIR=../shared/data/mnist python scripts/bench_peers.py [--repeats N] [--json out.json]
+    MNIST_EXP_DATA_DIR=../shared/data/mnist python scripts/bench_peers.py [--repeats N] [--threads T] [--json F]
 
 Two networks, float32, batch 128, the same BLAS/intra-op thread count for all:
 - best_mlp's: 784-512-512-10, ReLU, dropout 0.2, biases, cross-entropy, Adam at 1e-3;
 - the tutorial's size: 784-100-10, ReLU, dropout 0.5, no biases, squared error, plain SGD.
-Timed: this project's MLPModel.fit_epoch, scikit-learn's MLPClassifier.partial_fit (one epoch;
+Timed: this project's NetworkModel.fit_epoch, scikit-learn's MLPClassifier.partial_fit (one epoch;
 it has no dropout) and a PyTorch CPU loop of the same layers, each where importable, in
 interleaved rounds (one epoch of each per round: each round sees one machine load).
 Reported: best seconds per epoch, the median and range over rounds, ratios to scikit-learn
@@ -83,6 +83,13 @@ def torch_epoch(net: dict, x: np.ndarray, y: np.ndarray, labels: np.ndarray, thr
     targets = torch.from_numpy(labels.astype(np.int64)) if net["loss"] == "cross_entropy" else torch.from_numpy(y)
     loss_fn = torch.nn.CrossEntropyLoss() if net["loss"] == "cross_entropy" else torch.nn.MSELoss()
 
+    return torch_loop(model, opt, loss_fn, inputs, targets)
+
+
+def torch_loop(model, opt, loss_fn, inputs, targets) -> Callable[[], None]:
+    """A PyTorch training epoch over shuffled batches of BATCH, as this project trains."""
+    import torch
+
     def epoch():
         model.train()
         order = torch.randperm(len(inputs))
@@ -136,6 +143,11 @@ def gemm_seconds(stack, batches: int) -> float:
         w = layer.params["w"]
         x, dy = rng.random((BATCH, w.shape[0]), w.dtype), rng.random((BATCH, w.shape[1]), w.dtype)
         products += [(x, w), (x.T, dy)] + ([(dy, w.T)] if i else [])
+    return products_seconds(products, batches)
+
+
+def products_seconds(products: list, batches: int) -> float:
+    """Seconds of `batches` rounds of the products (a, b), after one round to warm up."""
     for a, b in products:
         a @ b
     start = time.perf_counter()
@@ -166,16 +178,27 @@ def measure(dataset, repeats: int = 3, images: int = 60000) -> dict:
             epochs["sklearn"] = sklearn_epoch(net, x, labels)
         if "torch" in results["implementations"]:
             epochs["torch"] = torch_epoch(net, x, y, labels, threads)
-        rounds = {impl: [] for impl in epochs}
-        for fn in epochs.values():
-            fn()  # warm-up epoch
-        for _ in range(repeats):
-            for impl, fn in epochs.items():
-                start = time.perf_counter()
-                fn()
-                rounds[impl].append(time.perf_counter() - start)
-        results["networks"][name] = {"seconds": rounds, "parts": epoch_parts(net, train_set)}
+        results["networks"][name] = {"seconds": interleaved(epochs, repeats), "parts": epoch_parts(net, train_set)}
     return results
+
+
+def interleaved(epochs: Dict[str, Callable[[], None]], repeats: int) -> Dict[str, List[float]]:
+    """Seconds of each implementation's epoch, one of each per round, after a warm-up epoch each."""
+    rounds = {impl: [] for impl in epochs}
+    for fn in epochs.values():
+        fn()
+    for _ in range(repeats):
+        for impl, fn in epochs.items():
+            start = time.perf_counter()
+            fn()
+            rounds[impl].append(time.perf_counter() - start)
+    return rounds
+
+
+def ratio_text(times: List[float], base: List[float], name: str) -> str:
+    """'0.62x name's (0.57-0.73x by round)': the median and range of the per-round ratios."""
+    ratios = sorted(t / b for t, b in zip(times, base))
+    return f"{ratios[len(ratios) // 2]:.2f}x {name}'s ({ratios[0]:.2f}-{ratios[-1]:.2f}x by round)"
 
 
 def summary(results: dict) -> List[str]:
@@ -190,9 +213,7 @@ def summary(results: dict) -> List[str]:
             text = f"    {impl:>9}: best {s[0]:.2f} s/epoch (median {s[len(s) // 2]:.2f}, {s[0]:.2f}-{s[-1]:.2f})"
             for peer in ("sklearn", "torch") if impl == "mnist_exp" else ("sklearn",) if impl == "torch" else ():
                 if peer in r["seconds"]:
-                    ratios = sorted(t / b for t, b in zip(times, r["seconds"][peer]))
-                    text += (f"; {ratios[len(ratios) // 2]:.2f}x {peer}'s ({ratios[0]:.2f}-{ratios[-1]:.2f}x "
-                             f"by round)")
+                    text += "; " + ratio_text(times, r["seconds"][peer], peer)
             lines.append(text)
         parts = dict(r["parts"])
         gemms = parts.pop("gemms_alone")
@@ -202,10 +223,12 @@ def summary(results: dict) -> List[str]:
     return lines
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3)
+def run_from_command_line(doc: str, measure_fn, summary_fn, repeats: int) -> None:
+    """This script's and bench_cnn.py's command line: --repeats, --images, --threads, --json."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=repeats)
     parser.add_argument("--images", type=int, default=60000)
+    parser.add_argument("--threads", type=int, help="BLAS and PyTorch threads (default: BLAS's own)")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -213,13 +236,13 @@ def main() -> None:
 
     from mnist_exp.data.datasets import load_dataset
 
-    results = measure(load_dataset(data_config()), args.repeats, args.images)
-    print("\n".join(summary(results)))
+    with threadpool_limits(args.threads, "blas"):
+        results = measure_fn(load_dataset(data_config()), args.repeats, args.images)
+    print("\n".join(summary_fn(results)))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)
 
 
 if __name__ == "__main__":
-    with threadpool_limits(None):
-        main()
+    run_from_command_line(__doc__, measure, summary, repeats=3)

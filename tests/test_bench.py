@@ -26,3 +26,6 @@ def test_smoke_bench_runs_with_a_relative_data_dir_and_checks_the_exact_path(mni
     ours = figures["peers"]["networks"]["best_mlp"]
     assert ours["seconds"]["mnist_exp"][0] > 0 and set(ours["parts"]) == {"gather", "forward", "loss", "backward", "step", "gemms_alone"}
     assert "best_mlp (784-512-512-10, adam)" in result.stdout
+    cnn = figures["cnn"]
+    assert cnn["seconds"]["mnist_exp"][0] > 0 and cnn["parts"]["conv forward"] > 0 and cnn["parts"]["conv GEMMs alone"] > 0
+    assert "best_cnn's network: one training epoch" in result.stdout

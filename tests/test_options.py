@@ -20,7 +20,7 @@ from mnist_exp.app import CONF_DIR
 from mnist_exp.config import Config, DataConfig, validate
 from mnist_exp.data.datasets import Split, load_dataset, split
 from mnist_exp.errors import ConfigError
-from mnist_exp.nn.models import MLPModel, ReferenceModel, build, is_reference, options
+from mnist_exp.nn.models import NetworkModel, ReferenceModel, build, is_reference, options
 from mnist_exp.nn.optim import Optimizer, lr_at
 from mnist_exp.runner.train import EarlyStopping, EpochMetrics, train
 
@@ -99,7 +99,7 @@ def test_general_network_with_reference_options_follows_the_exact_path(mnist_dir
     ref_rng, gen_rng = np.random.default_rng(5), np.random.default_rng(5)
     exact = ReferenceModel(reference.init_weights(ref_rng, 30))
     cfg = Config(hidden_size=30)
-    general = MLPModel(mlp.build(gen_rng, [784, 30, 10], "reference", options(cfg)), options(cfg),
+    general = NetworkModel(mlp.build(gen_rng, [784, 30, 10], "reference", options(cfg)), options(cfg),
                        Optimizer("sgd"), batch_size=1)
     for _ in range(2):
         ours = general.fit_epoch(train_set, 0.005, gen_rng)

@@ -25,7 +25,7 @@ from mnist_exp.runner.summary import load_config
 @dataclass
 class TrainedModel:
     config: Config
-    model: object  # model.ReferenceModel or model.MLPModel
+    model: object  # models.ReferenceModel or models.NetworkModel
     source: Path  # weights.npz, or checkpoint.npz of an interrupted run
     epoch: Optional[int]  # the checkpoint's last epoch; None for weights.npz (see summary.json "final")
 

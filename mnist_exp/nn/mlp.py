@@ -45,10 +45,11 @@ class Stack:
         return x
 
     def backward(self, dout: np.ndarray) -> None:
-        """Every layer's gradients from dout, the gradient w.r.t. the outputs (overwritten)."""
-        dy = dout
-        for i in range(len(self.layers) - 1, -1, -1):
-            dy = self.layers[i].backward(dy, need_dx=i > 0)
+        """Every layer's gradients from dout, the gradient w.r.t. the outputs (overwritten).
+        No input gradient is made where no layer below has parameters."""
+        dy, lowest = dout, next((i for i, layer in enumerate(self.layers) if layer.params), len(self.layers))
+        for i in range(len(self.layers) - 1, lowest - 1, -1):
+            dy = self.layers[i].backward(dy, need_dx=i > lowest)
 
     def parameters(self) -> Iterator[Param]:
         """The arrays the last backward gave a gradient (with descend, dense weights took their
@@ -87,7 +88,7 @@ def build(rng: np.random.Generator, sizes: List[int], init: str, opts: Options, 
     layers: List[Layer] = []
     for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:]), start=1):
         hidden = i < len(sizes) - 1
-        w = init_weights(rng, fan_in, fan_out, init).astype(dtype)
+        w = init_weights(rng, (fan_in, fan_out), fan_in, fan_out, init).astype(dtype)
         layers.append(Dense(w, bias=opts.biases and not (hidden and opts.batch_norm)))
         if hidden:
             if opts.batch_norm:  # its beta is the bias
@@ -97,13 +98,14 @@ def build(rng: np.random.Generator, sizes: List[int], init: str, opts: Options, 
     return Stack(layers)
 
 
-def init_weights(rng: np.random.Generator, fan_in: int, fan_out: int, init: str) -> np.ndarray:
+def init_weights(rng: np.random.Generator, shape: tuple, fan_in: int, fan_out: int, init: str) -> np.ndarray:
+    """Weights of `shape` whose units see fan_in inputs and feed fan_out outputs."""
     if init == "reference":
-        return 0.2 * rng.random((fan_in, fan_out)) - 0.1
+        return 0.2 * rng.random(shape) - 0.1
     if init == "he":  # for ReLU layers (He et al., 2015)
-        return rng.normal(0.0, np.sqrt(2.0 / fan_in), (fan_in, fan_out))
+        return rng.normal(0.0, np.sqrt(2.0 / fan_in), shape)
     limit = np.sqrt(6.0 / (fan_in + fan_out))  # xavier / Glorot uniform (Glorot & Bengio, 2010)
-    return rng.uniform(-limit, limit, (fan_in, fan_out))
+    return rng.uniform(-limit, limit, shape)
 
 
 OLD_NAME = re.compile(r"(?P<prefix>(?:opt/[mv]/|es/best/)?)(?P<array>w|b|gamma|beta|mean|var)(?P<layer>\d+)")

@@ -12,7 +12,8 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-from mnist_exp.nn import mlp, reference
+from mnist_exp.nn import cnn, mlp, reference
+from mnist_exp.nn.conv import Conv2D
 from mnist_exp.nn.layers import Dense, Dropout, EpochBits, Training
 from mnist_exp.nn.losses import loss_and_grad
 from mnist_exp.config import Config
@@ -25,7 +26,8 @@ INPUTS, CLASSES = 784, 10
 # Options whose defaults are the walkthrough's; any other value leaves the exact path.
 REFERENCE = dict(batch_size=1, loss="sse", hidden_layers=1, relu_derivative="reference", biases=False,
                  init="reference", dropout=0.5, weight_decay=0.0, optimizer="sgd", batch_norm=False,
-                 dtype="float64")
+                 dtype="float64", arch="mlp")
+EVALUATION_ROWS = 500  # a convolutional network evaluates in chunks: im2col of 10,000 images is ~0.8 GB
 
 
 def is_reference(cfg: Config) -> bool:
@@ -59,14 +61,16 @@ class ReferenceModel:
         self.weights = reference.Weights(state["dense1/w"], state["dense2/w"])
 
 
-class MLPModel:
-    """A stack of layers (mlp.py) trained on mini-batches (reshuffled each epoch when batch_size > 1)."""
+class NetworkModel:
+    """A stack of layers (mlp.py's MLP or cnn.py's convolutional network) trained on mini-batches
+    (reshuffled each epoch when batch_size > 1)."""
 
     def __init__(self, stack: mlp.Stack, opts: mlp.Options, optimizer: Optimizer, batch_size: int):
         self.stack, self.opts, self.optimizer, self.batch_size = stack, opts, optimizer, batch_size
         self._kept: Dict[str, np.ndarray] = {}  # the batch being trained, gathered from the shuffled epoch
         self._live: Optional[tuple] = None  # (the training set's bytes, its live columns, their Split)
         self.progress = None  # a terminal stream: an epoch longer than PROGRESS_AFTER seconds shows a bar there
+        self._chunk = EVALUATION_ROWS if stack.of_kind(Conv2D) else None
 
     def fit_epoch(self, data: Split, lr: float, rng: np.random.Generator) -> Tuple[float, float]:
         first = self.stack.layers[0]
@@ -149,10 +153,12 @@ class MLPModel:
     def outputs(self, x: np.ndarray) -> np.ndarray:
         """Outputs without dropout, batch norm on its running statistics: (n, 784) -> (n, 10),
         logits for cross_entropy, linear for sse."""
-        return self.stack.forward(x)
+        if self._chunk is None or len(x) <= self._chunk:
+            return self.stack.forward(x)
+        return np.concatenate([self.stack.forward(x[i:i + self._chunk]) for i in range(0, len(x), self._chunk)])
 
     def evaluate(self, data: Split) -> Tuple[float, float]:
-        out = self.stack.forward(data.x)
+        out = self.outputs(data.x)
         loss, _ = loss_and_grad(out, data.y, self.opts.loss)
         return loss / len(data.x), float(np.mean(out.argmax(axis=1) == data.y.argmax(axis=1)))
 
@@ -199,6 +205,11 @@ def _batch(data: Split, order: Optional[np.ndarray], start: int, size: int,
     return x, y
 
 
+def cnn_options(cfg: Config) -> cnn.Options:
+    return cnn.Options(channels=tuple(cfg.channels), kernel_size=cfg.kernel_size, pool=cfg.pool,
+                       dense_width=cfg.dense_width, dropout=cfg.dropout, biases=cfg.biases)
+
+
 def options(cfg: Config) -> mlp.Options:
     return mlp.Options(biases=cfg.biases, batch_norm=cfg.batch_norm, dropout=cfg.dropout,
                        relu_derivative=cfg.relu_derivative, loss=cfg.loss)
@@ -208,9 +219,12 @@ def build(cfg: Config, rng: np.random.Generator):
     """A freshly initialised model; its draws from `rng` come first, as in the reference."""
     if is_reference(cfg):
         return ReferenceModel(reference.init_weights(rng, cfg.hidden_size))
-    sizes = [INPUTS] + [cfg.hidden_size] * cfg.hidden_layers + [CLASSES]
-    stack = mlp.build(rng, sizes, cfg.init, options(cfg), np.dtype(cfg.dtype))
-    return MLPModel(stack, options(cfg), Optimizer(cfg.optimizer, cfg.momentum, cfg.weight_decay), cfg.batch_size)
+    if cfg.arch == "cnn":
+        stack = cnn.build(rng, (28, 28), cnn_options(cfg), cfg.init, np.dtype(cfg.dtype))
+    else:
+        sizes = [INPUTS] + [cfg.hidden_size] * cfg.hidden_layers + [CLASSES]
+        stack = mlp.build(rng, sizes, cfg.init, options(cfg), np.dtype(cfg.dtype))
+    return NetworkModel(stack, options(cfg), Optimizer(cfg.optimizer, cfg.momentum, cfg.weight_decay), cfg.batch_size)
 
 
 def restore(cfg: Config, state: Arrays, source="saved arrays"):

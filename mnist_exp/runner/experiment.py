@@ -29,10 +29,13 @@ FIGURE_POINTS = 2000  # curves.png plots at most about this many epochs of a lon
 
 def describe(cfg: Config) -> str:
     """The reference keys, then every option that differs from its default."""
-    text = (f"lr={cfg.lr:g} hidden_size={cfg.hidden_size} epochs={cfg.epochs} "
+    network = (f"arch=cnn channels={list(cfg.channels)} kernel_size={cfg.kernel_size} pool={cfg.pool} "
+               f"dense_width={cfg.dense_width}" if cfg.arch == "cnn" else f"hidden_size={cfg.hidden_size}")
+    text = (f"lr={cfg.lr:g} {network} epochs={cfg.epochs} "
             f"train_samples={cfg.train_samples} test_samples={cfg.test_samples} seed={cfg.seed}")
-    defaults = Config()
-    changed = [f"{k}={getattr(cfg, k)}" for k in OPTION_KEYS if getattr(cfg, k) != getattr(defaults, k)]
+    defaults, shown = Config(), ("arch", "channels", "kernel_size", "pool", "dense_width")
+    changed = [f"{k}={getattr(cfg, k)}" for k in OPTION_KEYS
+               if getattr(cfg, k) != getattr(defaults, k) and k not in shown]
     return " ".join([text, *changed])
 
 

@@ -8,7 +8,7 @@ and the interpreter come on top), so a refusal is never wrong by more than the m
 
 import os
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import numpy as np
 
@@ -16,23 +16,44 @@ from mnist_exp.config import Config
 from mnist_exp.errors import ConfigError
 
 INPUTS, CLASSES = 784, 10
+EVALUATION_ROWS = 500  # as nn.models evaluates a convolutional network
 TRAIN_IMAGES, TEST_IMAGES = 60000, 10000
 
 
 def estimate(cfg: Config) -> int:
     """Bytes of the arrays a run of `cfg` holds at once at its peak."""
     item = np.dtype(cfg.dtype).itemsize
-    widths = [INPUTS] + [cfg.hidden_size] * cfg.hidden_layers + [CLASSES]
-    params = sum(a * b + 4 * b for a, b in zip(widths, widths[1:]))  # weights, biases, batch-norm arrays
     copies = 4 + {"sgd": 0, "momentum": 1, "adam": 2}[cfg.optimizer] + (cfg.early_stopping > 0)
     # weights, gradients, the checkpoint's and weights.npz's copies, optimiser state, best weights
     data = (TRAIN_IMAGES + TEST_IMAGES) * INPUTS  # the images' bytes
     data += (cfg.train_samples + cfg.val_samples + cfg.test_samples) * (INPUTS + CLASSES) * (item + 1)
+    if cfg.arch == "cnn":
+        params, per_train, per_evaluated = _cnn(cfg)
+        rows = min(EVALUATION_ROWS, max(cfg.test_samples, cfg.val_samples))  # evaluation in chunks
+        return params * item * copies + data + (cfg.batch_size * per_train + rows * per_evaluated) * item
+    widths = [INPUTS] + [cfg.hidden_size] * cfg.hidden_layers + [CLASSES]
+    params = sum(a * b + 4 * b for a, b in zip(widths, widths[1:]))  # weights, biases, batch-norm arrays
     hidden = sum(widths[1:])
     batch = cfg.batch_size * hidden * item * 4  # forward cache, dropout masks, gradients
     evaluation = max(cfg.test_samples, cfg.val_samples) * hidden * item * 2
     reference = cfg.train_samples * (cfg.hidden_size + CLASSES) * 8 * 3 if cfg.batch_size == 1 else 0
     return params * item * copies + data + batch + evaluation + reference
+
+
+def _cnn(cfg: Config) -> Tuple[int, int, int]:
+    """(parameters, numbers held per training image, per evaluated image) of the convolutional
+    network: per convolution its padded input and im2col rows (and, above the first, those of
+    its output's gradient), its output, and what pooling and ReLU keep and pass back."""
+    side, cin, k, params, train, evaluate = 28, 1, cfg.kernel_size, 0, 0, 0
+    for i, cout in enumerate(cfg.channels):
+        params += k * k * cin * cout + cout
+        forward = (side + k - 1) ** 2 * cin + side * side * k * k * cin
+        evaluate += forward + side * side * cout
+        train += forward + 3 * side * side * cout + (i > 0) * ((side + k - 1) ** 2 + side * side * k * k) * cout
+        side, cin = side // cfg.pool, cout
+    flat = side * side * cin
+    params += flat * cfg.dense_width + cfg.dense_width * (CLASSES + 1) + CLASSES
+    return params, train + 4 * (cfg.dense_width + CLASSES), evaluate + cfg.dense_width + CLASSES
 
 
 def machine_memory() -> int:
@@ -63,8 +84,9 @@ def check(cfg: Config, available: Optional[int] = None) -> None:
     """Refuse a config whose arrays alone exceed the machine's memory, naming both figures."""
     need, have = estimate(cfg), available if available is not None else machine_memory()
     if need > have:
-        raise ConfigError(f"this config needs at least {_gib(need)} of memory (hidden_size={cfg.hidden_size}, "
-                          f"hidden_layers={cfg.hidden_layers}, batch_size={cfg.batch_size}, "
+        network = (f"channels={list(cfg.channels)}, kernel_size={cfg.kernel_size}, dense_width={cfg.dense_width}"
+                   if cfg.arch == "cnn" else f"hidden_size={cfg.hidden_size}, hidden_layers={cfg.hidden_layers}")
+        raise ConfigError(f"this config needs at least {_gib(need)} of memory ({network}, batch_size={cfg.batch_size}, "
                           f"train_samples={cfg.train_samples}, test_samples={cfg.test_samples}, dtype={cfg.dtype}), "
                           f"more than this machine's {_gib(have)}: make the network, batches or samples smaller")
 

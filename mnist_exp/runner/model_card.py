@@ -57,7 +57,7 @@ REFERENCE_DETAILS = """- A 784-{hidden}-10 multilayer perceptron: ReLU hidden la
   seed {seed}. It follows the classic NumPy MNIST walkthrough exactly, including its
   ReLU-derivative quirk (the derivative is taken as always 1)."""
 
-OPTIONS_DETAILS = """- A {architecture} multilayer perceptron with ReLU hidden layers; plain NumPy (mnist_exp {version}).
+OPTIONS_DETAILS = """- A {architecture}; plain NumPy (mnist_exp {version}).
 - Trained for {epochs_run} of {epochs} epochs, learning rate {lr}, seed {seed}, with these
   settings beyond the walkthrough's: {options}."""
 
@@ -72,11 +72,21 @@ def _details(cfg: Dict[str, Any], summary: Dict[str, Any]) -> str:
 
     defaults = Config()
     options = [f"{k}={cfg[k]}" for k in OPTION_KEYS if k in cfg and cfg[k] != getattr(defaults, k)]
-    sizes = [784] + [cfg["hidden_size"]] * cfg.get("hidden_layers", 1) + [10]
     values = dict(hidden=cfg["hidden_size"], version=summary["versions"]["mnist_exp"], lr=cfg["lr"],
                   epochs_run=summary["epochs_run"], epochs=cfg["epochs"], seed=cfg["seed"],
-                  architecture="-".join(map(str, sizes)), options=", ".join(options))
+                  architecture=architecture(cfg), options=", ".join(options))
     return (OPTIONS_DETAILS if options else REFERENCE_DETAILS).format(**values)
+
+
+def architecture(cfg: Dict[str, Any]) -> str:
+    """The network in words, from a run's config."""
+    if cfg.get("arch", "mlp") != "cnn":
+        sizes = [784] + [cfg["hidden_size"]] * cfg.get("hidden_layers", 1) + [10]
+        return "-".join(map(str, sizes)) + " multilayer perceptron with ReLU hidden layers"
+    k, pool = cfg["kernel_size"], cfg["pool"]
+    convs = "; ".join(f"{k}x{k} convolution to {c} channels" + (f", {pool}x{pool} max pooling" if pool > 1 else "")
+                      + ", ReLU" for c in cfg["channels"])
+    return f"convolutional network on 28x28 images: {convs}; a dense layer of {cfg['dense_width']} units, ReLU; 10 outputs"
 
 
 LOSS_NAMES = {"sse": "squared error summed over the 10 outputs", "cross_entropy": "cross-entropy"}

@@ -1,0 +1,142 @@
+#!/usr/bin/env python
+"""best_cnn's network: one training epoch, where it goes, and PyTorch's same network.
+
+    MNIST_EXP_DATA_DIR=../shared/data/mnist python scripts/bench_cnn.py [--repeats N] [--threads T] [--json F]
+
+The network of experiment=best_cnn (conv 5x5 1->16, pool 2, ReLU, conv 5x5 16->32, pool 2, ReLU,
+dense 128, ReLU, dense 10), Adam, float32, batch 128, all 60,000 images. Timed: this project's
+NetworkModel.fit_epoch and, where torch is importable, a PyTorch CPU loop of the same layers
+with as many intra-op threads as BLAS has here (--threads sets both; default: BLAS's own),
+in interleaved rounds. Then one epoch's batches timed layer by layer: convolutions forward and
+backward (and, alone, the GEMMs they contain), pooling, the rest. scripts/bench.py runs this too.
+"""
+
+import importlib.util
+import os
+import sys
+import time
+from collections import defaultdict
+from typing import Callable, Dict
+
+import numpy as np
+from threadpoolctl import threadpool_info
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_peers import (BATCH, interleaved, products_seconds, ratio_text, run_from_command_line,  # noqa: E402
+                         torch_loop)
+
+from mnist_exp.config import Config  # noqa: E402
+from mnist_exp.nn.conv import Conv2D  # noqa: E402
+from mnist_exp.nn.layers import Training  # noqa: E402
+from mnist_exp.nn.losses import loss_and_grad  # noqa: E402
+from mnist_exp.nn.models import _batch, build  # noqa: E402
+
+CNN = dict(arch="cnn", channels=[16, 32], kernel_size=5, pool=2, dense_width=128, batch_size=BATCH,
+           loss="cross_entropy", relu_derivative="correct", biases=True, init="he", dropout=0.0,
+           optimizer="adam", lr=1e-3, dtype="float32")
+
+
+def model_of(images: int):
+    return build(Config(**CNN, train_samples=images), np.random.default_rng(0))
+
+
+def ours(train_set) -> Callable[[], None]:
+    model, rng = model_of(len(train_set.y)), np.random.default_rng(0)
+    return lambda: model.fit_epoch(train_set, CNN["lr"], rng)
+
+
+def torch_epoch(x: np.ndarray, labels: np.ndarray, threads: int) -> Callable[[], None]:
+    import torch
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    nn, layers, cin = torch.nn, [], 1
+    for cout in CNN["channels"]:
+        layers += [nn.Conv2d(cin, cout, CNN["kernel_size"], padding=CNN["kernel_size"] // 2), nn.MaxPool2d(2),
+                   nn.ReLU()]
+        cin = cout
+    model = nn.Sequential(*layers, nn.Flatten(), nn.Linear(7 * 7 * cin, 128), nn.ReLU(), nn.Linear(128, 10))
+    opt, loss_fn = torch.optim.Adam(model.parameters(), lr=CNN["lr"]), nn.CrossEntropyLoss()
+    inputs, targets = torch.from_numpy(x.reshape(-1, 1, 28, 28)), torch.from_numpy(labels.astype(np.int64))
+    return torch_loop(model, opt, loss_fn, inputs, targets)
+
+
+def layer_parts(train_set) -> Dict[str, float]:
+    """One epoch's batches (after 10 warm-up ones), each layer's forward and backward timed in
+    place and summed by kind; with the gathering, the loss, Adam's step, and the convolutions'
+    GEMMs timed alone (same shapes, threads and count)."""
+    model = model_of(len(train_set.y))
+    rng, n = np.random.default_rng(1), len(train_set.y)
+    order, buffers, stack = rng.permutation(n), model._buffers(train_set), model.stack
+    training, parts, starts = Training(rng), defaultdict(float), list(range(0, n, BATCH))
+    lowest = next(i for i, layer in enumerate(stack.layers) if layer.params)
+    for i, start in enumerate(starts[:10] + starts):
+        count, clock = i >= 10, time.perf_counter()
+        x, y = _batch(train_set, order, start, BATCH, buffers)
+        parts["gather"] += (time.perf_counter() - clock) * count
+        for layer in stack.layers:
+            clock = time.perf_counter()
+            x = layer.forward(x, training)
+            parts[f"{layer.kind} forward"] += (time.perf_counter() - clock) * count
+        clock = time.perf_counter()
+        _, dy = loss_and_grad(x, y, CNN["loss"])
+        parts["loss"] += (time.perf_counter() - clock) * count
+        for j in range(len(stack.layers) - 1, lowest - 1, -1):
+            clock = time.perf_counter()
+            dy = stack.layers[j].backward(dy, need_dx=j > lowest)
+            parts[f"{stack.layers[j].kind} backward"] += (time.perf_counter() - clock) * count
+        clock = time.perf_counter()
+        model.optimizer.step(stack.parameters(), CNN["lr"])
+        parts["adam step"] += (time.perf_counter() - clock) * count
+    parts["conv GEMMs alone"] = conv_gemms(stack, len(starts))
+    return dict(parts)
+
+
+def conv_gemms(stack, batches: int) -> float:
+    """The convolutions' products of a training step, `batches` times: forward, weight gradient,
+    and (above the first) the input gradient, on arrays of the im2col shapes."""
+    rng, products, side = np.random.default_rng(0), [], 28
+    for i, layer in enumerate(stack.of_kind(Conv2D)):
+        kh, kw, cin, cout = layer.params["w"].shape
+        pixels = BATCH * side * side
+        cols, dy = rng.random((pixels, kh * kw * cin), np.float32), rng.random((pixels, cout), np.float32)
+        w = rng.random((kh * kw * cin, cout), np.float32)
+        products += [(cols, w), (dy.T, cols)]
+        if i:
+            products.append((rng.random((pixels, kh * kw * cout), np.float32), rng.random((kh * kw * cout, cin),
+                                                                                      np.float32)))
+        side //= 2
+    return products_seconds(products, batches)
+
+
+def measure(dataset, repeats: int = 2, images: int = 60000) -> dict:
+    from mnist_exp.data.datasets import split
+
+    train_set = split(dataset.train_images, dataset.train_labels, images, dtype=np.float32)
+    threads = next((p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"), 1)
+    epochs = {"mnist_exp": ours(train_set)}
+    if importlib.util.find_spec("torch") is not None:
+        epochs["torch"] = torch_epoch(np.ascontiguousarray(train_set.x), train_set.y.argmax(axis=1), threads)
+    return {"blas_threads": threads, "images": images, "repeats": repeats,
+            "seconds": interleaved(epochs, repeats), "parts": layer_parts(train_set)}
+
+
+def summary(r: dict) -> list:
+    lines = [f"best_cnn's network: one training epoch on {r['images']:,} images, float32, batch {BATCH}, "
+             f"{r['blas_threads']} BLAS/intra-op threads, {r['repeats']} interleaved rounds"]
+    for impl, times in r["seconds"].items():
+        s = sorted(times)
+        text = f"  {impl:>9}: best {s[0]:.2f} s/epoch (median {s[len(s) // 2]:.2f}, {s[0]:.2f}-{s[-1]:.2f})"
+        if impl == "mnist_exp" and "torch" in r["seconds"]:
+            text += "; " + ratio_text(times, r["seconds"]["torch"], "torch")
+        lines.append(text)
+    parts = dict(r["parts"])
+    gemms = parts.pop("conv GEMMs alone")
+    shown = ", ".join(f"{k} {v:.2f}" for k, v in sorted(parts.items(), key=lambda kv: -kv[1]) if v >= 0.005)
+    lines.append(f"  mnist_exp's epoch layer by layer (s): {shown}; sum {sum(parts.values()):.2f} s; "
+                 f"the convolutions' GEMMs alone {gemms:.2f} s")
+    return lines
+
+
+if __name__ == "__main__":
+    run_from_command_line(__doc__, measure, summary, repeats=2)

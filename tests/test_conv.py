@@ -1,0 +1,146 @@
+"""Convolution layers: against plain loops written from the definitions, and finite differences."""
+
+import numpy as np
+import pytest
+
+from mnist_exp.nn import cnn
+from mnist_exp.nn.conv import Conv2D, Flatten, Image, MaxPool2D
+from mnist_exp.nn.layers import Training
+from mnist_exp.nn.losses import loss_and_grad
+
+
+def zero_padded(x, w):
+    """x inside a border of half the kernel of w: (x padded, kernel rows, kernel columns, ph, pw)."""
+    n, h, wd, cin = x.shape
+    kh, kw = w.shape[:2]
+    ph, pw = kh // 2, kw // 2
+    xp = np.zeros((n, h + 2 * ph, wd + 2 * pw, cin))
+    xp[:, ph:ph + h, pw:pw + wd] = x
+    return xp, kh, kw, ph, pw
+
+
+def loop_conv(x, w, b):
+    """'same' convolution (cross-correlation, as every framework computes it), pixel by pixel."""
+    (n, h, wd, cin), cout = x.shape, w.shape[3]
+    xp, kh, kw, _, _ = zero_padded(x, w)
+    y = np.zeros((n, h, wd, cout))
+    for s in range(n):
+        for i in range(h):
+            for j in range(wd):
+                for o in range(cout):
+                    y[s, i, j, o] = b[o] + sum(xp[s, i + a, j + c, k] * w[a, c, k, o]
+                                               for a in range(kh) for c in range(kw) for k in range(cin))
+    return y
+
+
+def loop_conv_grads(x, w, dy):
+    """dL/dw, dL/db, dL/dx of loop_conv, accumulated pixel by pixel."""
+    n, h, wd, _ = x.shape
+    xp, kh, kw, ph, pw = zero_padded(x, w)
+    dw, dxp = np.zeros_like(w), np.zeros_like(xp)
+    for s in range(n):
+        for i in range(h):
+            for j in range(wd):
+                for a in range(kh):
+                    for c in range(kw):
+                        dw[a, c] += np.outer(xp[s, i + a, j + c], dy[s, i, j])
+                        dxp[s, i + a, j + c] += w[a, c] @ dy[s, i, j]
+    return dw, dy.sum(axis=(0, 1, 2)), dxp[:, ph:ph + h, pw:pw + wd]
+
+
+def loop_pool(x, size):
+    n, h, w, c = x.shape
+    y = np.zeros((n, h // size, w // size, c))
+    for i in range(h // size):
+        for j in range(w // size):
+            y[:, i, j] = x[:, i * size:(i + 1) * size, j * size:(j + 1) * size].max(axis=(1, 2))
+    return y
+
+
+@pytest.mark.parametrize("cin, cout, kernel, dtype", [(1, 3, 5, np.float64), (2, 4, 3, np.float64),
+                                                       (3, 2, 5, np.float32)])
+def test_conv2d_matches_the_loops_forward_and_backward(cin, cout, kernel, dtype):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 7, 6, cin)).astype(dtype)
+    w = rng.standard_normal((kernel, kernel, cin, cout)).astype(dtype)
+    layer = Conv2D(w.copy())
+    layer.params["b"][...] = rng.standard_normal(cout)
+    y = layer.forward(x, Training(rng))
+    tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-10)
+    assert y.dtype == dtype and y.shape == (2, 7, 6, cout)
+    np.testing.assert_allclose(y, loop_conv(x, w, layer.params["b"]), **tol)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    dx = layer.backward(dy.copy())
+    dw, db, dx_loops = loop_conv_grads(x.astype(float), w.astype(float), dy.astype(float))
+    np.testing.assert_allclose(layer.grads["w"], dw, **tol)
+    np.testing.assert_allclose(layer.grads["b"], db, **tol)
+    np.testing.assert_allclose(dx, dx_loops, **tol)
+
+
+def test_max_pooling_matches_the_loops_and_sends_a_tie_to_its_first_maximum():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 7, 9, 3))  # odd sizes: the last row and column are dropped
+    pool = MaxPool2D(2)
+    y = pool.forward(x, Training(rng))
+    np.testing.assert_array_equal(y, loop_pool(x, 2))
+    np.testing.assert_array_equal(MaxPool2D(2).forward(x, None), y)  # evaluation: the same maxima
+    dx = pool.backward(np.ones_like(y))
+    assert dx.shape == x.shape and dx.sum() == y.size and not dx[:, 6].any() and not dx[:, :, 8].any()
+    ties = np.zeros((1, 2, 2, 1))  # a blank window: all four are maxima
+    pool = MaxPool2D(2)
+    pool.forward(ties, Training(rng))
+    np.testing.assert_array_equal(pool.backward(np.full((1, 1, 1, 1), 5.0))[0, :, :, 0], [[5, 0], [0, 0]])
+
+
+def small_cnn(dropout=0.0):
+    opts = cnn.Options(channels=(2, 3), kernel_size=3, pool=2, dense_width=5, dropout=dropout, biases=True)
+    return cnn.build(np.random.default_rng(2), (8, 8), opts, "he", np.float64)
+
+
+def test_a_small_cnn_has_the_gradient_of_finite_differences():
+    stack = small_cnn(dropout=0.3)
+    rng = np.random.default_rng(3)
+    x, y = rng.random((4, 64)), np.eye(10)[rng.integers(0, 10, 4)]
+
+    def objective():
+        out = stack.forward(x, Training(np.random.default_rng(4)))  # the same dropout masks each call
+        loss, dout = loss_and_grad(out, y, "cross_entropy")
+        return loss / len(x), dout
+
+    _, dout = objective()
+    stack.backward(dout)
+    grads = {p.key: p.grad.copy() for p in stack.parameters()}
+    params = {f"{layer.name}/{k}": v for layer in stack.layers for k, v in layer.params.items()}
+    assert set(grads) == set(params) == {"conv1/w", "conv1/b", "conv2/w", "conv2/b", "dense1/w", "dense1/b",
+                                         "dense2/w", "dense2/b"}
+    eps = 1e-6
+    for name, grad in grads.items():
+        value = params[name]
+        numeric = np.zeros_like(value)
+        for index in np.ndindex(value.shape):
+            original = value[index]
+            value[index] = original + eps
+            plus = objective()[0]
+            value[index] = original - eps
+            minus = objective()[0]
+            value[index] = original
+            numeric[index] = (plus - minus) / (2 * eps)
+        np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-8, err_msg=name)
+
+
+def test_the_first_layer_gets_no_input_gradient_and_shapes_flow_through():
+    stack = small_cnn()
+    kinds = [layer.kind for layer in stack.layers]
+    assert kinds == ["image", "conv", "maxpool", "relu", "conv", "maxpool", "relu", "flatten", "dense", "relu",
+                     "dropout", "dense"]
+    x = np.random.default_rng(0).random((3, 64))
+    out = stack.forward(x, Training(np.random.default_rng(0)))
+    assert out.shape == (3, 10)
+    assert stack.layers[8].params["w"].shape == (2 * 2 * 3, 5)  # 8 -> 4 -> 2 pixels a side, 3 channels
+    conv = stack.layers[1]
+    called = []
+    conv._col2im = lambda d: called.append(d)  # the first conv's input gradient is never needed
+    stack.backward(np.ones_like(out))
+    assert called == []
+    assert Flatten().forward(np.zeros((2, 3, 4, 5)), None).shape == (2, 60)
+    assert Image(28, 28).forward(np.zeros((2, 784)), None).shape == (2, 28, 28, 1)
