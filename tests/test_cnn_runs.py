@@ -1,5 +1,6 @@
 """arch=cnn through the whole product: config, runs, resume, records, results, load_model, sweeps."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -7,7 +8,8 @@ import pandas as pd
 import pytest
 
 from helpers import run_cli
-from mnist_exp.config import Config
+from mnist_exp.config import Config, validate
+from mnist_exp.errors import ConfigError
 from mnist_exp.runner import memory
 
 SMALL = ["arch=cnn", "channels=[4,8]", "dense_width=16", "batch_size=32", "lr=0.003", "train_samples=300", "test_samples=200", "val_samples=100",
@@ -47,19 +49,37 @@ def test_a_cnn_run_resumes_to_the_same_numbers_and_its_record_knows_the_network(
     assert runs["kernel_size"].dtype.kind == "i" and runs["dense_width"].tolist() == [16, 16]
 
 
-@pytest.mark.parametrize("override, message", [
-    (["channels=[]"], "channels=[] is out of range: channels must be a list of 1 to 4 integers"),
-    (["channels=[0,8]"], "channels=[0, 8] is out of range"),
-    (["channels=[4,8,8,8,8]"], "channels=[4, 8, 8, 8, 8] is out of range"),
-    (["kernel_size=4"], "kernel_size=4 is out of range: kernel_size must be an odd integer from 1 to 27"),
-    (["pool=0"], "pool=0 is out of range"),
-    (["pool=4", "channels=[4,4,4]"], "pool=4 with 3 convolutions leaves no pixel"),
-    (["dense_width=0"], "dense_width=0 is out of range"),
-    (["batch_norm=true"], "batch_norm=True is for arch=mlp"),
-    (["relu_derivative=reference"], "relu_derivative=reference is for arch=mlp"),
-    (["channels=16"], "channels"),
-])
-def test_bad_cnn_settings_are_one_line_naming_the_key(override, message, tmp_path):
+BAD = [
+    ({"channels": []}, "channels=[] is out of range: channels must be a list of 1 to 4 integers"),
+    ({"channels": [0, 8]}, "channels=[0, 8] is out of range"),
+    ({"channels": [4, 8, 8, 8, 8]}, "channels=[4, 8, 8, 8, 8] is out of range"),
+    ({"kernel_size": 4}, "kernel_size=4 is out of range: kernel_size must be an odd integer from 1 to 27"),
+    ({"pool": 0}, "pool=0 is out of range"),
+    ({"pool": 4, "channels": [4, 4, 4]}, "pool=4 with 3 convolutions leaves no pixel"),
+    ({"dense_width": 0}, "dense_width=0 is out of range"),
+    ({"batch_norm": True}, "batch_norm=True is for arch=mlp: the cnn takes batch_norm=false"),
+    ({"relu_derivative": "reference"}, "relu_derivative=reference is for arch=mlp"),
+]
+
+
+@pytest.fixture(scope="module")
+def cnn_config() -> Config:
+    from test_options import compose_config
+
+    return validate(compose_config(["arch=cnn"]))  # passes as composed
+
+
+@pytest.mark.parametrize("changes, message", BAD)
+def test_bad_cnn_settings_are_refused_naming_the_key(changes, message, cnn_config):
+    with pytest.raises(ConfigError) as info:
+        validate(dataclasses.replace(cnn_config, **changes))
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize("override, message", [(["kernel_size=4"], "kernel_size=4 is out of range"),
+                                               (["channels=16"], "channels"),
+                                               (["batch_norm=true"], "batch_norm=True is for arch=mlp")])
+def test_bad_cnn_settings_on_the_command_line_are_one_line_with_exit_2(override, message, tmp_path):
     result = run_cli(["arch=cnn", *override, f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr

@@ -144,3 +144,30 @@ def test_the_first_layer_gets_no_input_gradient_and_shapes_flow_through():
     assert called == []
     assert Flatten().forward(np.zeros((2, 3, 4, 5)), None).shape == (2, 60)
     assert Image(28, 28).forward(np.zeros((2, 784)), None).shape == (2, 28, 28, 1)
+
+
+@pytest.mark.parametrize("n", [8, 7])
+def test_two_halves_on_two_threads_give_the_whole_batch_gradient(n):
+    """A convolutional batch trains as two halves at once (nn/halves.py): the same dropout masks,
+    loss and gradients as the whole batch in one pass, up to the order of sums."""
+    from mnist_exp.nn.halves import Halves
+
+    rng = np.random.default_rng(5)
+    x, y = rng.random((n, 64)), np.eye(10)[rng.integers(0, 10, n)]
+    whole, halves = small_cnn(dropout=0.3), small_cnn(dropout=0.3)
+    out = whole.forward(x, Training(np.random.default_rng(6)))
+    loss, dout = loss_and_grad(out, y, "cross_entropy")
+    whole.backward(dout)
+    expected = {p.key: p.grad.copy() for p in whole.parameters()}
+    split = Halves(halves, "cross_entropy")
+    got_loss, correct = split.train_batch(x, y, Training(np.random.default_rng(6)))
+    assert got_loss == pytest.approx(loss, rel=1e-12)
+    assert correct == np.count_nonzero(out.argmax(axis=1) == y.argmax(axis=1))
+    got = {p.key: p.grad for p in halves.parameters()}
+    assert set(got) == set(expected)
+    for key in expected:
+        np.testing.assert_allclose(got[key], expected[key], rtol=1e-9, atol=1e-12, err_msg=key)
+    again = small_cnn(dropout=0.3)
+    Halves(again, "cross_entropy").train_batch(x, y, Training(np.random.default_rng(6)))
+    for p in again.parameters():
+        np.testing.assert_array_equal(p.grad, got[p.key])  # the same numbers, run after run

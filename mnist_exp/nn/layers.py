@@ -37,12 +37,15 @@ class Training:
     """What a training pass hands every layer: the generator (dropout), the epoch's dropout
     bits if drawn, and `descend`: plain SGD with lr already in the output gradient, so dense
     layers take their step inside backward (see Dense.backward)."""
-    rng: np.random.Generator
+    rng: Optional[np.random.Generator]
     bits: Optional[EpochBits] = None
     descend: bool = False
+    masks: Optional[Dict[str, Tuple[np.ndarray, float]]] = None  # dropout masks drawn beforehand, by layer name
 
 
 class Layer:
+    """Attributes named with a leading underscore hold one batch's state and reused buffers:
+    a replica (mlp.Stack.replica) shares params and stats and starts those empty."""
     kind = "layer"  # names in saved files: kind + number, e.g. dense1, batchnorm2
     decayed: Tuple[str, ...] = ()  # the params weight decay applies to
 
@@ -139,7 +142,10 @@ class Dropout(Layer):
         self._mask = None
         if training is None or self.rate <= 0:
             return x
-        self._mask, self._scale = dropout_mask(training.rng, x.shape, self.rate, training.bits)
+        if training.masks is not None:
+            self._mask, self._scale = training.masks[self.name]
+        else:
+            self._mask, self._scale = dropout_mask(training.rng, x.shape, self.rate, training.bits)
         x *= self._mask
         x *= self._scale
         return x

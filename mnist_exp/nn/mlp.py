@@ -10,6 +10,7 @@ Saved arrays are named by layer: "dense1/w", "dense1/b", "batchnorm1/gamma", ...
 `current_names` renames those on loading.
 """
 
+import copy
 import re
 from dataclasses import dataclass
 from typing import Dict, Iterator, List, NamedTuple, Optional
@@ -68,6 +69,19 @@ class Stack:
             for group in (layer.params, layer.stats):
                 for name in group:
                     group[name] = np.array(arrays[f"{layer.name}/{name}"])
+
+    def replica(self) -> "Stack":
+        """The same layers, sharing this stack's params and stats (the very dicts), each with
+        its own batch state, buffers and gradients: a second half of a batch runs in it."""
+        twins = []
+        for layer in self.layers:
+            twin = copy.copy(layer)
+            twin.grads = {}
+            for name, value in vars(layer).items():
+                if name.startswith("_"):
+                    setattr(twin, name, {} if isinstance(value, dict) else None)
+            twins.append(twin)
+        return Stack(twins)
 
     def of_kind(self, kind: type) -> List[Layer]:
         return [layer for layer in self.layers if isinstance(layer, kind)]

@@ -7,14 +7,15 @@ Learning-rate schedules, validation and early stopping work with both (see train
 """
 
 import re
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-from mnist_exp.nn import cnn, mlp, reference
+from mnist_exp.nn import blas, cnn, mlp, reference
 from mnist_exp.nn.conv import Conv2D
-from mnist_exp.nn.layers import Dense, Dropout, EpochBits, Training
+from mnist_exp.nn.halves import Halves
+from mnist_exp.nn.layers import BatchNorm, Dense, Dropout, EpochBits, Training
 from mnist_exp.nn.losses import loss_and_grad
 from mnist_exp.config import Config
 from mnist_exp.data.datasets import Split, scale
@@ -70,7 +71,11 @@ class NetworkModel:
         self._kept: Dict[str, np.ndarray] = {}  # the batch being trained, gathered from the shuffled epoch
         self._live: Optional[tuple] = None  # (the training set's bytes, its live columns, their Split)
         self.progress = None  # a terminal stream: an epoch longer than PROGRESS_AFTER seconds shows a bar there
-        self._chunk = EVALUATION_ROWS if stack.of_kind(Conv2D) else None
+        convolutional = bool(stack.of_kind(Conv2D))
+        self._chunk = EVALUATION_ROWS if convolutional else None
+        # a convolutional network trains each batch as two halves on two threads (see halves.py)
+        self._halves = Halves(stack, opts.loss) if convolutional and batch_size > 1 and not stack.of_kind(
+            BatchNorm) else None
 
     def fit_epoch(self, data: Split, lr: float, rng: np.random.Generator) -> Tuple[float, float]:
         first = self.stack.layers[0]
@@ -91,23 +96,31 @@ class NetworkModel:
         order = rng.permutation(n) if size > 1 else None  # reshuffled every epoch
         bits = self._epoch_bits(rng, n) if size > 1 and self.opts.dropout == 0.5 else None
         buffers = self._buffers(data) if size > 1 else None
-        lr_in_gradient = self.optimizer.takes_lr_in_gradient()
+        lr_in_gradient = self.optimizer.takes_lr_in_gradient() and self._halves is None
         training = Training(rng, bits, descend=lr_in_gradient)
         loss, correct = 0.0, 0
-        with _progress_bar(self.progress, n) as bar:
+        with _progress_bar(self.progress, n) as bar, blas.one_thread() if self._halves else nullcontext():
             for start in range(0, n, size):
                 x, y = _batch(data, order, start, size, buffers)
-                out = self.stack.forward(x, training)
-                batch_loss, dout = loss_and_grad(out, y, self.opts.loss)
+                batch_loss, batch_correct = self._train_batch(x, y, training, lr, lr_in_gradient)
                 loss += batch_loss
-                correct += np.count_nonzero(out.argmax(axis=1) == y.argmax(axis=1))
-                if lr_in_gradient:
-                    dout *= lr  # every gradient is linear in dout
-                self.stack.backward(dout)
+                correct += batch_correct
                 self.optimizer.step(self.stack.parameters(), lr, lr_applied=lr_in_gradient)
                 if bar is not None:
                     bar.update(len(y))
         return loss / n, int(correct) / n
+
+    def _train_batch(self, x, y, training: Training, lr: float, lr_in_gradient: bool) -> Tuple[float, int]:
+        """Forward and backward over one batch, leaving its gradients in the layers: (summed loss,
+        correct predictions). With lr_in_gradient the dense layers took their SGD step already."""
+        if self._halves is not None:
+            return self._halves.train_batch(x, y, training)
+        out = self.stack.forward(x, training)
+        loss, dout = loss_and_grad(out, y, self.opts.loss)
+        if lr_in_gradient:
+            dout *= lr  # every gradient is linear in dout
+        self.stack.backward(dout)
+        return loss, np.count_nonzero(out.argmax(axis=1) == y.argmax(axis=1))
 
     def _live_inputs(self, data: Split) -> Tuple[np.ndarray, Split]:
         """The pixels nonzero in some training image (717 of MNIST's 784), and the set's bytes
