@@ -58,10 +58,11 @@ class Sizes:
     images: int = 60000  # images in a timed mini-batch epoch
     repeats: int = 5  # this VM's speed drifts by 25% or more: pairs of runs, then their median
     peer_rounds: int = 3  # interleaved epochs of each implementation, per network
+    peer_images: int = 60000  # images in an epoch of the peer and CNN comparisons
 
 
 SIZES = {"full": Sizes([(1000, 20), (60000, 1)], (32, 64, 128, 256)), "quick": Sizes([(1000, 20)], (128,)),
-         "smoke": Sizes([(100, 2)], (128,), images=1024, repeats=1, peer_rounds=1)}
+         "smoke": Sizes([(100, 2)], (128,), images=1024, repeats=1, peer_rounds=1, peer_images=256)}
 
 
 def epoch_gflop(images: int) -> float:
@@ -250,8 +251,8 @@ def main() -> None:
             "default_run_warm_cache": default_runs(runs, sizes.repeats),
             "first_epoch": bench_first_epoch(cfg),
             "peak_memory_mb": {"default_run": max_rss_mb(default_run), "minibatch_epoch": max_rss_mb(big_run)},
-            "peers": bench_peers.measure(dataset, sizes.peer_rounds, sizes.images),
-            "cnn": bench_cnn.measure(dataset, sizes.peer_rounds, sizes.images),
+            "peers": bench_peers.measure(dataset, sizes.peer_rounds, sizes.peer_images),
+            "cnn": bench_cnn.measure(dataset, sizes.peer_rounds, sizes.peer_images),
             "machine": {"cpus": os.cpu_count(), "numpy": np.__version__,
                         "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE")},
         }

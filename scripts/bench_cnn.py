@@ -8,7 +8,7 @@ dense 128, ReLU, dense 10), Adam, float32, batch 128, all 60,000 images. Timed: 
 NetworkModel.fit_epoch and, where torch is importable, a PyTorch CPU loop of the same layers
 with as many intra-op threads as BLAS has here (--threads sets both; default: BLAS's own),
 in interleaved rounds. Then one epoch's batches timed layer by layer: convolutions forward and
-backward (and, alone, the GEMMs they contain), pooling, the rest. scripts/bench.py runs this too.
+backward (and within them the im2col copies, and alone the GEMMs they contain), pooling, the rest. scripts/bench.py runs this too.
 """
 
 import importlib.util
@@ -69,9 +69,15 @@ def layer_parts(train_set) -> Dict[str, float]:
     rng, n = np.random.default_rng(1), len(train_set.y)
     order, buffers, stack = rng.permutation(n), model._buffers(train_set), model.stack
     training, parts, starts = Training(rng), defaultdict(float), list(range(0, n, BATCH))
+    counting = [False]
+    for conv in stack.of_kind(Conv2D):  # the im2col copies inside the convolutions, timed where they run
+        for name in ("_im2col", "_im2col_rows"):
+            setattr(conv, name, timed(getattr(conv, name), parts, counting))
     lowest = next(i for i, layer in enumerate(stack.layers) if layer.params)
-    for i, start in enumerate(starts[:10] + starts):
-        count, clock = i >= 10, time.perf_counter()
+    warm = min(10, len(starts))  # warm-up batches, not counted
+    for i, start in enumerate(starts[:warm] + starts):
+        count, clock = i >= warm, time.perf_counter()
+        counting[0] = count
         x, y = _batch(train_set, order, start, BATCH, buffers)
         parts["gather"] += (time.perf_counter() - clock) * count
         for layer in stack.layers:
@@ -90,6 +96,16 @@ def layer_parts(train_set) -> Dict[str, float]:
         parts["adam step"] += (time.perf_counter() - clock) * count
     parts["conv GEMMs alone"] = conv_gemms(stack, len(starts))
     return dict(parts)
+
+
+def timed(method, parts: dict, counting: list):
+    """`method`, adding its seconds to parts["im2col (within conv)"] while counting[0] is true."""
+    def run(*args):
+        clock = time.perf_counter()
+        result = method(*args)
+        parts["im2col (within conv)"] += (time.perf_counter() - clock) * counting[0]
+        return result
+    return run
 
 
 def conv_gemms(stack, batches: int) -> float:
@@ -131,10 +147,10 @@ def summary(r: dict) -> list:
             text += "; " + ratio_text(times, r["seconds"]["torch"], "torch")
         lines.append(text)
     parts = dict(r["parts"])
-    gemms = parts.pop("conv GEMMs alone")
+    gemms, im2col = parts.pop("conv GEMMs alone"), parts.pop("im2col (within conv)", 0.0)
     shown = ", ".join(f"{k} {v:.2f}" for k, v in sorted(parts.items(), key=lambda kv: -kv[1]) if v >= 0.005)
-    lines.append(f"  mnist_exp's epoch layer by layer (s): {shown}; sum {sum(parts.values()):.2f} s; "
-                 f"the convolutions' GEMMs alone {gemms:.2f} s")
+    lines.append(f"  mnist_exp's epoch layer by layer (s): {shown}; sum {sum(parts.values()):.2f} s; within the "
+                 f"convolutions, im2col copies {im2col:.2f} s; their GEMMs alone {gemms:.2f} s")
     return lines
 
 

@@ -115,7 +115,8 @@ def epoch_parts(net: dict, train_set) -> Dict[str, float]:
     training = Training(rng, None, descend=opt.takes_lr_in_gradient())
     parts = dict.fromkeys(["gather", "forward", "loss", "backward", "step"], 0.0)
     starts = list(range(0, n, BATCH))
-    for i, start in enumerate(starts[:20] + starts):
+    warm = min(20, len(starts))  # warm-up batches, not counted
+    for i, start in enumerate(starts[:warm] + starts):
         times = [time.perf_counter()]
         x, y = _batch(train_set, order, start, BATCH, buffers)
         times.append(time.perf_counter())
@@ -129,7 +130,7 @@ def epoch_parts(net: dict, train_set) -> Dict[str, float]:
         times.append(time.perf_counter())
         opt.step(stack.parameters(), net["lr"], lr_applied=training.descend)
         times.append(time.perf_counter())
-        if i >= 20:
+        if i >= warm:
             for part, begin, end in zip(parts, times, times[1:]):
                 parts[part] += end - begin
     return {**parts, "gemms_alone": gemm_seconds(stack, len(starts))}

@@ -109,7 +109,7 @@ def test_the_memory_estimate_counts_the_convolutions():
 
 def test_a_sweep_over_both_architectures(mnist_dir, tmp_path):
     sweep = tmp_path / "sweep"
-    result = run_cli(["-m", "arch=mlp,cnn", "channels=[2]", "dense_width=8", "train_samples=200", "test_samples=100",
+    result = run_cli(["-m", "arch=mlp,cnn", "channels=[2]", "dense_width=8", "train_samples=100", "test_samples=50",
                       "epochs=1", f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     table = pd.read_csv(sweep / "summary.csv")

@@ -55,6 +55,7 @@ def test_figure_titles_name_the_data_set_and_the_run():
     fashion = Config(data=DataConfig(name="fashion_mnist"), name="shirts")
     assert title(fashion).startswith("shirts: Fashion-MNIST MLP 784-100-10")
     assert title(Config()).startswith("MNIST MLP 784-100-10")
+    assert title(Config(arch="cnn", channels=[16, 32])).startswith("MNIST CNN 5x5x16-pool2-5x5x32-pool2-128-10, ")
 
 
 def test_the_accuracy_axis_is_zoomed_to_the_data():

@@ -88,7 +88,7 @@ def test_a_killed_joblib_worker_costs_only_the_jobs_it_ran(mnist_dir, tmp_path):
 
 def test_a_resumed_optuna_study_proposes_new_trials_reproducibly(mnist_dir, tmp_path):
     def search(db: str, sweep: str) -> list:
-        result = run_cli(["-m", "+search=optuna", "hydra.sweeper.n_trials=3", *SHORT,
+        result = run_cli(["-m", "+search=optuna", "hydra.sweeper.n_trials=2", *SHORT,
                           f"hydra.sweeper.storage=sqlite:///{tmp_path / db}", f"hydra.sweep.dir={tmp_path / sweep}"],
                          cwd=tmp_path)
         assert result.returncode == 0, result.stderr

@@ -175,7 +175,7 @@ def _run(cfg: Config, run_dir: Path, status: summary.SummaryWriter, resume: bool
 def title(cfg: Config) -> str:
     """What a figure shows: the run's name, data set, architecture and settings."""
     named = f"{cfg.name}: " if cfg.name else ""
-    return f"{named}{DATA_TITLES.get(cfg.data.name, cfg.data.name)} MLP {architecture(cfg)}, {describe(cfg)}"
+    return f"{named}{DATA_TITLES.get(cfg.data.name, cfg.data.name)} {architecture(cfg)}, {describe(cfg)}"
 
 
 DATA_TITLES = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST"}
@@ -219,4 +219,9 @@ def _check_resumable(run_dir: Path, status: Optional[str], done: int, epochs: in
 
 
 def architecture(cfg: Config) -> str:
-    return "-".join(map(str, [784] + [cfg.hidden_size] * cfg.hidden_layers + [10]))
+    """'MLP 784-100-10', or 'CNN 5x5x16-pool2-5x5x32-pool2-128-10' (each convolution's kernel and
+    channels, its pooling, then the dense widths)."""
+    if cfg.arch != "cnn":
+        return "MLP " + "-".join(map(str, [784] + [cfg.hidden_size] * cfg.hidden_layers + [10]))
+    k, pool = cfg.kernel_size, f"-pool{cfg.pool}" if cfg.pool > 1 else ""
+    return "CNN " + "".join(f"{k}x{k}x{c}{pool}-" for c in cfg.channels) + f"{cfg.dense_width}-10"
