@@ -167,7 +167,32 @@ def test_two_halves_on_two_threads_give_the_whole_batch_gradient(n):
     assert set(got) == set(expected)
     for key in expected:
         np.testing.assert_allclose(got[key], expected[key], rtol=1e-9, atol=1e-12, err_msg=key)
-    again = small_cnn(dropout=0.3)
-    Halves(again, "cross_entropy").train_batch(x, y, Training(np.random.default_rng(6)))
-    for p in again.parameters():
-        np.testing.assert_array_equal(p.grad, got[p.key])  # the same numbers, run after run
+    for parallel in (True, False):  # run after run, and with the halves one after the other
+        again = small_cnn(dropout=0.3)
+        Halves(again, "cross_entropy").train_batch(x, y, Training(np.random.default_rng(6)), parallel)
+        for p in again.parameters():
+            np.testing.assert_array_equal(p.grad, got[p.key])
+
+
+def test_a_cnn_epoch_has_the_same_numbers_on_one_blas_thread_as_on_two():
+    """With one BLAS thread allowed (a sweep's job) the halves run in turn, else at once: the same numbers."""
+    from threadpoolctl import threadpool_limits
+
+    from mnist_exp.config import Config
+    from mnist_exp.data.datasets import Split
+    from mnist_exp.nn.models import build
+
+    cfg = Config(arch="cnn", channels=[4], dense_width=8, batch_size=32, loss="cross_entropy",
+                 relu_derivative="correct", biases=True, init="he", dropout=0.3, optimizer="adam", dtype="float32")
+    rng = np.random.default_rng(0)
+    data = Split(rng.random((80, 784), np.float32), np.eye(10, dtype=np.float32)[rng.integers(0, 10, 80)])
+    results = []
+    for threads in (1, 2):
+        with threadpool_limits(threads, "blas"):
+            rng = np.random.default_rng(1)
+            model = build(cfg, rng)
+            results.append((model.fit_epoch(data, 1e-3, rng), model.fit_epoch(data, 1e-3, rng), model.arrays()))
+    (fits_one, again_one, arrays_one), (fits_two, again_two, arrays_two) = results
+    assert (fits_one, again_one) == (fits_two, again_two)
+    for key in arrays_one:
+        np.testing.assert_array_equal(arrays_one[key], arrays_two[key], err_msg=key)

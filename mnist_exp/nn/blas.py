@@ -60,6 +60,12 @@ def one_thread():
     return _controller().limit(limits=1, user_api="blas")
 
 
+def threads() -> int:
+    """The BLAS threads allowed now (a sweep's job may be limited to fewer than the cores); 1
+    where no BLAS is found."""
+    return max((lib["num_threads"] for lib in _controller().info() if lib["user_api"] == "blas"), default=1)
+
+
 @lru_cache(maxsize=1)
 def _controller():
     """Found once per process: scanning the loaded libraries costs ~1.5 ms, every epoch otherwise."""

@@ -23,18 +23,20 @@ class Halves:
         self.twin = stack.replica()  # the second half's layers, sharing the parameters
         self._pool = None
 
-    def train_batch(self, x: np.ndarray, y: np.ndarray, training: Training) -> Tuple[float, int]:
-        """Forward and backward over x, y as two halves; the stack's layers are left holding the
-        gradients of the whole batch's mean loss. Returns (summed loss, correct predictions)."""
+    def train_batch(self, x: np.ndarray, y: np.ndarray, training: Training, parallel: bool = True) -> Tuple[float, int]:
+        """Forward and backward over x, y as two halves (at once if `parallel`, else one after the
+        other: the same numbers); the stack's layers are left holding the gradients of the whole
+        batch's mean loss. Returns (summed loss, correct predictions)."""
         n = len(x)
         half = (n + 1) // 2
         masks = {layer.name: dropout_mask(training.rng, (n, layer.width), layer.rate, training.bits)
                  for layer in self.stack.of_kind(Dropout) if layer.rate > 0}  # drawn in layer order, as one pass would
-        if self._pool is None:
+        args = (self.twin, x[half:], y[half:], n, masks, slice(half, n))
+        if parallel and self._pool is None:
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="mnist_exp-half")
-        second = self._pool.submit(self._half, self.twin, x[half:], y[half:], n, masks, slice(half, n))
+        second = self._pool.submit(self._half, *args) if parallel else None
         first = self._half(self.stack, x[:half], y[:half], n, masks, slice(0, half))
-        other = second.result()
+        other = second.result() if parallel else self._half(*args)
         for mine, theirs in zip(self.stack.parameters(), self.twin.parameters()):
             np.add(mine.grad, theirs.grad, out=mine.grad)
         return first[0] + other[0], first[1] + other[1]

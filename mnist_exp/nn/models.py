@@ -76,6 +76,7 @@ class NetworkModel:
         # a convolutional network trains each batch as two halves on two threads (see halves.py)
         self._halves = Halves(stack, opts.loss) if convolutional and batch_size > 1 and not stack.of_kind(
             BatchNorm) else None
+        self._parallel = True
 
     def fit_epoch(self, data: Split, lr: float, rng: np.random.Generator) -> Tuple[float, float]:
         first = self.stack.layers[0]
@@ -98,6 +99,7 @@ class NetworkModel:
         buffers = self._buffers(data) if size > 1 else None
         lr_in_gradient = self.optimizer.takes_lr_in_gradient() and self._halves is None
         training = Training(rng, bits, descend=lr_in_gradient)
+        self._parallel = blas.threads() >= 2  # a sweep's job limited to one thread runs its halves in turn
         loss, correct = 0.0, 0
         with _progress_bar(self.progress, n) as bar, blas.one_thread() if self._halves else nullcontext():
             for start in range(0, n, size):
@@ -114,7 +116,7 @@ class NetworkModel:
         """Forward and backward over one batch, leaving its gradients in the layers: (summed loss,
         correct predictions). With lr_in_gradient the dense layers took their SGD step already."""
         if self._halves is not None:
-            return self._halves.train_batch(x, y, training)
+            return self._halves.train_batch(x, y, training, self._parallel)
         out = self.stack.forward(x, training)
         loss, dout = loss_and_grad(out, y, self.opts.loss)
         if lr_in_gradient:
