@@ -97,19 +97,25 @@ def plot_confusion(matrix: np.ndarray, classes: List[str], title: str, path: Pat
 
 def plot_misclassified(images: np.ndarray, truth: List[int], predicted: List[int], classes: List[str],
                        title: str, path: Path) -> None:
-    """Up to 36 misclassified test images, each with its true and predicted label."""
-    count = len(images)
+    """Up to 36 misclassified test images, each with its true and predicted label.
+
+    One image of all of them, labelled on one axes: 36 small axes took ~1.3 s to draw, most
+    of a short run's time, where this takes ~0.2 s."""
+    count, side, gap, label = len(images), 28, 8, 16  # pixels: an image, between images, above one
     columns = min(max(count, 1), 9)
     rows = max(1, -(-count // columns))
+    mosaic = np.zeros((rows * (label + side + gap), columns * (side + gap)), np.uint8)  # 0: white in gray_r
     fig = _figure(figsize=(1.3 * columns + 0.4, 1.45 * rows + 0.6))
-    axes = fig.subplots(rows, columns, squeeze=False)
-    for k, ax in enumerate(axes.flat):
-        ax.set_axis_off()
-        if k < count:
-            ax.imshow(np.asarray(images[k]).reshape(28, 28), cmap="gray_r", vmin=0, vmax=255)
-            ax.set_title(f"{classes[truth[k]]} → {classes[predicted[k]]}", fontsize="small", color="C3")
+    ax = fig.add_subplot()
+    ax.set_axis_off()
+    for k in range(count):
+        top, left = (k // columns) * (label + side + gap) + label, (k % columns) * (side + gap) + gap // 2
+        mosaic[top:top + side, left:left + side] = np.asarray(images[k]).reshape(side, side)
+        ax.text(left + side / 2, top - 3, f"{classes[truth[k]]} → {classes[predicted[k]]}", ha="center",
+                va="bottom", fontsize="small", color="C3")
+    ax.imshow(mosaic, cmap="gray_r", vmin=0, vmax=255, interpolation="nearest")
     if not count:
-        axes[0, 0].text(0.5, 0.5, "no misclassified test image", ha="center", va="center")
+        ax.text(0.5, 0.5, "no misclassified test image", ha="center", va="center", transform=ax.transAxes)
     fig.suptitle(title, fontsize="medium", wrap=True)
     fig.savefig(path, dpi=110)
 
