@@ -1,4 +1,4 @@
-"""The convolutional network, built as a stack of layers (see mlp.Stack).
+"""The convolutional network, built as a stack of layers (see stack.py).
 
 For each entry of `channels`: a 'same' convolution, max pooling, then ReLU (pooling first:
 max and ReLU commute, and ReLU then runs on a quarter of the data); then one dense hidden
@@ -13,7 +13,8 @@ import numpy as np
 
 from mnist_exp.nn.conv import Conv2D, Flatten, Image, MaxPool2D
 from mnist_exp.nn.layers import Dense, Dropout, Layer, ReLU
-from mnist_exp.nn.mlp import Stack, init_weights
+from mnist_exp.nn.mlp import init_weights
+from mnist_exp.nn.stack import Stack
 
 CLASSES = 10
 

@@ -11,7 +11,7 @@ from typing import Dict, Optional
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from mnist_exp.nn.layers import Layer, Training
+from mnist_exp.nn.layers import Layer
 
 
 class Image(Layer):
@@ -165,5 +165,3 @@ class Flatten(Layer):
     def backward(self, dy, need_dx=True):
         return dy.reshape(self._shape)
 
-
-__all__ = ["Image", "Conv2D", "MaxPool2D", "Flatten", "Training"]

@@ -14,7 +14,7 @@ import numpy as np
 
 from mnist_exp.nn.layers import Dropout, Training, dropout_mask
 from mnist_exp.nn.losses import loss_and_grad
-from mnist_exp.nn.mlp import Stack
+from mnist_exp.nn.stack import Stack
 
 
 class Halves:

@@ -45,7 +45,7 @@ class Training:
 
 class Layer:
     """Attributes named with a leading underscore hold one batch's state and reused buffers:
-    a replica (mlp.Stack.replica) shares params and stats and starts those empty."""
+    a replica (stack.Stack.replica) shares params and stats and starts those empty."""
     kind = "layer"  # names in saved files: kind + number, e.g. dense1, batchnorm2
     decayed: Tuple[str, ...] = ()  # the params weight decay applies to
 

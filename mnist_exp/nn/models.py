@@ -21,6 +21,7 @@ from mnist_exp.config import Config
 from mnist_exp.data.datasets import Split, scale
 from mnist_exp.errors import UserError
 from mnist_exp.nn.optim import Optimizer
+from mnist_exp.nn.stack import Stack
 
 Arrays = Dict[str, np.ndarray]
 INPUTS, CLASSES = 784, 10
@@ -66,7 +67,7 @@ class NetworkModel:
     """A stack of layers (mlp.py's MLP or cnn.py's convolutional network) trained on mini-batches
     (reshuffled each epoch when batch_size > 1)."""
 
-    def __init__(self, stack: mlp.Stack, opts: mlp.Options, optimizer: Optimizer, batch_size: int):
+    def __init__(self, stack: Stack, opts: mlp.Options, optimizer: Optimizer, batch_size: int):
         self.stack, self.opts, self.optimizer, self.batch_size = stack, opts, optimizer, batch_size
         self._kept: Dict[str, np.ndarray] = {}  # the batch being trained, gathered from the shuffled epoch
         self._live: Optional[tuple] = None  # (the training set's bytes, its live columns, their Split)

@@ -1,6 +1,6 @@
 """Optimisers (SGD, momentum, Adam) with L2 weight decay, and learning-rate schedules.
 
-An optimiser walks the parameters a network hands it (mlp.Param: saved name, value,
+An optimiser walks the parameters a network hands it (stack.Param: saved name, value,
 gradient). Its state is a dict of arrays named after them ("m/dense1/w", and "t"), made once
 and saved in checkpoints, so a resumed run continues exactly where it stopped.
 """
@@ -72,7 +72,7 @@ class Optimizer:
         return self.kind == "sgd" and not self.weight_decay
 
     def step(self, parameters: Iterable, lr: float, lr_applied: bool = False) -> None:
-        """Descend the objective in place, each mlp.Param by its gradient (ours to overwrite);
+        """Descend the objective in place, each stack.Param by its gradient (ours to overwrite);
         weight decay applies where the Param says (weight matrices).
 
         lr_applied: the gradients already carry lr (only where takes_lr_in_gradient())."""

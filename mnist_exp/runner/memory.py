@@ -14,9 +14,9 @@ import numpy as np
 
 from mnist_exp.config import Config
 from mnist_exp.errors import ConfigError
+from mnist_exp.nn.models import EVALUATION_ROWS
 
 INPUTS, CLASSES = 784, 10
-EVALUATION_ROWS = 500  # as nn.models evaluates a convolutional network
 TRAIN_IMAGES, TEST_IMAGES = 60000, 10000
 
 

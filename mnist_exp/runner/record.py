@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from mnist_exp.files.atomic import write_atomic
-from mnist_exp.nn.mlp import current_names
+from mnist_exp.nn.stack import current_names
 from mnist_exp.errors import UserError
 from mnist_exp.runner.train import EpochMetrics
 
