@@ -26,7 +26,7 @@ from mnist_exp.runner import dir_guard
 from mnist_exp.runner.dir_guard import Refused
 from mnist_exp.config import DATA_LOCATION, Config, DataConfig, get_key, register, register_launchers
 from mnist_exp.errors import ConfigError, UserError, record_error
-from mnist_exp.runner.interrupts import Interrupted
+from mnist_exp.runner.interrupts import Interrupted, ignore_further
 from mnist_exp.runner.record import CHECKPOINT, SUMMARY, save_json
 from mnist_exp.runner.summary import load_config
 
@@ -291,6 +291,7 @@ def _main() -> None:
                            EXIT_USER_ERROR))
         raise
     except KeyboardInterrupt as e:
+        ignore_further()
         if sweep.LAUNCHED is not None:
             report_sweep(sweep.LAUNCHED, stopped=True)
         how = f" by {e}" if isinstance(e, Interrupted) else ""

@@ -100,11 +100,19 @@ def test_other_spellings_of_the_arch_override(tmp_path):
 
 def test_the_memory_estimate_counts_the_convolutions():
     small = Config(arch="cnn", batch_size=128, dtype="float32", train_samples=60000, test_samples=10000)
-    wide = Config(arch="cnn", batch_size=60000, channels=[1024, 1024])
+    wide = Config(arch="cnn", batch_size=60000, channels=[1024, 1024], train_samples=60000)
     assert 300 * 2**20 < memory.estimate(small) < 2**30  # best_cnn's run peaks at ~0.5 GB (max RSS)
     assert memory.estimate(wide) > 2**40
     with pytest.raises(Exception, match=r"channels=\[1024, 1024\], kernel_size=5, dense_width=128, batch_size=60000"):
         memory.check(wide, available=2**34)
+
+
+@pytest.mark.parametrize("arch", ["cnn", "mlp"])
+def test_the_memory_estimate_counts_a_batch_no_larger_than_the_data(arch):
+    """batch_size=60000 on 100 images trains batches of 100: the estimate is that of batch_size=100."""
+    huge = Config(arch=arch, batch_size=60000, train_samples=100, test_samples=100)
+    fitting = Config(arch=arch, batch_size=100, train_samples=100, test_samples=100)
+    assert memory.estimate(huge) == memory.estimate(fitting) < 2**30
 
 
 def test_a_sweep_over_both_architectures(mnist_dir, tmp_path):

@@ -112,3 +112,24 @@ def test_an_epochs_bookkeeping_does_not_read_the_history_again(tmp_path, tiny_fi
     assert result["epochs_run"] == 60 and len(reads) == 1
     best = pd.read_csv(tmp_path / "run" / "metrics.csv").sort_values(["test_accuracy", "epoch"], ascending=[False, True])
     assert result["best"]["epoch"] == best["epoch"].iloc[0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("gap", [0.0, 0.005, 0.05])
+def test_a_second_ctrl_c_right_after_the_first_still_points_to_the_resume(mnist_dir, tmp_path, gap):
+    """Two Ctrl-Cs a few ms apart: the second lands while the first is being recorded. The
+    message must still name the checkpointed run, not say there is nothing to resume."""
+    run_dir = tmp_path / "run"
+    proc = start([*LOOP, f"hydra.run.dir={run_dir}"], tmp_path)
+    deadline = time.monotonic() + 120
+    while not (run_dir / "checkpoint.npz").is_file() or len(metrics(run_dir)) < 2:
+        assert time.monotonic() < deadline and proc.poll() is None, "the run never checkpointed"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(gap)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert f"resume={run_dir}" in err and "nothing to resume" not in err, err
+    assert "Traceback" not in err, err
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "interrupted"

@@ -63,8 +63,14 @@ def run_experiment(cfg: Config, run_dir: Path, extra: Optional[Dict[str, Any]] =
     status = summary.SummaryWriter(cfg, run_dir, extra)
     if resume:
         status.resume_from(summary.load(run_dir))
+    with graceful_interrupts():  # also over the handlers below: a second Ctrl-C waits for them
+        return _guarded(cfg, run_dir, status, resume)
+
+
+def _guarded(cfg: Config, run_dir: Path, status: summary.SummaryWriter, resume: bool) -> Dict[str, Any]:
+    """Run, and record how the run ended whatever stops it."""
     try:
-        with graceful_interrupts(), FigureHelper() as figure:
+        with FigureHelper() as figure:
             return _run(cfg, run_dir, status, resume, figure)
     except KeyboardInterrupt as e:
         if status.may_write and not status.ended:

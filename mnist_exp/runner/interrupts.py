@@ -2,6 +2,8 @@
 
 Inside `graceful_interrupts()`, SIGINT and SIGTERM raise `Interrupted` (a KeyboardInterrupt)
 at once, unless a `critical()` block is running: then the signal waits for the block's end.
+Once one has been raised the run is stopping: a second Ctrl-C a moment later (users press it
+twice) is noted, not raised, so it cannot cut short the recording of the first.
 """
 
 import signal
@@ -22,13 +24,16 @@ class Interrupted(KeyboardInterrupt):
         return 128 + self.signum  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
 
 
-_state = {"depth": 0, "pending": None}
+_state = {"depth": 0, "pending": None, "stopping": False}
 
 
 def _handler(signum, frame) -> None:
+    if _state["stopping"]:
+        return
     if _state["depth"]:
         _state["pending"] = signum
     else:
+        _state["stopping"] = True
         raise Interrupted(signum)
 
 
@@ -39,11 +44,13 @@ def graceful_interrupts() -> Iterator[None]:
         yield
         return
     previous = {s: signal.signal(s, _handler) for s in SIGNALS}
+    _state["stopping"] = False
     try:
         yield
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+        _state["stopping"] = False
 
 
 @contextmanager
@@ -56,4 +63,12 @@ def critical() -> Iterator[None]:
         _state["depth"] -= 1
         if not _state["depth"] and _state["pending"] is not None:
             signum, _state["pending"] = _state["pending"], None
+            _state["stopping"] = True
             raise Interrupted(signum)
+
+
+def ignore_further() -> None:
+    """The command line is reporting an interruption: later signals must not cut its one line."""
+    if threading.current_thread() is threading.main_thread():
+        for s in SIGNALS:
+            signal.signal(s, signal.SIG_IGN)

@@ -27,14 +27,15 @@ def estimate(cfg: Config) -> int:
     # weights, gradients, the checkpoint's and weights.npz's copies, optimiser state, best weights
     data = (TRAIN_IMAGES + TEST_IMAGES) * INPUTS  # the images' bytes
     data += (cfg.train_samples + cfg.val_samples + cfg.test_samples) * (INPUTS + CLASSES) * (item + 1)
+    batch = min(cfg.batch_size, cfg.train_samples)  # a batch is never larger than the data
     if cfg.arch == "cnn":
         params, per_train, per_evaluated = _cnn(cfg)
         rows = min(EVALUATION_ROWS, max(cfg.test_samples, cfg.val_samples))  # evaluation in chunks
-        return params * item * copies + data + (cfg.batch_size * per_train + rows * per_evaluated) * item
+        return params * item * copies + data + (batch * per_train + rows * per_evaluated) * item
     widths = [INPUTS] + [cfg.hidden_size] * cfg.hidden_layers + [CLASSES]
     params = sum(a * b + 4 * b for a, b in zip(widths, widths[1:]))  # weights, biases, batch-norm arrays
     hidden = sum(widths[1:])
-    batch = cfg.batch_size * hidden * item * 4  # forward cache, dropout masks, gradients
+    batch *= hidden * item * 4  # forward cache, dropout masks, gradients
     evaluation = max(cfg.test_samples, cfg.val_samples) * hidden * item * 2
     reference = cfg.train_samples * (cfg.hidden_size + CLASSES) * 8 * 3 if cfg.batch_size == 1 else 0
     return params * item * copies + data + batch + evaluation + reference
