@@ -196,3 +196,46 @@ def test_a_cnn_epoch_has_the_same_numbers_on_one_blas_thread_as_on_two():
     assert (fits_one, again_one) == (fits_two, again_two)
     for key in arrays_one:
         np.testing.assert_array_equal(arrays_one[key], arrays_two[key], err_msg=key)
+
+
+@pytest.mark.parametrize("batch_size, n", [(2, 3), (32, 33), (4, 1), (7, 9)])
+def test_a_cnn_trains_whatever_the_last_batch_holds(batch_size, n):
+    """A last batch of one image (whose halves are one row and none) trains, and its numbers are
+    those of that image in a batch of its own; evaluation and predict take any row count, 0 too."""
+    from mnist_exp.config import Config
+    from mnist_exp.data.datasets import Split
+    from mnist_exp.nn.models import build
+
+    cfg = Config(arch="cnn", channels=[4], dense_width=8, batch_size=batch_size, loss="cross_entropy",
+                 relu_derivative="correct", biases=True, init="he", dropout=0.3, optimizer="adam", dtype="float32")
+    rng = np.random.default_rng(0)
+    data = Split(rng.random((n, 784), np.float32), np.eye(10, dtype=np.float32)[rng.integers(0, 10, n)])
+    model = build(cfg, np.random.default_rng(1))
+    loss, accuracy = model.fit_epoch(data, 1e-3, np.random.default_rng(2))
+    assert np.isfinite(loss) and 0 <= accuracy <= 1
+    assert model.outputs(data.x[:0]).shape == (0, 10)
+    assert model.outputs(np.zeros((501, 784), np.float32)).shape == (501, 10)  # a last chunk of one row
+    assert np.isfinite(model.evaluate(data)[0])
+
+
+def test_a_one_image_batch_has_the_numbers_of_one_pass():
+    """The one-row batch trains in one pass: the gradient of that image alone."""
+    from mnist_exp.nn.halves import Halves
+
+    rng = np.random.default_rng(5)
+    x, y = rng.random((1, 64)), np.eye(10)[[3]]
+    whole, halves = small_cnn(dropout=0.3), small_cnn(dropout=0.3)
+    out = whole.forward(x, Training(np.random.default_rng(6)))
+    loss, dout = loss_and_grad(out, y, "cross_entropy")
+    whole.backward(dout)
+    got_loss, _ = Halves(halves, "cross_entropy").train_batch(x, y, Training(np.random.default_rng(6)))
+    assert got_loss == pytest.approx(loss, rel=1e-12)
+    got = {p.key: p.grad for p in halves.parameters()}
+    for p in whole.parameters():
+        np.testing.assert_allclose(got[p.key], p.grad, rtol=1e-9, atol=1e-12, err_msg=p.key)
+
+
+def test_flatten_and_image_take_zero_rows():
+    assert Flatten().forward(np.zeros((0, 3, 4, 5)), None).shape == (0, 60)
+    assert Flatten().backward(np.zeros((0, 60))) is not None
+    assert Image(28, 28).backward(np.zeros((0, 28, 28, 1))).shape == (0, 784)

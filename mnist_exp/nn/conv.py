@@ -26,7 +26,7 @@ class Image(Layer):
         return x.reshape(len(x), *self.shape)
 
     def backward(self, dy, need_dx=True):
-        return dy.reshape(len(dy), -1) if need_dx else None
+        return dy.reshape(len(dy), int(np.prod(self.shape))) if need_dx else None  # not -1: 0 rows too
 
 
 class Conv2D(Layer):
@@ -160,7 +160,7 @@ class Flatten(Layer):
 
     def forward(self, x, training):
         self._shape = x.shape
-        return x.reshape(len(x), -1)
+        return x.reshape(len(x), int(np.prod(x.shape[1:])))  # not -1, which cannot reshape 0 rows
 
     def backward(self, dy, need_dx=True):
         return dy.reshape(self._shape)

@@ -26,11 +26,13 @@ class Halves:
     def train_batch(self, x: np.ndarray, y: np.ndarray, training: Training, parallel: bool = True) -> Tuple[float, int]:
         """Forward and backward over x, y as two halves (at once if `parallel`, else one after the
         other: the same numbers); the stack's layers are left holding the gradients of the whole
-        batch's mean loss. Returns (summed loss, correct predictions)."""
+        batch's mean loss. A one-image batch runs in one pass. Returns (summed loss, correct predictions)."""
         n = len(x)
         half = (n + 1) // 2
         masks = {layer.name: dropout_mask(training.rng, (n, layer.width), layer.rate, training.bits)
                  for layer in self.stack.of_kind(Dropout) if layer.rate > 0}  # drawn in layer order, as one pass would
+        if n < 2:  # one image (a last batch): no second half to run, nor twin gradients to add
+            return self._half(self.stack, x, y, n, masks, slice(0, n))
         args = (self.twin, x[half:], y[half:], n, masks, slice(half, n))
         if parallel and self._pool is None:
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="mnist_exp-half")
