@@ -344,3 +344,43 @@ def test_files_saved_before_the_layers_still_load_and_resume_to_the_same_numbers
     pd.testing.assert_frame_equal(old, today)
     with np.load(runs["old"] / "checkpoint.npz") as saved:
         assert "dense1/w" in saved.files and "w1" not in saved.files  # written back under today's names
+
+
+@pytest.mark.parametrize("layout", ["missing/../existing", "missing/deeper/../../existing", "existing",
+                                    "new/../existing/new2/x"])
+def test_a_claim_through_missing_folders_removes_only_what_it_created(layout, tmp_path):
+    """ownership.claim makes the folders it needs one by one; discard removes those and nothing
+    that existed (an existing empty directory reached through `missing/..` is kept)."""
+    from mnist_exp.files import ownership
+
+    (tmp_path / "existing").mkdir()  # an empty folder the user had: it must survive
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    target = tmp_path / layout
+    claimed = ownership.claim(target, fresh=True)
+    (claimed / ".hydra").mkdir()  # what Hydra writes first
+    (claimed / "mnist_exp.log").write_text("")
+    assert ownership.discard(claimed, (".hydra", "mnist_exp.log"))
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+def test_a_refused_claim_removes_the_folders_it_made_on_the_way(finished, tmp_path):
+    from mnist_exp.files import ownership
+
+    run_dir = copy_of(finished, tmp_path)
+    before = snapshot(run_dir)
+    with pytest.raises(ownership.DirectoryInUse):
+        ownership.claim(tmp_path / "new" / ".." / "copy", fresh=True)
+    assert not (tmp_path / "new").exists() and snapshot(run_dir) == before
+
+
+@pytest.mark.parametrize("spelling", ["hydra.run.dir={d}", "++hydra.run.dir={d}", "hydra.run.dir=${{oc.env:RUN_D}}"])
+def test_a_refused_run_through_a_missing_folder_keeps_the_existing_dir_it_names(spelling, tmp_path):
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    target = f"{tmp_path}/missing/../existing"
+    result = run_cli(["lr=-1", spelling.format(d=target)], cwd=tmp_path, env={"RUN_D": target})
+    assert result.returncode == 2 and "lr=-1.0 is out of range" in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert existing.is_dir() and list(existing.iterdir()) == []  # nothing left in it either
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["existing"]
+
