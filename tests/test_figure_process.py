@@ -83,3 +83,59 @@ def test_a_run_leaves_matplotlib_to_its_helper(mnist_dir, tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "False"  # after the log lines
     assert_png(tmp_path / "run" / "curves.png")
+
+
+KILLED_MID_WRITE = """
+import os, signal, sys
+from pathlib import Path
+from matplotlib.figure import Figure
+from mnist_exp.runner import plots
+from mnist_exp.runner.train import EpochMetrics
+
+real = Figure.savefig
+def savefig(self, target, **kwargs):  # half the PNG reaches whatever savefig was given, then kill -9
+    import io
+    whole = io.BytesIO()
+    real(self, whole, **kwargs)
+    with open(target, "wb") as f:
+        f.write(whole.getvalue()[:100])
+        f.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+Figure.savefig = savefig
+rows = [EpochMetrics(e, 1.0, 0.5, 1.0, 0.5, 0.0) for e in range(3)]
+plots.plot_curves(rows, "killed", Path(sys.argv[1]))
+"""
+
+
+@pytest.mark.parametrize("before", ["no file", "an old file"])
+def test_a_figure_killed_mid_write_leaves_the_old_file_or_none(tmp_path, before):
+    """kill -9 while a PNG is written: never a truncated curves.png (the old one, or none)."""
+    target = tmp_path / "curves.png"
+    if before == "an old file":
+        FigureHelper(enabled=False).draw(curves(rows(2), "old", target))
+        old = target.read_bytes()
+    done = subprocess.run([sys.executable, "-c", KILLED_MID_WRITE, str(target)], capture_output=True)
+    assert done.returncode == -signal.SIGKILL, done.stderr.decode()
+    if before == "an old file":
+        assert target.read_bytes() == old
+    else:
+        assert not target.exists()
+
+
+def test_no_figure_is_saved_straight_to_its_final_path():
+    """Every savefig in the package and scripts is inside plots._save, which writes a path atomically."""
+    import ast
+
+    root = Path(__file__).resolve().parents[1]
+    outside = []
+    for source in [*(root / "mnist_exp").rglob("*.py"), *(root / "scripts").glob("*.py")]:
+        tree = ast.parse(source.read_text())
+        inside = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef) and node.name == "_save" and source.name == "plots.py":
+                inside |= {id(n) for n in ast.walk(node)}
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr in ("savefig", "imsave", "print_png", "print_figure") and id(node) not in inside):
+                outside.append(f"{source.relative_to(root)}:{node.lineno}")
+    assert outside == []

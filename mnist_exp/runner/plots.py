@@ -1,11 +1,13 @@
 """Figures: learning curves of one run, and the comparison of a sweep's runs."""
 
 import io
+import os
 from pathlib import Path
 from typing import BinaryIO, List, Optional, Tuple, Union
 
 import numpy as np
 
+from mnist_exp.files.atomic import write_atomic
 from mnist_exp.runner.train import EpochMetrics
 
 
@@ -14,6 +16,23 @@ def _figure(layout="constrained", **kwargs):
     from matplotlib.figure import Figure
 
     return Figure(layout=layout, **kwargs)
+
+
+def _save(fig, path: Union[Path, str, BinaryIO], dpi: int = 110) -> None:
+    """Save a figure; to a path atomically (temp file beside it, fsync, rename), so a run or
+    sweep killed while it draws leaves the old file or none, never a truncated one."""
+    if not isinstance(path, (str, os.PathLike)):
+        fig.savefig(path, format="png", dpi=dpi)  # a file object: the caller owns it
+        return
+    path = Path(path)
+    from matplotlib import rcParams
+
+    fmt = path.suffix.lstrip(".").lower() or rcParams["savefig.format"]  # as savefig infers it from the name
+
+    def write(target: Path) -> None:
+        fig.savefig(target, format=fmt, dpi=dpi)
+
+    write_atomic(path, write)
 
 
 def warm_up() -> None:
@@ -62,7 +81,7 @@ def plot_curves(rows: List[EpochMetrics], title: str, path: Union[Path, BinaryIO
     handles, labels = ax_loss.get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper center", ncol=len(labels), bbox_to_anchor=(0.5, 0.9), frameon=False)
     fig.suptitle(title, fontsize="medium", wrap=True, y=0.99)
-    fig.savefig(path, dpi=110)
+    _save(fig, path)
 
 
 def accuracy_limits(rows: List[EpochMetrics], splits: List[str]) -> Optional[Tuple[float, float]]:
@@ -92,7 +111,7 @@ def plot_confusion(matrix: np.ndarray, classes: List[str], title: str, path: Pat
     ax.set_ylabel("true")
     fig.colorbar(image, ax=ax, label="share of the true class")
     ax.set_title(title, fontsize="medium", wrap=True)
-    fig.savefig(path, dpi=110)
+    _save(fig, path)
 
 
 def plot_misclassified(images: np.ndarray, truth: List[int], predicted: List[int], classes: List[str],
@@ -117,7 +136,7 @@ def plot_misclassified(images: np.ndarray, truth: List[int], predicted: List[int
     if not count:
         ax.text(0.5, 0.5, "no misclassified test image", ha="center", va="center", transform=ax.transAxes)
     fig.suptitle(title, fontsize="medium", wrap=True)
-    fig.savefig(path, dpi=110)
+    _save(fig, path)
 
 
 def run_label(row, keys: List[str]) -> str:
@@ -149,7 +168,7 @@ def plot_comparison(history, table, keys: List[str], path: Path) -> None:
     ax.set_title(f"test accuracy of {len(table)} runs")
     if heatmap:
         _heatmap(axes[0, 1], table, keys, fig)
-    fig.savefig(path, format="png", dpi=110)
+    _save(fig, path)
 
 
 def _heatmap(ax, table, keys: List[str], fig) -> None:
@@ -191,7 +210,7 @@ def plot_ranked(history, table, keys: List[str], path: Path) -> None:
     ax.set_ylabel("test accuracy (mean ± std over seeds)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
-    fig.savefig(path, dpi=110)
+    _save(fig, path)
 
 
 def plot_search(table, params: List[str], path: Path) -> None:
@@ -221,4 +240,4 @@ def plot_search(table, params: List[str], path: Path) -> None:
         ax.set_xlabel(param)
         ax.grid(alpha=0.3)
         ax.set_title(f"objective against {param}")
-    fig.savefig(path, format="png", dpi=110)
+    _save(fig, path)
