@@ -1,5 +1,4 @@
 import gzip
-import threading
 import time
 
 import pytest
@@ -95,15 +94,8 @@ def test_a_mirror_streaming_without_end_is_refused_at_the_size_cap(server, tmp_p
 
 
 def test_backoff_between_attempts_is_capped(server, tmp_path, monkeypatch):
-    pauses, real_sleep, this_thread = [], time.sleep, threading.current_thread()
-
-    def pause(seconds):  # time.sleep is the time module's: other tests' server threads call it too
-        if threading.current_thread() is this_thread:
-            pauses.append(seconds)
-        else:
-            real_sleep(seconds)
-
-    monkeypatch.setattr(download.time, "sleep", pause)
+    pauses = []  # the backoff's own seam: time.sleep is also called by Popen.wait and server threads
+    monkeypatch.setattr(download, "_backoff_sleep", pauses.append)
     server.serve("a/", "f.bin", b"x", behaviour=500)
     with pytest.raises(DataError, match="10 attempts"):
         fetch("f.bin", [server.url + "a/"], tmp_path / "f.bin", accept_body, retries=10)

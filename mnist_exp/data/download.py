@@ -26,6 +26,12 @@ MAX_BACKOFF = 8.0  # seconds between two attempts at the most
 EXIT_TOO_LARGE = 3  # the child's exit code for a payload over MAX_BYTES: that mirror is given up
 
 
+def _backoff_sleep(seconds: float) -> None:
+    """The pause between two attempts: its own name, so tests count these pauses and not the
+    time.sleep calls of subprocess's waits."""
+    time.sleep(seconds)
+
+
 class Failed(Exception):
     """One attempt failed for a reason worth retrying (network, HTTP status, deadline)."""
 
@@ -94,7 +100,7 @@ def fetch(filename: str, mirrors: Sequence[str], target: Path, check: Callable[[
                 if attempt + 1 == retries:
                     tried.append(f"{url}: {e}" + (f" ({retries} attempts)" if retries > 1 else ""))
                 else:
-                    time.sleep(min(backoff * 2 ** attempt, MAX_BACKOFF))
+                    _backoff_sleep(min(backoff * 2 ** attempt, MAX_BACKOFF))
     raise DataError(f"could not download {filename}; tried " + "; ".join(tried))
 
 
