@@ -149,7 +149,7 @@ def test_a_record_asking_for_too_large_a_model_is_refused_before_it_is_built(tmp
     summary = json.loads((run / "summary.json").read_text())
     summary["config"]["hidden_size"] = 50000  # 157 MB a copy of dense1/w: more than 512 MB in all
     (run / "summary.json").write_text(json.dumps(summary))
-    assert refusal(run).startswith("this config needs at least ")
+    assert refusal(run).startswith(f"{run / 'summary.json'}: this config needs at least ")
     with pytest.raises(SystemExit) as e:
         evaluate.main([str(run)])
     err = capsys.readouterr().err

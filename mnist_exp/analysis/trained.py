@@ -102,7 +102,10 @@ def load_model(run_dir: Union[str, Path]) -> TrainedModel:
 
     run_dir = Path(run_dir)
     cfg = load_config(run_dir)
-    memory.check(cfg)  # as a run would: a record asking for a huge model is refused before it is built
+    try:  # as a run would: a record asking for a huge model is refused before it is built
+        memory.check(cfg)
+    except UserError as e:
+        raise UserError(f"{run_dir / 'summary.json'}: {e}") from None
     weights, checkpoint = run_dir / record.WEIGHTS, run_dir / record.CHECKPOINT
     model = build(cfg, np.random.default_rng(0))  # initial values are replaced at once
     if weights.is_file():
