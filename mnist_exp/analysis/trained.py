@@ -16,7 +16,7 @@ from typing import Optional, Union
 
 import numpy as np
 
-from mnist_exp.runner import record
+from mnist_exp.runner import memory, record
 from mnist_exp.config import Config
 from mnist_exp.errors import UserError
 from mnist_exp.runner.summary import load_config
@@ -95,16 +95,25 @@ def _scaled(images: np.ndarray, dtype: np.dtype) -> np.ndarray:
 
 
 def load_model(run_dir: Union[str, Path]) -> TrainedModel:
-    """The model a run kept (its weights.npz, else its last checkpoint's weights)."""
-    from mnist_exp.nn.models import restore
+    """The model a run kept (its weights.npz, else its last checkpoint's weights). The config
+    passes a run's memory check before the model is built, and the file's arrays are checked
+    against the model from their headers before any is loaded."""
+    from mnist_exp.nn.models import build, check_checkpoint, check_state, restore
 
     run_dir = Path(run_dir)
     cfg = load_config(run_dir)
+    try:  # as a run would: a record asking for a huge model is refused before it is built
+        memory.check(cfg)
+    except UserError as e:
+        raise UserError(f"{run_dir / 'summary.json'}: {e}") from None
     weights, checkpoint = run_dir / record.WEIGHTS, run_dir / record.CHECKPOINT
+    model = build(cfg, np.random.default_rng(0))  # initial values are replaced at once
     if weights.is_file():
-        return TrainedModel(cfg, restore(cfg, record.load_weights(weights), weights), weights, None)
+        arrays = record.load_weights(weights, lambda specs, names: check_state(model.arrays(), specs, weights, names))
+        return TrainedModel(cfg, restore(cfg, arrays, weights, model), weights, None)
     if checkpoint.is_file():
-        arrays, _, done = record.load_checkpoint(checkpoint)
+        arrays, _, done = record.load_checkpoint(checkpoint, lambda specs, names: check_checkpoint(
+            model, bool(cfg.early_stopping), specs, checkpoint, names))
         params = {k: v for k, v in arrays.items() if not k.startswith(("opt/", "es/"))}
-        return TrainedModel(cfg, restore(cfg, params, checkpoint), checkpoint, done - 1)
+        return TrainedModel(cfg, restore(cfg, params, checkpoint, model), checkpoint, done - 1)
     raise UserError(f"{run_dir}: no weights.npz and no checkpoint.npz: the run finished no epoch")

@@ -8,7 +8,7 @@ Learning-rate schedules, validation and early stopping work with both (see train
 
 import re
 from contextlib import contextmanager, nullcontext
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -243,32 +243,62 @@ def build(cfg: Config, rng: np.random.Generator):
     return NetworkModel(stack, options(cfg), Optimizer(cfg.optimizer, cfg.momentum, cfg.weight_decay), cfg.batch_size)
 
 
-def restore(cfg: Config, state: Arrays, source="saved arrays"):
-    """The model of `cfg` holding saved arrays (weights.npz or a checkpoint from `source`),
-    each checked against the arrays the model has: a damaged or foreign file is refused."""
-    model = build(cfg, np.random.default_rng(0))  # initial values are replaced at once
+def restore(cfg: Config, state: Arrays, source="saved arrays", model=None):
+    """The model of `cfg` (or `model`, built for it) holding saved arrays (weights.npz or a
+    checkpoint from `source`), each checked against the arrays the model has: a damaged or
+    foreign file is refused."""
+    model = model or build(cfg, np.random.default_rng(0))  # initial values are replaced at once
     check_state(model.arrays(), state, source)
     model.load_state(state)
     return model
 
 
 FOLLOWER = re.compile(r"^(opt/[a-z]+/|es/best/)")
+EARLY_STOPPING = ("es/bad_epochs", "es/best_epoch", "es/best_loss")
 
 
-def check_state(expected: Arrays, state: Arrays, source) -> None:
+def check_state(expected: Arrays, state, source, names: Optional[Dict[str, str]] = None) -> None:
     """Every weight present with its shape and dtype; optimiser and early-stopping arrays
     ("opt/m/dense1/w", "es/best/dense1/w", "opt/t", "es/best_loss") shaped like the weight they
-    follow (record.py's loaders give older files' arrays today's names)."""
+    follow. `state` holds arrays or record.Spec headers under today's names; `names` maps them
+    to the file's, which messages use (record.py's loaders give older files' arrays today's names)."""
+    names = names or {}
     missing = sorted(set(expected) - set(state))
     if missing:
         raise UserError(f"{source}: lacks the arrays {', '.join(missing)} of this run's model")
     for key, array in state.items():
-        name = FOLLOWER.sub("", key)  # opt/m/dense1/w follows dense1/w
+        name, shown = FOLLOWER.sub("", key), names.get(key, key)  # opt/m/dense1/w follows dense1/w
         want = expected.get(name) if key in expected or name != key else None
-        if want is None and key in ("opt/t", "es/best_loss", "es/best_epoch", "es/bad_epochs"):
+        if want is None and key in ("opt/t", *EARLY_STOPPING):
             want = np.zeros(())
         if want is None:
-            raise UserError(f"{source}: holds an array '{key}' this run's model does not have")
-        if array.shape != want.shape or array.dtype.kind not in "fiu" or (key in expected and array.dtype != want.dtype):
-            raise UserError(f"{source}: array '{key}' is {array.dtype}{list(array.shape)}, "
+            raise UserError(f"{source}: holds an array '{shown}' this run's model does not have")
+        if tuple(array.shape) != want.shape or array.dtype.kind not in "fiu" or (
+                key in expected and array.dtype != want.dtype):
+            raise UserError(f"{source}: array '{shown}' is {array.dtype}{list(array.shape)}, "
                             f"this run's model needs {want.dtype}{list(want.shape)}")
+
+
+def optimizer_names(model) -> List[str]:
+    """The arrays an optimiser that has stepped holds, by saved name: none for SGD, "opt/v/..."
+    for momentum, "opt/t" and "opt/m/...", "opt/v/..." for Adam, one per trained array."""
+    if not isinstance(model, NetworkModel) or model.optimizer.kind == "sgd":
+        return []
+    trained = [f"{layer.name}/{name}" for layer in model.stack.layers for name in layer.params]
+    kinds = {"momentum": ("v",), "adam": ("m", "v")}[model.optimizer.kind]
+    return (["opt/t"] if model.optimizer.kind == "adam" else []) + [f"opt/{k}/{t}" for k in kinds for t in trained]
+
+
+def check_checkpoint(model, early_stopping: bool, state, source, names: Optional[Dict[str, str]] = None) -> None:
+    """A checkpoint's arrays complete: without its optimiser's or early stopping's arrays a
+    resume would continue with other numbers, so the file is refused as damaged."""
+    check_state(model.arrays(), state, source, names)
+    lacking = sorted(set(optimizer_names(model)) - set(state))
+    if lacking:
+        raise UserError(f"{source}: lacks the optimiser's arrays {', '.join(lacking)}: the file is damaged")
+    best = {f"es/best/{k}" for k in model.arrays()}
+    held = {k for k in state if k.startswith("es/")}
+    if early_stopping:
+        lacking = sorted(set(EARLY_STOPPING) - held) + (sorted(best - held) if held & best else [])
+        if lacking:
+            raise UserError(f"{source}: lacks early stopping's arrays {', '.join(lacking)}: the file is damaged")

@@ -19,7 +19,7 @@ from mnist_exp.data.datasets import load_dataset, split
 from mnist_exp.errors import UserError, record_error
 from mnist_exp.runner.figure_process import FigureHelper
 from mnist_exp.runner.interrupts import Interrupted, critical, graceful_interrupts
-from mnist_exp.nn.models import build, check_state, restore
+from mnist_exp.nn.models import build, check_checkpoint, restore
 from mnist_exp.nn.optim import lr_at
 from mnist_exp.runner.train import EarlyStopping, EpochMetrics, train
 
@@ -102,10 +102,12 @@ def _run(cfg: Config, run_dir: Path, status: summary.SummaryWriter, resume: bool
     log.info("%s %s: %s", "resume" if resume else "run", run_dir, describe(cfg))
     stopper = EarlyStopping(cfg.early_stopping) if cfg.early_stopping else None
     if resume:  # everything checked before any data is read; nothing written until an epoch ends
-        saved, rng, start = record.load_checkpoint(run_dir / record.CHECKPOINT)
+        path = run_dir / record.CHECKPOINT
+        model = build(cfg, np.random.default_rng(0))  # its arrays are replaced by the checkpoint's
+        saved, rng, start = record.load_checkpoint(path, lambda specs, names: check_checkpoint(
+            model, bool(stopper), specs, path, names))  # every array, optimiser's and early stopping's too
         metrics = record.MetricsWriter(run_dir, bool(cfg.val_samples), resume_rows=start)  # checks the rows
-        model = restore(cfg, {k: v for k, v in saved.items() if not k.startswith("es/")}, run_dir / record.CHECKPOINT)
-        check_state(model.arrays(), saved, run_dir / record.CHECKPOINT)  # early stopping's arrays too
+        model = restore(cfg, {k: v for k, v in saved.items() if not k.startswith("es/")}, path, model)
         if stopper:
             stopper.load_state(saved)
         _check_resumable(run_dir, status.previous_status, start, cfg.epochs, bool(stopper and stopper.stop))

@@ -7,9 +7,10 @@ replaced atomically (temp file + rename), so a reader never sees half a file.
 import csv
 import json
 import os
+import zipfile
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
@@ -169,21 +170,92 @@ def save_checkpoint(path: Path, arrays: Dict[str, np.ndarray], rng: np.random.Ge
     write_atomic(path, write)
 
 
-def load_checkpoint(path: Path) -> Tuple[Dict[str, np.ndarray], np.random.Generator, int]:
-    """A checkpoint's arrays, generator and epoch count, each checked: a damaged or foreign file
-    is refused with one line (its arrays are checked against the model by model.restore)."""
+class Spec(NamedTuple):
+    """An array as its npy header declares it, read without inflating the array."""
+    shape: tuple
+    dtype: np.dtype
+
+
+Check = Callable[[Dict[str, Spec], Dict[str, str]], None]  # (specs by today's name, today's -> file's names)
+MAX_TEXT = 1 << 16  # the generator's state is ~200 characters
+
+
+def read_specs(path: Path, what: str) -> Dict[str, Spec]:
+    """Each member's name, shape and dtype from its npy header alone: a file's arrays are
+    checked before any is inflated (a small zip of zeros can hold gigabytes)."""
+    specs = {}
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                if not info.filename.endswith(".npy"):
+                    raise UserError(f"{path}: holds '{info.filename}', which is not an array: the file is damaged")
+                name = info.filename[:-4]
+                with archive.open(info) as f:
+                    version = np.lib.format.read_magic(f)
+                    read = {(1, 0): np.lib.format.read_array_header_1_0,
+                            (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+                    if read is None:
+                        raise ValueError(f"npy format version {version} of '{name}' is not one this project writes")
+                    shape, _, dtype = read(f)
+                if dtype.hasobject:
+                    raise UserError(f"{path}: array '{name}' holds Python objects (dtype object): refused, "
+                                    "as loading it would run code")
+                specs[name] = Spec(tuple(shape), dtype)
+    except UserError:
+        raise
+    except Exception as e:  # truncated, empty, not a zip, a damaged header...
+        raise UserError(f"{path}: cannot load {what} ({e.__class__.__name__}: {e})") from None
+    return specs
+
+
+def renamed(specs: Dict[str, Spec], path: Path) -> Dict[str, str]:
+    """Today's name -> the file's, refusing a file holding one array under both names."""
+    names: Dict[str, str] = {}
+    for original in specs:
+        current = next(iter(current_names({original: None})))
+        if current in names:
+            first, second = sorted((names[current], original), key=lambda n: n != current)
+            raise UserError(f"{path}: holds both '{first}' and '{second}', two copies of one array: the file is damaged")
+        names[current] = original
+    return names
+
+
+def _load(path: Path, what: str, check: Optional[Check], extra: Tuple[str, ...] = ()) -> Dict[str, np.ndarray]:
+    """The arrays of `path` under today's names (its `extra` ones as they are), after `check`
+    has seen their headers."""
+    specs = read_specs(path, what)
+    names = renamed({k: v for k, v in specs.items() if k not in extra}, path)
+    if check is not None:
+        check({current: specs[original] for current, original in names.items()}, names)
     try:
         with np.load(path, allow_pickle=False) as saved:
-            arrays = {k: saved[k] for k in saved.files}
+            arrays = {current: saved[original] for current, original in names.items()}
+            arrays.update({k: saved[k] for k in extra if k in specs})
+    except Exception as e:
+        raise UserError(f"{path}: cannot load {what} ({e.__class__.__name__}: {e})") from None
+    return arrays
+
+
+def load_checkpoint(path: Path, check: Optional[Check] = None) -> Tuple[Dict[str, np.ndarray], np.random.Generator, int]:
+    """A checkpoint's arrays, generator and epoch count, each checked: a damaged or foreign file
+    is refused with one line (`check` sees the arrays' headers before any is loaded)."""
+    specs = read_specs(path, "the checkpoint")
+    rng_spec, done_spec = specs.get("rng_state"), specs.get("epochs_done")
+    if rng_spec is None or rng_spec.shape != () or rng_spec.dtype.kind != "U" or rng_spec.dtype.itemsize > 4 * MAX_TEXT:
+        raise UserError(f"{path}: cannot load the checkpoint (its 'rng_state' is missing or not a generator state)")
+    if done_spec is None or done_spec.shape != () or done_spec.dtype.kind not in "iu":
+        raise UserError(f"{path}: the checkpoint's epoch count ('epochs_done') is missing or not a number")
+    arrays = _load(path, "the checkpoint", check, ("rng_state", "epochs_done"))
+    try:
         state = json.loads(str(arrays.pop("rng_state")))
         done = arrays.pop("epochs_done")
         rng = np.random.default_rng()
         rng.bit_generator.state = state
-    except Exception as e:  # zip, npy, JSON and generator errors alike: a file we cannot use
+    except Exception as e:  # JSON and generator errors alike: a file we cannot use
         raise UserError(f"{path}: cannot load the checkpoint ({e.__class__.__name__}: {e})") from None
-    if done.shape != () or done.dtype.kind not in "iu" or int(done) < 1:
+    if int(done) < 1:
         raise UserError(f"{path}: the checkpoint's epoch count ({done!r}) is not a number of finished epochs")
-    return current_names(arrays), rng, int(done)
+    return arrays, rng, int(done)
 
 
 def save_weights(path: Path, arrays: Dict[str, np.ndarray]) -> None:
@@ -194,14 +266,10 @@ def save_weights(path: Path, arrays: Dict[str, np.ndarray]) -> None:
     write_atomic(path, write)
 
 
-def load_weights(path: Path) -> Dict[str, np.ndarray]:
+def load_weights(path: Path, check: Optional[Check] = None) -> Dict[str, np.ndarray]:
     """Weights saved by a run, named by layer (older files' "w1"... renamed); plain arrays
-    only, so no pickle is ever loaded."""
-    try:
-        with np.load(path, allow_pickle=False) as saved:
-            return current_names({k: saved[k] for k in saved.files})
-    except Exception as e:  # truncated, empty, not a zip, a pickled array...
-        raise UserError(f"{path}: cannot load weights ({e.__class__.__name__}: {e})") from None
+    only, so no pickle is ever loaded; `check` sees their headers before any is loaded."""
+    return _load(path, "weights", check)
 
 
 def save_json(path: Path, data: Dict[str, Any]) -> None:
