@@ -170,6 +170,8 @@ def discard(directory: Path, keep_if_holding_more_than: Iterable[str]) -> bool:
     release(directory)
     _remove(made)
     return True
+
+
 def _short(path: Path) -> str:
     """A path for a one-line message: a very long one keeps its two ends."""
     text = str(path)
