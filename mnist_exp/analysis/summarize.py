@@ -105,10 +105,10 @@ def write_summary(sweep_dir: Path, figure: bool = True) -> pd.DataFrame:
 
             searched = searched_params(sweep_dir)
             if searched:
-                write_atomic(sweep_dir / COMPARISON_PNG, lambda tmp: plot_search(table, searched, tmp))
+                plot_search(table, searched, sweep_dir / COMPARISON_PNG)  # written atomically
             else:
                 history = results.load_history(sweep_dir)
-                write_atomic(sweep_dir / COMPARISON_PNG, lambda tmp: plot_comparison(history, table, keys, tmp))
+                plot_comparison(history, table, keys, sweep_dir / COMPARISON_PNG)
     return table
 
 
