@@ -5,6 +5,7 @@ on stderr and a non-zero exit code, never a traceback. Set HYDRA_FULL_ERROR=1 to
 """
 
 import gc
+import json
 import logging
 import os
 import sys
@@ -161,8 +162,7 @@ def resumed_config(cfg: Config, overrides: List[str]) -> Tuple[Config, Path]:
     target = Path(cfg.resume).expanduser().resolve()
     for needed in (SUMMARY, CHECKPOINT):
         if not (target / needed).is_file():
-            raise ConfigError(f"resume={cfg.resume}: no {needed} there, so no run to continue (a run stopped "
-                              "before its first epoch ended has nothing to resume: start it again)")
+            raise ConfigError(_nothing_to_resume(cfg.resume, target, needed))
     original = load_config(target)
     typed = {item.split("=", 1)[0].lstrip("+~") for item in overrides}
     experiment_keys = {f.name for f in fields(Config)} - {"resume", "epochs", "data"}
@@ -173,6 +173,20 @@ def resumed_config(cfg: Config, overrides: List[str]) -> Tuple[Config, Path]:
         original.epochs = cfg.epochs
     original.data = resumed_data(cfg.data, original.data, typed, cfg.resume)
     return original, target
+
+
+def _nothing_to_resume(resume: str, target: Path, missing: str) -> str:
+    if missing == CHECKPOINT and _status(target / SUMMARY) == "diverged":  # diverged before any finite epoch
+        return f"resume={resume}: the run diverged; continuing it would repeat that: start a new run (e.g. with a lower lr)"
+    return (f"resume={resume}: no {missing} there, so no run to continue (a run stopped "
+            "before its first epoch ended has nothing to resume: start it again)")
+
+
+def _status(summary_path: Path) -> Optional[str]:
+    try:
+        return json.loads(summary_path.read_text()).get("status")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def resumed_data(now: DataConfig, then: DataConfig, typed: Set[str], resume: str) -> DataConfig:

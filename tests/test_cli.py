@@ -179,3 +179,35 @@ def test_runs_from_any_directory_write_under_it_in_distinct_dirs(mnist_dir, tmp_
     runs = sorted((tmp_path / "outputs").glob("*/*/metrics.csv"))
     assert len(runs) == 2 and runs[0].parent != runs[1].parent
     assert all(len(pd.read_csv(run)) == 1 for run in runs)
+
+
+def test_a_diverged_run_keeps_the_last_finite_weights_and_reports_no_number_from_nan(mnist_dir, tmp_path):
+    """lr=0.07 on 200 images diverges at epoch 2: weights.npz holds epoch 1's finite weights, the
+    summary's final row is epoch 1, and the diverged row carries no accuracy of NaN outputs."""
+    run_dir = tmp_path / "run"
+    result = run_cli(["lr=0.07", "train_samples=200", "test_samples=100", "epochs=20", f"hydra.run.dir={run_dir}"],
+                     cwd=tmp_path)
+    assert result.returncode == 3 and "not finite at epoch 2" in result.stderr, result.stderr
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "diverged" and summary["final"]["epoch"] == 1 and summary["last"]["epoch"] == 2
+    metrics = pd.read_csv(run_dir / "metrics.csv")
+    assert summary["final"]["test_accuracy"] == metrics["test_accuracy"][1] > 0.2
+    assert metrics.loc[2, ["train_accuracy", "test_accuracy"]].isna().all()
+    with np.load(run_dir / "weights.npz") as weights:
+        assert all(np.isfinite(weights[k]).all() for k in weights.files)
+    with np.load(run_dir / "checkpoint.npz") as checkpoint:
+        assert int(checkpoint["epochs_done"]) == 2  # the last finite epoch's, for the record
+    from mnist_exp.analysis.evaluate import evaluate_run
+    assert evaluate_run(run_dir)["test_accuracy"] == pytest.approx(summary["final"]["test_accuracy"])
+    assert "the weights of epoch 1, the last finite one" in (run_dir / "mnist_exp.log").read_text()
+
+
+def test_a_run_diverged_in_its_first_epoch_keeps_no_weights(mnist_dir, tmp_path):
+    run_dir = tmp_path / "run"
+    result = run_cli(["lr=50", "train_samples=100", "test_samples=50", "epochs=3", f"hydra.run.dir={run_dir}"],
+                     cwd=tmp_path)
+    assert result.returncode == 3
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["final"] is None and summary["best"] is None
+    assert not (run_dir / "weights.npz").exists() and not (run_dir / "checkpoint.npz").exists()
+    assert "no finite weights to keep" in (run_dir / "model_card.md").read_text()

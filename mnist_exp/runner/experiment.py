@@ -140,8 +140,9 @@ def _run(cfg: Config, run_dir: Path, status: summary.SummaryWriter, resume: bool
                     for stale in run_dir.glob(".*.part"):
                         stale.unlink(missing_ok=True)
                 metrics.append(m)
-                arrays = {**model.state(), **(stopper.state() if stopper else {})}
-                record.save_checkpoint(run_dir / record.CHECKPOINT, arrays, rng, m.epoch + 1)
+                if m.finite:  # a diverged epoch leaves the last finite checkpoint in place
+                    arrays = {**model.state(), **(stopper.state() if stopper else {})}
+                    record.save_checkpoint(run_dir / record.CHECKPOINT, arrays, rng, m.epoch + 1)
                 status.may_write = True
                 status.save("running")
             log.info(progress_line(m, cfg.epochs))
@@ -150,6 +151,9 @@ def _run(cfg: Config, run_dir: Path, status: summary.SummaryWriter, resume: bool
                 log.error("diverged: %s", reason)
                 break
     kept = metrics.tally.last  # the epoch whose weights the run keeps
+    if state == "diverged" and not (stopper and stopper.best):
+        kept = _last_finite(cfg, run_dir, model, metrics.path)
+        status.weights_kept = kept is not None
     if stopper:
         stopper.restore_best(model)
         kept = record.find_row(metrics.path, stopper.best_epoch) or kept
@@ -161,9 +165,9 @@ def _run(cfg: Config, run_dir: Path, status: summary.SummaryWriter, resume: bool
     status.kept = kept
     with critical():  # the record is complete when this block ends, whatever signal arrives meanwhile
         status.may_write = True  # (a resume killed after its last epoch, before this block, comes here at once)
-        record.save_weights(run_dir / record.WEIGHTS, model.arrays())
         figures = _final_figures(cfg, run_dir, metrics, kept, stopper)
-        if state != "diverged":  # NaN weights have no classes to speak of
+        if status.weights_kept:  # NaN weights are never kept, scored or described
+            record.save_weights(run_dir / record.WEIGHTS, model.arrays())
             figures += _per_class(cfg, run_dir, model, test_set, status)
         figure.draw(figures)
         result = status.build(state, reason)
@@ -172,12 +176,23 @@ def _run(cfg: Config, run_dir: Path, status: summary.SummaryWriter, resume: bool
         status.ended = True
     if result["final"] and result["best"]:
         final, last = result["final"], result["last"]
-        restored = f", restored by early stopping; last epoch {last['epoch']}: {last['test_accuracy']:.3f}" \
-            if final["epoch"] != last["epoch"] else ""
+        restored = "" if final["epoch"] == last["epoch"] else ", the last finite one" if state == "diverged" \
+            else f", restored by early stopping; last epoch {last['epoch']}: {last['test_accuracy']:.3f}"
         log.info("%s: test accuracy %.3f (the weights of epoch %d%s), best %.3f at epoch %d; record in %s", state,
                  final["test_accuracy"], final["epoch"], restored, result["best"]["test_accuracy"],
                  result["best"]["epoch"], run_dir)
     return result
+
+
+def _last_finite(cfg: Config, run_dir: Path, model, metrics_path: Path) -> Optional[EpochMetrics]:
+    """Put the last finite epoch's weights (its checkpoint's) back into `model`; that epoch's
+    row, or None when no epoch ended finite (then the run keeps no weights)."""
+    path = run_dir / record.CHECKPOINT
+    if not path.is_file():
+        return None
+    saved, _, done = record.load_checkpoint(path)
+    restore(cfg, {k: v for k, v in saved.items() if not k.startswith("es/")}, path, model)
+    return record.find_row(metrics_path, done - 1)
 
 
 def title(cfg: Config) -> str:

@@ -30,7 +30,7 @@ about people, and not as a handwriting reader in production.
 | test (epoch {final_epoch}) | {final_test_loss} | {final_test_accuracy} |
 | best test (epoch {best_epoch}) | {best_test_loss} | {best_test_accuracy} |
 
-The weights saved are those of epoch {final_epoch}{kept_note}. Train metrics are measured during
+{kept_note} Train metrics are measured during
 the epoch, with dropout; test metrics after it, without.
 {per_class}
 ## Limitations
@@ -100,6 +100,20 @@ def _per_class(summary: Dict[str, Any]) -> str:
     return f"\nTest accuracy per class (`confusion.csv` has the counts): {cells}\n"
 
 
+def _kept_note(status: str, final: Dict[str, Any], last: Dict[str, Any]) -> str:
+    """Which epoch's weights weights.npz holds, and why that one."""
+    if not final:
+        return ("The run diverged in its first epoch: no finite weights to keep, so no `weights.npz`."
+                if status == "diverged" else "No epoch finished, so no weights were saved.")
+    if last.get("epoch") == final.get("epoch"):
+        return f"The weights saved are those of epoch {final['epoch']}."
+    if status == "diverged":
+        return (f"The weights saved are those of epoch {final['epoch']}, the last finite one "
+                f"(epoch {last.get('epoch')} diverged).")
+    return (f"The weights saved are those of epoch {final['epoch']}, restored by early stopping (the last "
+            f"epoch, {last.get('epoch')}, had test accuracy {_fmt(last.get('test_accuracy'))}).")
+
+
 def render(summary: Dict[str, Any]) -> str:
     cfg, final, best = summary["config"], summary["final"] or {}, summary["best"] or {}
     last = summary.get("last") or final
@@ -114,8 +128,7 @@ def render(summary: Dict[str, Any]) -> str:
         train_samples=cfg["train_samples"], test_samples=cfg["test_samples"], checksums=checksums,
         status=summary["status"], final_epoch=final.get("epoch", "n/a"), best_epoch=best.get("epoch", "n/a"),
         loss_name=LOSS_NAMES.get(cfg.get("loss", "sse"), cfg.get("loss")), per_class=_per_class(summary),
-        kept_note=(f", restored by early stopping (the last epoch, {last.get('epoch')}, had test accuracy "
-                   f"{_fmt(last.get('test_accuracy'))})" if last.get("epoch") != final.get("epoch") else ""),
+        kept_note=_kept_note(summary["status"], final, last),
         **{f"final_{k}": _fmt(final.get(k)) for k in ("train_loss", "train_accuracy", "test_loss", "test_accuracy")},
         best_test_loss=_fmt(best.get("test_loss")), best_test_accuracy=_fmt(best.get("test_accuracy")),
         one_image=1 / cfg["test_samples"], run_dir=summary["run_dir"], wall_seconds=summary["wall_seconds"],

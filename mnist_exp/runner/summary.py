@@ -114,6 +114,7 @@ class SummaryWriter:
         self.started = time.time()
         self.tally = Tally()  # the run's rows so far: count, last, best
         self.kept: Optional[EpochMetrics] = None  # the epoch whose weights the run keeps, once it ends
+        self.weights_kept = True  # False: a run that diverged in its first epoch keeps no weights
         self.may_write = True  # a resume writes nothing until its first epoch ends
         self.ended = False  # how the run ended is recorded: nothing may overwrite it
         self.previous_status: Optional[str] = None  # of a resumed run, before this session
@@ -134,7 +135,8 @@ class SummaryWriter:
         self.extra.setdefault("job", previous.get("job"))  # a resumed sweep job stays that job
 
     def build(self, status: str, reason: Optional[str] = None) -> Dict[str, Any]:
-        result = build(self.cfg, self.run_dir, status, self.tally, self.started, self.data, reason, self.kept)
+        result = build(self.cfg, self.run_dir, status, self.tally, self.started, self.data, reason, self.kept,
+                       self.weights_kept)
         result["wall_seconds"] += self.earlier_seconds
         if self.resumed:
             result.update(started_at=self.first_started_at, resumed=self.resumed)
@@ -148,10 +150,12 @@ class SummaryWriter:
 
 
 def build(cfg: Config, run_dir: Path, status: str, tally: Tally, started: float,
-          data: Dict[str, Any], reason: Optional[str] = None, kept: Optional[EpochMetrics] = None) -> Dict[str, Any]:
+          data: Dict[str, Any], reason: Optional[str] = None, kept: Optional[EpochMetrics] = None,
+          weights_kept: bool = True) -> Dict[str, Any]:
     """The summary. `final` is the epoch whose weights the run keeps (weights.npz): the last,
-    or the one early stopping restored; `last` is always the last epoch."""
-    final = kept or tally.last
+    the one early stopping restored, or a diverged run's last finite one (None if it has none);
+    `last` is always the last epoch."""
+    final = (kept or tally.last) if weights_kept else None
     return {
         "status": status,  # running, completed, diverged, interrupted or failed
         "reason": reason,

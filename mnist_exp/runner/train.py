@@ -7,7 +7,7 @@ early stopping (with the best weights restored) work with every model.
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Dict, Iterator, Optional
 
 import numpy as np
@@ -82,6 +82,9 @@ def train(model, train_set: Split, test_set: Split, lr_of_epoch: Callable[[int],
             test_loss, test_accuracy = model.evaluate(test_set)
         m = EpochMetrics(epoch, train_loss, train_accuracy, test_loss, test_accuracy,
                          time.perf_counter() - begin, val_loss, val_accuracy)
-        if stopper is not None and m.finite:
+        if not m.finite:  # accuracies of NaN outputs (argmax says class 0) are not numbers to report
+            m = replace(m, train_accuracy=math.nan, test_accuracy=math.nan,
+                        val_accuracy=None if val_set is None else math.nan)
+        elif stopper is not None:
             stopper.update(m, model)
         yield m
