@@ -210,3 +210,17 @@ def test_matplotlibs_first_use_says_nothing_between_the_epoch_lines(mnist_dir, t
 def test_what_the_tools_write_into_a_checkout_is_ignored_by_git():
     ignored = (Path(__file__).resolve().parents[1] / ".gitignore").read_text().splitlines()
     assert "*.db" in ignored and "compare_runs.png" in ignored
+
+
+def test_a_model_card_describes_its_own_network_data_and_test_set(mnist_dir, tmp_path):
+    """A CNN's card lists its conv arrays, not an MLP's; a full test set is not 'a small subset'."""
+    run_dir = tmp_path / "cnn"
+    result = run_cli(["arch=cnn", "channels=[4]", "dense_width=8", "epochs=1", "train_samples=64",
+                      "test_samples=10000", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    card = (run_dir / "model_card.md").read_text()
+    with np.load(run_dir / "weights.npz") as saved:
+        for name in saved.files:
+            assert f"`{name}` {'x'.join(map(str, saved[name].shape))}" in card, name
+    assert "batchnorm" not in card and "fully connected" not in card and "convolutional" in card
+    assert "Small subsets" not in card and "All 10,000 test images were used" in card

@@ -171,7 +171,8 @@ def _run(cfg: Config, run_dir: Path, status: summary.SummaryWriter, resume: bool
             figures += _per_class(cfg, run_dir, model, test_set, status)
         figure.draw(figures)
         result = status.build(state, reason)
-        write_atomic(run_dir / record.MODEL_CARD, lambda tmp: tmp.write_text(model_card.render(result)))
+        kept_arrays = {k: v.shape for k, v in model.arrays().items()} if status.weights_kept else None
+        write_atomic(run_dir / record.MODEL_CARD, lambda tmp: tmp.write_text(model_card.render(result, kept_arrays)))
         status.save(state, reason)  # last: summary.json is the record's word on how the run ended
         status.ended = True
     if result["final"] and result["best"]:

@@ -3,19 +3,19 @@
 Written from the run's summary, so what it says is what the run measured.
 """
 
-from typing import Any, Dict
+from typing import Any, Dict, Optional, Tuple
+
+from mnist_exp.runner.memory import TEST_IMAGES
 
 TEMPLATE = """# Model card: {run_name}
 
 ## Model details
 {details}
-- Weights: `weights.npz` (arrays named by layer: `dense1/w`, `dense2/w`, ..., plus `dense1/b`
-  biases or `batchnorm1/gamma`, `beta`, `mean`, `var` where used); evaluate them again with
-  `python -m mnist_exp.evaluate <this directory>`.
+- Weights: {weights}; evaluate them again with `python -m mnist_exp.evaluate <this directory>`.
 
 ## Intended use
 Learning and comparing training settings on a small classic benchmark. Not for any decision
-about people, and not as a handwriting reader in production.
+about people, and not as {not_for} in production.
 
 ## Data
 - Training: the first {train_samples} images of the {dataset} training set (60,000 in all).{validation}
@@ -34,11 +34,8 @@ about people, and not as a handwriting reader in production.
 the epoch, with dropout; test metrics after it, without.
 {per_class}
 ## Limitations
-- Small subsets give noisy estimates: with {test_samples} test images one image is
-  {one_image:.2%} of accuracy. Picking settings by test accuracy biases it upwards; a
-  separate validation split would be needed for unbiased model selection.
-- A fully connected network ignores the 2-D structure of images; accuracy on other
-  handwriting, scans or styles than MNIST's is unknown and likely lower.
+- {noise} Picking settings by test accuracy biases it upwards; {selection}.
+- {structure}accuracy on {other_data} is unknown and likely lower.
 - Results depend on the seed: compare settings over several seeds.
 
 ## Provenance
@@ -60,6 +57,12 @@ REFERENCE_DETAILS = """- A 784-{hidden}-10 multilayer perceptron: ReLU hidden la
 OPTIONS_DETAILS = """- A {architecture}; plain NumPy (mnist_exp {version}).
 - Trained for {epochs_run} of {epochs} epochs, learning rate {lr}, seed {seed}, with these
   settings beyond the walkthrough's: {options}."""
+
+# Per data set: what the model must not be used as, and the data its accuracy says nothing about.
+DATASET_LIMITS = {
+    "mnist": ("a handwriting reader", "other handwriting, scans or styles than MNIST's"),
+    "fashion_mnist": ("a clothing classifier", "photographs or product images other than Fashion-MNIST's"),
+}
 
 DATASET_NOTES = {
     "mnist": "MNIST: 28x28 greyscale digits written by US Census Bureau employees and high-school students",
@@ -114,7 +117,31 @@ def _kept_note(status: str, final: Dict[str, Any], last: Dict[str, Any]) -> str:
             f"epoch, {last.get('epoch')}, had test accuracy {_fmt(last.get('test_accuracy'))}).")
 
 
-def render(summary: Dict[str, Any]) -> str:
+def _weights(arrays: Optional[Dict[str, Tuple[int, ...]]]) -> str:
+    """The arrays weights.npz holds, by name and shape: those of this network, not a template's."""
+    if not arrays:
+        return "none kept (no `weights.npz`)"
+    listed = ", ".join(f"`{name}` {'x'.join(map(str, shape)) or 'scalar'}" for name, shape in arrays.items())
+    return f"`weights.npz`, arrays named by layer: {listed}"
+
+
+def _limits(cfg: Dict[str, Any]) -> Dict[str, str]:
+    """The Limitations lines that depend on the network, the data set and the test set's size."""
+    name, n = cfg["data"]["name"], cfg["test_samples"]
+    not_for, other_data = DATASET_LIMITS.get(name, ("a classifier of other images", "other images"))
+    noise = (f"Small subsets give noisy estimates: with {n} test images one image is {1 / n:.2%} of accuracy."
+             if n < TEST_IMAGES else f"All {n:,} test images were used; one image is {1 / n:.2%} of accuracy.")
+    cnn = cfg.get("arch", "mlp") == "cnn"
+    return dict(
+        not_for=not_for, noise=noise, other_data=other_data,
+        selection=("the validation split is there to choose by instead" if cfg.get("val_samples")
+                   else "a separate validation split would be needed for unbiased model selection"),
+        structure=("A small convolutional network trained without augmentation; " if cnn else
+                   "A fully connected network ignores the 2-D structure of images; "))
+
+
+def render(summary: Dict[str, Any], arrays: Optional[Dict[str, Tuple[int, ...]]] = None) -> str:
+    """The card of a run; `arrays` are the names and shapes of the weights it keeps."""
     cfg, final, best = summary["config"], summary["final"] or {}, summary["best"] or {}
     last = summary.get("last") or final
     name = cfg["data"]["name"]
@@ -131,7 +158,7 @@ def render(summary: Dict[str, Any]) -> str:
         kept_note=_kept_note(summary["status"], final, last),
         **{f"final_{k}": _fmt(final.get(k)) for k in ("train_loss", "train_accuracy", "test_loss", "test_accuracy")},
         best_test_loss=_fmt(best.get("test_loss")), best_test_accuracy=_fmt(best.get("test_accuracy")),
-        one_image=1 / cfg["test_samples"], run_dir=summary["run_dir"], wall_seconds=summary["wall_seconds"],
+        weights=_weights(arrays), **_limits(cfg), run_dir=summary["run_dir"], wall_seconds=summary["wall_seconds"],
         python=summary["versions"]["python"], numpy=summary["versions"]["numpy"],
         git_commit=summary["git_commit"] or "unknown",
     )
