@@ -58,6 +58,20 @@ def test_figure_titles_name_the_data_set_and_the_run():
     assert title(Config(arch="cnn", channels=[16, 32])).startswith("MNIST CNN 5x5x16-pool2-5x5x32-pool2-128-10, ")
 
 
+def test_titles_spell_values_as_the_configs_do():
+    assert "biases=true" in title(Config(biases=True)) and "True" not in title(Config(biases=True))
+
+
+def test_the_console_shows_one_images_worth_of_accuracy(mnist_dir, tmp_path):
+    """On 10,000 test images 0.9859 is not 0.986: four decimals; three on 1,000."""
+    run_dir = tmp_path / "run"
+    result = run_cli(["epochs=1", "train_samples=100", "test_samples=10000", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    accuracy = json.loads((run_dir / "summary.json").read_text())["final"]["test_accuracy"]
+    assert f"test accuracy {accuracy:.4f} (the weights of epoch 0)" in result.stdout
+    assert re.search(r"train loss \S+ acc \d\.\d{3}  test loss \S+ acc \d\.\d{4} ", result.stdout), result.stdout
+
+
 def test_the_accuracy_axis_is_zoomed_to_the_data():
     rows = [EpochMetrics(e, 0.1, 0.966 + e / 1000, 0.1, 0.97 + e / 1000, 0.1) for e in range(20)]
     low, high = accuracy_limits(rows, ["train", "test"])

@@ -34,16 +34,30 @@ def describe(cfg: Config) -> str:
     text = (f"lr={cfg.lr:g} {network} epochs={cfg.epochs} "
             f"train_samples={cfg.train_samples} test_samples={cfg.test_samples} seed={cfg.seed}")
     defaults, shown = Config(), ("arch", "channels", "kernel_size", "pool", "dense_width")
-    changed = [f"{k}={getattr(cfg, k)}" for k in OPTION_KEYS
+    changed = [f"{k}={as_typed(getattr(cfg, k))}" for k in OPTION_KEYS
                if getattr(cfg, k) != getattr(defaults, k) and k not in shown]
     return " ".join([text, *changed])
 
 
-def progress_line(m: EpochMetrics, epochs: int) -> str:
+def as_typed(value: Any) -> str:
+    """A value as the command line and the YAML configs spell it: true/false/null, not True/None."""
+    if isinstance(value, bool) or value is None:
+        return {True: "true", False: "false", None: "null"}[value]
+    return str(value)
+
+
+def digits(images: int) -> int:
+    """Decimals that show one image's worth of accuracy: 3 up to 1,000 images, 4 on 10,000."""
+    return max(3, len(str(max(images, 1) - 1)))
+
+
+def progress_line(m: EpochMetrics, epochs: int, cfg: Optional[Config] = None) -> str:
     width = len(str(epochs - 1))
-    val = f"  val loss {m.val_loss:.4f} acc {m.val_accuracy:.3f}" if m.val_loss is not None else ""
-    return (f"epoch {m.epoch:>{width}}/{epochs - 1}  train loss {m.train_loss:.4f} acc {m.train_accuracy:.3f}{val}"
-            f"  test loss {m.test_loss:.4f} acc {m.test_accuracy:.3f}  {m.seconds:.2f}s")
+    d_train, d_val, d_test = (digits(n) for n in (cfg.train_samples, cfg.val_samples, cfg.test_samples)) \
+        if cfg else (3, 3, 3)
+    val = f"  val loss {m.val_loss:.4f} acc {m.val_accuracy:.{d_val}f}" if m.val_loss is not None else ""
+    return (f"epoch {m.epoch:>{width}}/{epochs - 1}  train loss {m.train_loss:.4f} acc {m.train_accuracy:.{d_train}f}"
+            f"{val}  test loss {m.test_loss:.4f} acc {m.test_accuracy:.{d_test}f}  {m.seconds:.2f}s")
 
 
 def run_experiment(cfg: Config, run_dir: Path, extra: Optional[Dict[str, Any]] = None,
@@ -145,7 +159,7 @@ def _run(cfg: Config, run_dir: Path, status: summary.SummaryWriter, resume: bool
                     record.save_checkpoint(run_dir / record.CHECKPOINT, arrays, rng, m.epoch + 1)
                 status.may_write = True
                 status.save("running")
-            log.info(progress_line(m, cfg.epochs))
+            log.info(progress_line(m, cfg.epochs, cfg))
             if not m.finite:
                 state, reason = "diverged", f"loss is not finite at epoch {m.epoch} (lr={cfg.lr:g} too high?)"
                 log.error("diverged: %s", reason)
@@ -177,10 +191,11 @@ def _run(cfg: Config, run_dir: Path, status: summary.SummaryWriter, resume: bool
         status.ended = True
     if result["final"] and result["best"]:
         final, last = result["final"], result["last"]
+        d = digits(cfg.test_samples)
         restored = "" if final["epoch"] == last["epoch"] else ", the last finite one" if state == "diverged" \
-            else f", restored by early stopping; last epoch {last['epoch']}: {last['test_accuracy']:.3f}"
-        log.info("%s: test accuracy %.3f (the weights of epoch %d%s), best %.3f at epoch %d; record in %s", state,
-                 final["test_accuracy"], final["epoch"], restored, result["best"]["test_accuracy"],
+            else f", restored by early stopping; last epoch {last['epoch']}: {last['test_accuracy']:.{d}f}"
+        log.info("%s: test accuracy %.*f (the weights of epoch %d%s), best %.*f at epoch %d; record in %s", state,
+                 d, final["test_accuracy"], final["epoch"], restored, d, result["best"]["test_accuracy"],
                  result["best"]["epoch"], run_dir)
     return result
 
