@@ -146,14 +146,68 @@ def validate(cfg: Config) -> Config:
     if cfg.arch == "cnn":
         _validate_cnn(cfg)
     _validate_data(cfg.data)
-    if cfg.name is not None and not PLAIN_NAME.fullmatch(cfg.name):
-        raise ConfigError(f"name={cfg.name[:60]!r} is not a plain name: it ends the run directory's name, so it "
+    check_names(cfg.name, cfg.tags)
+    return cfg
+
+
+def check_names(name: Optional[str], tags: List[str]) -> None:
+    """A name ends the run directory's name and tags label it: plain names, never paths."""
+    if name is not None and not PLAIN_NAME.fullmatch(str(name)):
+        raise ConfigError(f"name={str(name)[:60]!r} is not a plain name: it ends the run directory's name, so it "
                           "must be 1-100 letters, digits, '.', '_', '+' or '-', starting with a letter or digit")
-    for tag in cfg.tags:
+    for tag in tags:
         if not PLAIN_NAME.fullmatch(str(tag)):
             raise ConfigError(f"tags: {str(tag)[:60]!r} is not a plain name (1-100 letters, digits, '.', '_', '+' "
-                              "or '-')")
-    return cfg
+                              "or '-', starting with a letter or digit)")
+
+
+TEXT_KEYS = ("name", "tags")  # text, whatever Hydra's grammar reads in it
+
+
+def check_typed_names(overrides: List[str]) -> None:
+    """`name` and `tags` as typed: each value (of a sweep too) must be text, and a plain name.
+
+    Hydra reads name=true as a boolean and name=1e5 as 100000.0, which the schema would turn
+    into "True" and "100000.0": refused, with the quoting that keeps the text as typed. An
+    interpolation (${...}) is checked once resolved, by validate.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    for override in OverridesParser.create().parse_overrides([o for o in overrides
+                                                               if o.lstrip("+~").startswith(TEXT_KEYS)]):
+        key = override.key_or_group
+        if key not in TEXT_KEYS or override.is_delete():
+            continue
+        values = list(override.sweep_iterator()) if override.is_discrete_sweep() else [override.value()]
+        for value in values:
+            for item in value if key == "tags" and isinstance(value, list) else [value]:
+                if isinstance(item, str):
+                    if "${" not in item:
+                        check_names(item, []) if key == "name" else check_names(None, [item])
+                elif item is not None or key == "tags":
+                    text = _typed(override, item)
+                    example = f"name=\"'{text}'\"" if key == "name" else f"tags=\"['{text}']\""
+                    raise ConfigError(f"{key}: {text} is read as a {_kind(item)}, not text: quote it to keep it as "
+                                      f"typed, e.g. {example}")
+
+
+def _kind(value: Any) -> str:
+    return "boolean" if isinstance(value, bool) else "null" if value is None else "number"
+
+
+def _typed(override: Any, value: Any) -> str:
+    """The text the user typed for `value` in `override` (1e5, not 100000.0; True as typed)."""
+    for word in re.split(r"[\[\],=\s]+", override.input_line or ""):
+        if isinstance(value, bool) or value is None:
+            if word.lower() == str(value).lower() or value is None and word.lower() == "null":
+                return word
+            continue
+        try:
+            if word and float(word) == value:
+                return word
+        except (TypeError, ValueError):
+            continue
+    return str(value)
 
 
 def _validate_cnn(cfg: Config) -> None:

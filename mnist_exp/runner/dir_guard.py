@@ -15,8 +15,9 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from mnist_exp.config import check_names, check_typed_names
 from mnist_exp.files import ownership
-from mnist_exp.errors import UserError
+from mnist_exp.errors import ConfigError, UserError
 
 JOB_KEYS = ("hydra.job.num", "hydra.job.id")  # a sweep subdir must tell its jobs apart
 CLAIMED = []  # the run's or sweep's directory, once claimed: the CLI removes it if nothing ever ran
@@ -34,6 +35,7 @@ class Refused(BaseException):
 
 class ClaimDirectories(Callback):
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _check_names(config, single_run=True)
         CLAIMED.append(_claim(config, "hydra.run.dir", "run"))
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
@@ -41,6 +43,7 @@ class ClaimDirectories(Callback):
         if not any(key in str(subdir) for key in JOB_KEYS):
             raise Refused(f"hydra.sweep.subdir={subdir} would put several jobs in one directory: "
                           "it must contain ${hydra.job.num} (the default) or ${hydra.job.id}")
+        _check_names(config, single_run=False)
         CLAIMED.append(_claim(config, "hydra.sweep.dir", "sweep"))
 
 
@@ -49,6 +52,20 @@ def discard_unused() -> None:
     launch failed before any job: they hold only what Hydra wrote first."""
     for directory in CLAIMED:
         ownership.discard(directory, UNUSED)
+
+
+def _check_names(config: DictConfig, single_run: bool) -> None:
+    """`name` ends the run directory's name (conf/config.yaml) and tags label the run: both are
+    checked before the directory is worked out, so a path in them reaches nothing. A sweep's
+    jobs resolve their own values; each job checks them again."""
+    try:
+        check_typed_names(list(config.hydra.overrides.task))
+        if single_run:
+            check_names(config.name, list(config.tags))
+    except OmegaConfBaseException as e:
+        raise Refused(f"{e.full_key or 'name'}: {str(e).splitlines()[0]}") from None
+    except ConfigError as e:
+        raise Refused(str(e)) from None
 
 
 def _claim(config: DictConfig, key: str, what: str) -> Path:
