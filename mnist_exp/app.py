@@ -17,14 +17,15 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException, OverrideParseException
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from mnist_exp.files import ownership
 from mnist_exp.runner import sweep
 from mnist_exp.runner import dir_guard
 from mnist_exp.runner.dir_guard import Refused
-from mnist_exp.config import DATA_LOCATION, Config, DataConfig, get_key, register, register_launchers
+from mnist_exp.config import (DATA_LOCATION, Config, DataConfig, check_typed_names, get_key, register,
+                              register_launchers, validate)
 from mnist_exp.errors import ConfigError, UserError, record_error
 from mnist_exp.runner.interrupts import Interrupted, ignore_further
 from mnist_exp.runner.record import CHECKPOINT, SUMMARY, save_json
@@ -268,6 +269,7 @@ def _main() -> None:
         return
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach us instead of Hydra's printer
     try:
+        check_command_line(sys.argv[1:])
         hydra_main()
         if sweep.LAUNCHED is not None:
             sys.exit(report_sweep(sweep.LAUNCHED))
@@ -305,6 +307,60 @@ def _main() -> None:
         sys.exit(_fail(f"interrupted{how}{advice}", getattr(e, "exit_code", EXIT_INTERRUPTED)))
     finally:
         os.environ.pop("HYDRA_FULL_ERROR", None)
+
+
+OTHER_CONFIG = {"config_path": "--config-path", "config_name": "--config-name",
+                "experimental_rerun": "--experimental-rerun"}  # Hydra's flags to run another config
+
+
+def check_command_line(argv: List[str]) -> None:
+    """Refuse, before Hydra does anything, what would fail or mislead later: Hydra's flags that
+    swap mnist_exp's config for another (a run's .hydra/config.yaml lacks the schema and the
+    callbacks: a traceback and a stray folder), and a --cfg of a config a run would refuse."""
+    from hydra._internal.utils import get_args_parser
+
+    parser = get_args_parser()  # Hydra's own: every spelling it accepts (-cp, --config-path=X, --config-p)
+
+    def leave_it_to_hydra(message: str):
+        raise _HydraUsage(message)
+
+    parser.error = leave_it_to_hydra
+    try:
+        args = parser.parse_args(argv)
+    except _HydraUsage:
+        return  # Hydra prints its usage line
+    typed = [flag for attr, flag in OTHER_CONFIG.items() if getattr(args, attr) is not None]
+    if typed:
+        raise ConfigError(f"{typed[0]} is not taken: mnist_exp runs its own config; continue a run with "
+                          "resume=RUN_DIR, or repeat one by typing again the overrides in RUN_DIR/.hydra/overrides.yaml "
+                          "(the same seed gives the same numbers)")
+    modes = [flag for flag, on in (("--run", args.run), ("--multirun", args.multirun), ("--cfg", args.cfg),
+                                   ("--info", args.info), ("--shell-completion", args.shell_completion)) if on]
+    if len(modes) > 1:  # Hydra's own refusal is a ValueError traceback
+        raise ConfigError(f"{' and '.join(modes)} cannot be given together: choose one")
+    if args.cfg and not (args.help or args.hydra_help):
+        check_printed_config(args.overrides)
+
+
+class _HydraUsage(Exception):
+    """The command line does not parse: Hydra says so, as usual."""
+
+
+def check_printed_config(overrides: List[str]) -> None:
+    """--cfg prints the config a run would use: one a run would refuse is refused the same way."""
+    from hydra import compose, initialize_config_dir
+
+    from mnist_exp.runner import memory
+
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        dcfg = compose("config", overrides=overrides, return_hydra_config=True)
+    check_typed_names(list(dcfg.hydra.overrides.task))
+    with open_dict(dcfg):
+        del dcfg["hydra"]
+    refuse_unknown_keys(dcfg, Config)
+    cfg = validate(OmegaConf.to_object(dcfg))
+    if not cfg.resume:  # a resumed run keeps its own settings, checked when it runs
+        memory.check(cfg)
 
 
 def report_sweep(sweep_dir: Path, stopped: bool = False) -> int:

@@ -59,3 +59,42 @@ def test_a_quoted_name_is_taken_as_typed(mnist_dir, tmp_path):
     (run_dir,) = (tmp_path / "outputs").glob("*/*_1e5")
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["name"] == "1e5" and summary["tags"] == ["2024", "x"]
+
+
+@pytest.mark.parametrize("flags", [["--config-path", "{run}/.hydra", "--config-name", "config"],
+                                   ["--config-path={run}/.hydra", "--config-name=config"], ["-cp", "{run}/.hydra"],
+                                   ["-cn", "config"], ["--config-name", "other"], ["--config-p", "{run}"],
+                                   ["-cp={run}/.hydra", "-cn=config"]])
+def test_hydras_flags_for_another_config_are_refused_in_one_line_with_nothing_written(flags, tmp_path):
+    run = tmp_path / "run"
+    (run / ".hydra").mkdir(parents=True)
+    (run / ".hydra" / "config.yaml").write_text("lr: 0.1\n")
+    before = everything(tmp_path)
+    error = one_line_error(run_cli([f.format(run=run) for f in flags], cwd=tmp_path))
+    assert "resume=" in error and "overrides.yaml" in error
+    assert everything(tmp_path) == before
+
+
+@pytest.mark.parametrize("flags", [["--cfg", "job"], ["--cfg=job"], ["-c", "job"], ["--cfg", "all"],
+                                   ["--cfg", "hydra"], ["--cfg", "job", "--resolve"]])
+@pytest.mark.parametrize("override, message", [("lr=-1", "lr=-1.0 is out of range"),
+                                               ("hidden_size=1000000", "needs at least 61.1 GiB of memory"),
+                                               ("+lerning_rate=1", "unknown config key 'lerning_rate'"),
+                                               ("name=a/b", "is not a plain name"),
+                                               ("name=1e5", "is read as a number")])
+def test_cfg_refuses_what_a_run_refuses(flags, override, message, tmp_path):
+    error = one_line_error(run_cli([*flags, override], cwd=tmp_path))
+    assert message in error
+    assert everything(tmp_path) == []
+
+
+def test_cfg_of_a_valid_config_still_prints_it(tmp_path):
+    result = run_cli(["--cfg", "job", "lr=0.01", "name=x", "experiment=best_cnn"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    printed = yaml.safe_load(result.stdout)
+    assert printed["lr"] == 0.01 and printed["name"] == "x" and printed["arch"] == "cnn"
+
+
+def test_cfg_with_multirun_is_one_line(tmp_path):
+    assert "--multirun and --cfg cannot be given together" in one_line_error(
+        run_cli(["-m", "--cfg", "job", "lr=0.1,0.2"], cwd=tmp_path))
