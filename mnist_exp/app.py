@@ -11,7 +11,7 @@ import sys
 from dataclasses import fields, is_dataclass
 from importlib.resources import files
 from pathlib import Path
-from typing import List, Optional, Set, Tuple, Union
+from typing import Any, Dict, List, Optional, Set, Tuple, Union
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -24,8 +24,8 @@ from mnist_exp.files import ownership
 from mnist_exp.runner import sweep
 from mnist_exp.runner import dir_guard
 from mnist_exp.runner.dir_guard import Refused
-from mnist_exp.config import (DATA_LOCATION, Config, DataConfig, check_typed_names, get_key, register,
-                              register_launchers, validate)
+from mnist_exp.config import (DATA_LOCATION, Config, DataConfig, check_preset_arch, get_key, register,
+                              register_launchers, typed_keys, unused_by, validate)
 from mnist_exp.errors import ConfigError, UserError, record_error
 from mnist_exp.runner.interrupts import Interrupted, ignore_further
 from mnist_exp.runner.record import CHECKPOINT, SUMMARY, save_json
@@ -71,6 +71,8 @@ def hydra_main(dcfg: DictConfig) -> Union[float, "NoValue"]:
         cfg: Config = OmegaConf.to_object(dcfg)
         limit_blas_to_the_job()
         resuming = bool(cfg.resume) or requeued
+        if sweeping and not resuming:  # a single run's typed keys were checked before its directory (dir_guard)
+            cfg = network_of_the_job(cfg, list(hydra_cfg.overrides.task), hydra_cfg.runtime.choices)
         if resuming and not requeued:  # the run goes on in its own directory; this invocation's holds .hydra/, log
             cfg, target = resumed_config(cfg, list(hydra_cfg.overrides.task))
             claimed.append(ownership.claim(target, fresh=False))
@@ -95,6 +97,22 @@ def hydra_main(dcfg: DictConfig) -> Union[float, "NoValue"]:
     if result["status"] == "diverged":
         return _failed(run_dir, job, EXIT_DIVERGED, f"run diverged: {result['reason']}; metrics up to then in {run_dir}")
     return result["final"]["test_accuracy"]  # of the weights the run keeps (early stopping may restore some)
+
+
+def network_of_the_job(cfg: Config, overrides: List[str], choices: Dict[str, Any]) -> Config:
+    """A sweep job's network, as in a sweep over arch or presets: a preset that would overrule the
+    job's typed arch refuses the job, and the keys its network does not use go back to their
+    defaults (a line in its log says so), so its record and the sweep's comparison show only
+    what shaped it."""
+    typed = typed_keys(overrides)
+    check_preset_arch(cfg.arch, choices, typed)
+    defaults = Config()
+    for key in unused_by(cfg.arch):
+        if key in typed:
+            log.warning("%s=%s is not used by arch=%s: the run records its default, %s", key, getattr(cfg, key),
+                        cfg.arch, getattr(defaults, key))
+        setattr(cfg, key, getattr(defaults, key))
+    return cfg
 
 
 def requeued_job(job_dir: Path) -> bool:
@@ -165,7 +183,7 @@ def resumed_config(cfg: Config, overrides: List[str]) -> Tuple[Config, Path]:
             raise ConfigError(f"resume={cfg.resume}: no {needed} there, so no run to continue (a run stopped "
                               "before its first epoch ended has nothing to resume: start it again)")
     original = load_config(target)
-    typed = {item.split("=", 1)[0].lstrip("+~") for item in overrides}
+    typed = typed_keys(overrides)
     experiment_keys = {f.name for f in fields(Config)} - {"resume", "epochs", "data"}
     changed = sorted(k for k in typed & experiment_keys if get_key(cfg, k) != get_key(original, k))
     if changed:
@@ -354,7 +372,7 @@ def check_printed_config(overrides: List[str]) -> None:
 
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         dcfg = compose("config", overrides=overrides, return_hydra_config=True)
-    check_typed_names(list(dcfg.hydra.overrides.task))
+    dir_guard.check_typed(dcfg, single_run=True)
     with open_dict(dcfg):
         del dcfg["hydra"]
     refuse_unknown_keys(dcfg, Config)

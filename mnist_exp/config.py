@@ -7,7 +7,7 @@ by `validate`, before any data is read or any training starts.
 import math
 import re
 from dataclasses import dataclass, field, fields, is_dataclass
-from typing import Any, List, Optional
+from typing import Any, List, Mapping, Optional, Set, Tuple
 from urllib.parse import urlsplit
 
 from hydra.core.config_store import ConfigStore
@@ -80,6 +80,10 @@ REFERENCE_KEYS = ("lr", "hidden_size", "epochs", "train_samples", "test_samples"
 RUN_KEYS = ("resume", "name", "tags")
 DATA_LOCATION = ("dir", "fallback_dirs", "mirrors", "timeout", "deadline", "retries")  # data.*: where, not what
 OPTION_KEYS = tuple(f.name for f in fields(Config) if f.name not in REFERENCE_KEYS + RUN_KEYS + ("data",))
+
+
+NETWORK_KEYS = {"mlp": ("hidden_size", "hidden_layers"),  # the keys that shape one network and not the other
+                "cnn": ("channels", "kernel_size", "pool", "dense_width")}
 
 
 # key -> (check, allowed range as said to the user)
@@ -191,6 +195,13 @@ def check_typed_names(overrides: List[str]) -> None:
                                       f"typed, e.g. {example}")
 
 
+def swept_keys(overrides: List[str]) -> Set[str]:
+    """The keys (and groups) an override list sweeps over: lr=0.1,0.2, arch=mlp,cnn, range(...)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    return {o.key_or_group for o in OverridesParser.create().parse_overrides(overrides) if o.is_sweep_override()}
+
+
 def _kind(value: Any) -> str:
     return "boolean" if isinstance(value, bool) else "null" if value is None else "number"
 
@@ -208,6 +219,35 @@ def _typed(override: Any, value: Any) -> str:
         except (TypeError, ValueError):
             continue
     return str(value)
+
+
+def typed_keys(overrides: List[str]) -> Set[str]:
+    """The keys (and config groups) an override list sets: `+key=`, `++key=` and `~key` too."""
+    return {item.split("=", 1)[0].lstrip("+~") for item in overrides}
+
+
+def unused_by(arch: str) -> Tuple[str, ...]:
+    """The keys that shape the other networks, which `arch` does not read."""
+    return tuple(k for network, keys in NETWORK_KEYS.items() if network != arch for k in keys)
+
+
+def check_network_keys(arch: str, typed: Set[str]) -> None:
+    """A key typed for another network than the chosen one would be shown in the run's settings
+    and its record, and change nothing: refused."""
+    for key in unused_by(arch):
+        if key in typed:
+            network = next(n for n, keys in NETWORK_KEYS.items() if key in keys)
+            raise ConfigError(f"{key} is for arch={network}; arch={arch} does not use it: drop {key}, "
+                              f"or add arch={network}")
+
+
+def check_preset_arch(arch: str, choices: Mapping[str, Any], typed: Set[str]) -> None:
+    """A preset sets its network (conf/experiment/*.yaml say arch:), and a preset's values come
+    after the arch group's: arch= typed with a preset for the other network would be overruled."""
+    preset, chosen = choices.get("experiment"), choices.get("arch")
+    if "arch" in typed and preset and chosen != arch:
+        raise ConfigError(f"experiment={preset} is a preset for arch={arch}, so it cannot run with arch={chosen}: "
+                          "drop one of them")
 
 
 def _validate_cnn(cfg: Config) -> None:

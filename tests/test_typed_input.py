@@ -98,3 +98,84 @@ def test_cfg_of_a_valid_config_still_prints_it(tmp_path):
 def test_cfg_with_multirun_is_one_line(tmp_path):
     assert "--multirun and --cfg cannot be given together" in one_line_error(
         run_cli(["-m", "--cfg", "job", "lr=0.1,0.2"], cwd=tmp_path))
+
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+PRESETS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+@pytest.mark.parametrize("arch", ["mlp", "cnn"])
+@pytest.mark.parametrize("preset_first", [True, False])
+@pytest.mark.parametrize("flags", [["--cfg", "job"], TINY])
+def test_a_preset_for_another_network_than_the_typed_arch_is_refused(preset, arch, preset_first, flags, tmp_path):
+    preset_arch = yaml.safe_load((CONF / "experiment" / f"{preset}.yaml").read_text()).get("arch")
+    assert preset_arch in ("mlp", "cnn"), f"{preset}.yaml must say which network it is for"
+    if preset_arch == arch or flags == TINY and preset_first:  # the same case as the run below, once is enough
+        return
+    pair = [f"experiment={preset}", f"arch={arch}"]
+    error = one_line_error(run_cli([*(pair if preset_first else pair[::-1]), *flags], cwd=tmp_path))
+    assert f"experiment={preset}" in error and f"arch={arch}" in error and f"arch={preset_arch}" in error
+    assert everything(tmp_path) == []
+
+
+def other_value(key, value):
+    from mnist_exp.config import CHOICES
+
+    if key in CHOICES:
+        return next(v for v in CHOICES[key] if v != value)
+    if isinstance(value, bool):
+        return str(not value).lower()
+    if isinstance(value, list):
+        return "[8]"
+    return str(value + 1) if isinstance(value, int) else str(value / 2)
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_every_key_a_preset_sets_is_overridden_by_the_typed_value_in_either_order(preset):
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from mnist_exp.app import CONF_DIR
+
+    values = yaml.safe_load((CONF / "experiment" / f"{preset}.yaml").read_text())
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        for key, value in values.items():
+            if key == "arch":  # a config group: see the test above
+                continue
+            typed = f"{key}={other_value(key, value)}"
+            for overrides in ([f"experiment={preset}", typed], [typed, f"experiment={preset}"]):
+                cfg = OmegaConf.to_container(compose("config", overrides=overrides))
+                assert str(cfg[key]).replace(" ", "").lower() == typed.split("=")[1].lower(), (overrides, cfg[key])
+
+
+@pytest.mark.parametrize("args, key, network", [
+    (["arch=cnn", "hidden_size=50"], "hidden_size", "mlp"), (["arch=cnn", "hidden_layers=2"], "hidden_layers", "mlp"),
+    (["experiment=best_cnn", "hidden_size=100"], "hidden_size", "mlp"), (["channels=[8]"], "channels", "cnn"),
+    (["arch=mlp", "kernel_size=3"], "kernel_size", "cnn"), (["pool=1"], "pool", "cnn"),
+    (["dense_width=64"], "dense_width", "cnn"), (["experiment=best_mlp", "++channels=[4,4]"], "channels", "cnn"),
+])
+@pytest.mark.parametrize("flags", [[], ["--cfg", "job"]])
+def test_a_typed_key_the_chosen_network_does_not_use_is_refused(args, key, network, flags, tmp_path):
+    error = one_line_error(run_cli([*args, *TINY, *flags], cwd=tmp_path))
+    assert f"{key} is for arch={network}" in error, error
+    assert everything(tmp_path) == []
+
+
+def test_a_sweep_not_over_arch_refuses_an_unused_key_before_it_starts(tmp_path):
+    error = one_line_error(run_cli(["-m", "arch=cnn", "lr=0.1,0.2", "hidden_size=50", *TINY,
+                                    f"hydra.sweep.dir={tmp_path / 's'}"], cwd=tmp_path))
+    assert "hidden_size is for arch=mlp" in error and not (tmp_path / "s").exists()
+
+
+@pytest.mark.slow
+def test_a_sweep_over_arch_keeps_each_networks_unused_keys_out_of_its_record(mnist_dir, tmp_path):
+    sweep = tmp_path / "s"
+    result = run_cli(["-m", "arch=mlp,cnn", "hidden_size=30", "channels=[4]", "train_samples=64", "test_samples=20",
+                      "epochs=1", f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    mlp, cnn = (json.loads((sweep / n / "summary.json").read_text())["config"] for n in "01")
+    assert (mlp["arch"], mlp["hidden_size"], mlp["channels"]) == ("mlp", 30, [16, 32])
+    assert (cnn["arch"], cnn["hidden_size"], cnn["channels"]) == ("cnn", 100, [4])
+    log = (sweep / "1" / "mnist_exp.log").read_text()
+    assert "hidden_size=30 is not used by arch=cnn" in log and "hidden_size=30" not in log.split("run ")[1].split("\n")[0]
