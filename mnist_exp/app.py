@@ -184,6 +184,11 @@ def resumed_config(cfg: Config, overrides: List[str]) -> Tuple[Config, Path]:
                               "before its first epoch ended has nothing to resume: start it again)")
     original = load_config(target)
     typed = typed_keys(overrides)
+    presets = sorted(k for k in typed - {f.name for f in fields(Config)} if not k.startswith(("data.", "hydra.")))
+    if presets:  # a preset's values would be replaced by the run's own, unsaid
+        given = next(o.lstrip("+~") for o in overrides if typed_keys([o]) == {presets[0]})
+        raise ConfigError(f"{given} cannot be given with resume=: a resumed run keeps its own settings "
+                          f"(only epochs and where the data is read from may be given)")
     experiment_keys = {f.name for f in fields(Config)} - {"resume", "epochs", "data"}
     changed = sorted(k for k in typed & experiment_keys if get_key(cfg, k) != get_key(original, k))
     if changed:

@@ -151,7 +151,15 @@ def validate(cfg: Config) -> Config:
         _validate_cnn(cfg)
     _validate_data(cfg.data)
     check_names(cfg.name, cfg.tags)
+    check_resume(cfg.resume)
     return cfg
+
+
+def check_resume(resume: Optional[str]) -> None:
+    """resume=$DIR with DIR unset reads as resume=, which would start a fresh run unasked."""
+    if resume is not None and not str(resume).strip():
+        raise ConfigError("resume is empty (an unset variable?): give the run directory to continue, "
+                          "or leave resume out to start a new run")
 
 
 def check_names(name: Optional[str], tags: List[str]) -> None:

@@ -179,3 +179,32 @@ def test_a_sweep_over_arch_keeps_each_networks_unused_keys_out_of_its_record(mni
     assert (cnn["arch"], cnn["hidden_size"], cnn["channels"]) == ("cnn", 100, [4])
     log = (sweep / "1" / "mnist_exp.log").read_text()
     assert "hidden_size=30 is not used by arch=cnn" in log and "hidden_size=30" not in log.split("run ")[1].split("\n")[0]
+
+
+@pytest.mark.parametrize("override", ["resume=", "resume=''", "resume=' '", "resume=${oc.env:UNSET_RUN_DIR,''}"])
+def test_an_empty_resume_is_refused_rather_than_starting_a_fresh_run(override, tmp_path):
+    error = one_line_error(run_cli([override, *TINY], cwd=tmp_path))
+    assert "resume is empty" in error
+    assert everything(tmp_path) == []
+
+
+@pytest.fixture(scope="module")
+def stopped_run(mnist_dir, tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("stopped") / "run"
+    result = run_cli([*TINY, f"hydra.run.dir={run_dir}"], cwd=run_dir.parent)
+    assert result.returncode == 0, result.stderr
+    return run_dir
+
+
+@pytest.mark.parametrize("preset", ["experiment=best_mlp", "experiment=tutorial", "+search=optuna"])
+def test_a_preset_given_with_resume_is_refused(preset, stopped_run, tmp_path):
+    before = {p: p.read_bytes() for p in stopped_run.rglob("*") if p.is_file() and p.name != ".mnist_exp.lock"}
+    error = one_line_error(run_cli([f"resume={stopped_run}", "epochs=2", preset], cwd=tmp_path))
+    assert f"{preset.lstrip('+')} cannot be given with resume=" in error
+    assert {p: p.read_bytes() for p in before} == before and everything(tmp_path) == []
+
+
+def test_resume_null_is_no_resume(mnist_dir, tmp_path):
+    result = run_cli(["resume=null", *TINY], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert len(list((tmp_path / "outputs").glob("*/*/summary.json"))) == 1

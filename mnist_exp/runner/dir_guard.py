@@ -15,8 +15,8 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from mnist_exp.config import (check_names, check_network_keys, check_preset_arch, check_typed_names, swept_keys,
-                               typed_keys)
+from mnist_exp.config import (check_names, check_network_keys, check_preset_arch, check_resume, check_typed_names,
+                               swept_keys, typed_keys)
 from mnist_exp.files import ownership
 from mnist_exp.errors import ConfigError, UserError
 
@@ -65,6 +65,7 @@ def check_typed(config: DictConfig, single_run: bool) -> None:
         check_typed_names(overrides)
         if single_run:
             check_names(config.name, list(config.tags))
+            check_resume(config.resume)
         if single_run or not swept_keys(overrides) & {"arch", "experiment"}:
             typed = typed_keys(overrides)
             check_preset_arch(config.arch, config.hydra.runtime.choices, typed)
