@@ -196,6 +196,9 @@ def check_typed_names(overrides: List[str]) -> None:
                 if isinstance(item, str):
                     if "${" not in item:
                         check_names(item, []) if key == "name" else check_names(None, [item])
+                elif isinstance(item, (list, dict)):
+                    raise ConfigError(f"{key}: {item} is a {type(item).__name__}, not text: "
+                                      + ("a name is one plain name" if key == "name" else "tags=[a,b] is two tags"))
                 elif item is not None or key == "tags":
                     text = _typed(override, item)
                     example = f"name=\"'{text}'\"" if key == "name" else f"tags=\"['{text}']\""
@@ -211,7 +214,8 @@ def swept_keys(overrides: List[str]) -> Set[str]:
 
 
 def _kind(value: Any) -> str:
-    return "boolean" if isinstance(value, bool) else "null" if value is None else "number"
+    return "boolean" if isinstance(value, bool) else "null" if value is None else "number" if isinstance(
+        value, (int, float)) else type(value).__name__
 
 
 def _typed(override: Any, value: Any) -> str:

@@ -208,3 +208,9 @@ def test_resume_null_is_no_resume(mnist_dir, tmp_path):
     result = run_cli(["resume=null", *TINY], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert len(list((tmp_path / "outputs").glob("*/*/summary.json"))) == 1
+
+
+@pytest.mark.parametrize("override", ["tags=[[a]]", "tags=[{a:1}]", "-m tags=[x],[[y]]"])
+def test_a_tag_that_is_a_list_is_not_text(override, tmp_path):
+    error = one_line_error(run_cli([*override.split(), *TINY, f"hydra.sweep.dir={tmp_path / 's'}"], cwd=tmp_path))
+    assert "not text" in error and "tags=[a,b] is two tags" in error and everything(tmp_path) == []
