@@ -12,20 +12,21 @@ import sys
 from dataclasses import fields, is_dataclass
 from importlib.resources import files
 from pathlib import Path
-from typing import List, Optional, Set, Tuple, Union
+from typing import Any, Dict, List, Optional, Set, Tuple, Union
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException, OverrideParseException
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from mnist_exp.files import ownership
 from mnist_exp.runner import sweep
 from mnist_exp.runner import dir_guard
 from mnist_exp.runner.dir_guard import Refused
-from mnist_exp.config import DATA_LOCATION, Config, DataConfig, get_key, register, register_launchers
+from mnist_exp.config import (DATA_LOCATION, Config, DataConfig, check_preset_arch, get_key, register,
+                              register_launchers, typed_keys, unused_by, validate)
 from mnist_exp.errors import ConfigError, UserError, record_error
 from mnist_exp.runner.interrupts import Interrupted, ignore_further
 from mnist_exp.runner.record import CHECKPOINT, SUMMARY, save_json
@@ -71,6 +72,8 @@ def hydra_main(dcfg: DictConfig) -> Union[float, "NoValue"]:
         cfg: Config = OmegaConf.to_object(dcfg)
         limit_blas_to_the_job()
         resuming = bool(cfg.resume) or requeued
+        if sweeping and not resuming:  # a single run's typed keys were checked before its directory (dir_guard)
+            cfg = network_of_the_job(cfg, list(hydra_cfg.overrides.task), hydra_cfg.runtime.choices)
         if resuming and not requeued:  # the run goes on in its own directory; this invocation's holds .hydra/, log
             cfg, target = resumed_config(cfg, list(hydra_cfg.overrides.task))
             claimed.append(ownership.claim(target, fresh=False))
@@ -95,6 +98,22 @@ def hydra_main(dcfg: DictConfig) -> Union[float, "NoValue"]:
     if result["status"] == "diverged":
         return _failed(run_dir, job, EXIT_DIVERGED, f"run diverged: {result['reason']}; metrics up to then in {run_dir}")
     return result["final"]["test_accuracy"]  # of the weights the run keeps (early stopping may restore some)
+
+
+def network_of_the_job(cfg: Config, overrides: List[str], choices: Dict[str, Any]) -> Config:
+    """A sweep job's network, as in a sweep over arch or presets: a preset that would overrule the
+    job's typed arch refuses the job, and the keys its network does not use go back to their
+    defaults (a line in its log says so), so its record and the sweep's comparison show only
+    what shaped it."""
+    typed = typed_keys(overrides)
+    check_preset_arch(cfg.arch, choices, typed)
+    defaults = Config()
+    for key in unused_by(cfg.arch):
+        if key in typed:
+            log.warning("%s=%s is not used by arch=%s: the run records its default, %s", key, getattr(cfg, key),
+                        cfg.arch, getattr(defaults, key))
+        setattr(cfg, key, getattr(defaults, key))
+    return cfg
 
 
 def requeued_job(job_dir: Path) -> bool:
@@ -164,7 +183,12 @@ def resumed_config(cfg: Config, overrides: List[str]) -> Tuple[Config, Path]:
         if not (target / needed).is_file():
             raise ConfigError(_nothing_to_resume(cfg.resume, target, needed))
     original = load_config(target)
-    typed = {item.split("=", 1)[0].lstrip("+~") for item in overrides}
+    typed = typed_keys(overrides)
+    presets = sorted(k for k in typed - {f.name for f in fields(Config)} if not k.startswith(("data.", "hydra.")))
+    if presets:  # a preset's values would be replaced by the run's own, unsaid
+        given = next(o.lstrip("+~") for o in overrides if typed_keys([o]) == {presets[0]})
+        raise ConfigError(f"{given} cannot be given with resume=: a resumed run keeps its own settings "
+                          f"(only epochs and where the data is read from may be given)")
     experiment_keys = {f.name for f in fields(Config)} - {"resume", "epochs", "data"}
     changed = sorted(k for k in typed & experiment_keys if get_key(cfg, k) != get_key(original, k))
     if changed:
@@ -282,6 +306,7 @@ def _main() -> None:
         return
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach us instead of Hydra's printer
     try:
+        check_command_line(sys.argv[1:])
         hydra_main()
         if sweep.LAUNCHED is not None:
             sys.exit(report_sweep(sweep.LAUNCHED))
@@ -319,6 +344,60 @@ def _main() -> None:
         sys.exit(_fail(f"interrupted{how}{advice}", getattr(e, "exit_code", EXIT_INTERRUPTED)))
     finally:
         os.environ.pop("HYDRA_FULL_ERROR", None)
+
+
+OTHER_CONFIG = {"config_path": "--config-path", "config_name": "--config-name",
+                "experimental_rerun": "--experimental-rerun"}  # Hydra's flags to run another config
+
+
+def check_command_line(argv: List[str]) -> None:
+    """Refuse, before Hydra does anything, what would fail or mislead later: Hydra's flags that
+    swap mnist_exp's config for another (a run's .hydra/config.yaml lacks the schema and the
+    callbacks: a traceback and a stray folder), and a --cfg of a config a run would refuse."""
+    from hydra._internal.utils import get_args_parser
+
+    parser = get_args_parser()  # Hydra's own: every spelling it accepts (-cp, --config-path=X, --config-p)
+
+    def leave_it_to_hydra(message: str):
+        raise _HydraUsage(message)
+
+    parser.error = leave_it_to_hydra
+    try:
+        args = parser.parse_args(argv)
+    except _HydraUsage:
+        return  # Hydra prints its usage line
+    typed = [flag for attr, flag in OTHER_CONFIG.items() if getattr(args, attr) is not None]
+    if typed:
+        raise ConfigError(f"{typed[0]} is not taken: mnist_exp runs its own config; continue a run with "
+                          "resume=RUN_DIR, or repeat one by typing again the overrides in RUN_DIR/.hydra/overrides.yaml "
+                          "(the same seed gives the same numbers)")
+    modes = [flag for flag, on in (("--run", args.run), ("--multirun", args.multirun), ("--cfg", args.cfg),
+                                   ("--info", args.info), ("--shell-completion", args.shell_completion)) if on]
+    if len(modes) > 1:  # Hydra's own refusal is a ValueError traceback
+        raise ConfigError(f"{' and '.join(modes)} cannot be given together: choose one")
+    if args.cfg and not (args.help or args.hydra_help):
+        check_printed_config(args.overrides)
+
+
+class _HydraUsage(Exception):
+    """The command line does not parse: Hydra says so, as usual."""
+
+
+def check_printed_config(overrides: List[str]) -> None:
+    """--cfg prints the config a run would use: one a run would refuse is refused the same way."""
+    from hydra import compose, initialize_config_dir
+
+    from mnist_exp.runner import memory
+
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        dcfg = compose("config", overrides=overrides, return_hydra_config=True)
+    dir_guard.check_typed(dcfg, single_run=True)
+    with open_dict(dcfg):
+        del dcfg["hydra"]
+    refuse_unknown_keys(dcfg, Config)
+    cfg = validate(OmegaConf.to_object(dcfg))
+    if not cfg.resume:  # a resumed run keeps its own settings, checked when it runs
+        memory.check(cfg)
 
 
 def report_sweep(sweep_dir: Path, stopped: bool = False) -> int:

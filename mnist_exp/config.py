@@ -7,7 +7,7 @@ by `validate`, before any data is read or any training starts.
 import math
 import re
 from dataclasses import dataclass, field, fields, is_dataclass
-from typing import Any, List, Optional
+from typing import Any, List, Mapping, Optional, Set, Tuple
 from urllib.parse import urlsplit
 
 from hydra.core.config_store import ConfigStore
@@ -82,6 +82,10 @@ DATA_LOCATION = ("dir", "fallback_dirs", "mirrors", "timeout", "deadline", "retr
 OPTION_KEYS = tuple(f.name for f in fields(Config) if f.name not in REFERENCE_KEYS + RUN_KEYS + ("data",))
 
 
+NETWORK_KEYS = {"mlp": ("hidden_size", "hidden_layers"),  # the keys that shape one network and not the other
+                "cnn": ("channels", "kernel_size", "pool", "dense_width")}
+
+
 # key -> (check, allowed range as said to the user)
 _RANGES = {
     "lr": (lambda v: math.isfinite(v) and v > 0, "a finite number > 0"),
@@ -146,14 +150,116 @@ def validate(cfg: Config) -> Config:
     if cfg.arch == "cnn":
         _validate_cnn(cfg)
     _validate_data(cfg.data)
-    if cfg.name is not None and not PLAIN_NAME.fullmatch(cfg.name):
-        raise ConfigError(f"name={cfg.name[:60]!r} is not a plain name: it ends the run directory's name, so it "
+    check_names(cfg.name, cfg.tags)
+    check_resume(cfg.resume)
+    return cfg
+
+
+def check_resume(resume: Optional[str]) -> None:
+    """resume=$DIR with DIR unset reads as resume=, which would start a fresh run unasked."""
+    if resume is not None and not str(resume).strip():
+        raise ConfigError("resume is empty (an unset variable?): give the run directory to continue, "
+                          "or leave resume out to start a new run")
+
+
+def check_names(name: Optional[str], tags: List[str]) -> None:
+    """A name ends the run directory's name and tags label it: plain names, never paths."""
+    if name is not None and not PLAIN_NAME.fullmatch(str(name)):
+        raise ConfigError(f"name={str(name)[:60]!r} is not a plain name: it ends the run directory's name, so it "
                           "must be 1-100 letters, digits, '.', '_', '+' or '-', starting with a letter or digit")
-    for tag in cfg.tags:
+    for tag in tags:
         if not PLAIN_NAME.fullmatch(str(tag)):
             raise ConfigError(f"tags: {str(tag)[:60]!r} is not a plain name (1-100 letters, digits, '.', '_', '+' "
-                              "or '-')")
-    return cfg
+                              "or '-', starting with a letter or digit)")
+
+
+TEXT_KEYS = ("name", "tags")  # text, whatever Hydra's grammar reads in it
+
+
+def check_typed_names(overrides: List[str]) -> None:
+    """`name` and `tags` as typed: each value (of a sweep too) must be text, and a plain name.
+
+    Hydra reads name=true as a boolean and name=1e5 as 100000.0, which the schema would turn
+    into "True" and "100000.0": refused, with the quoting that keeps the text as typed. An
+    interpolation (${...}) is checked once resolved, by validate.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    for override in OverridesParser.create().parse_overrides([o for o in overrides
+                                                               if o.lstrip("+~").startswith(TEXT_KEYS)]):
+        key = override.key_or_group
+        if key not in TEXT_KEYS or override.is_delete():
+            continue
+        values = list(override.sweep_iterator()) if override.is_discrete_sweep() else [override.value()]
+        for value in values:
+            for item in value if key == "tags" and isinstance(value, list) else [value]:
+                if isinstance(item, str):
+                    if "${" not in item:
+                        check_names(item, []) if key == "name" else check_names(None, [item])
+                elif isinstance(item, (list, dict)):
+                    raise ConfigError(f"{key}: {item} is a {type(item).__name__}, not text: "
+                                      + ("a name is one plain name" if key == "name" else "tags=[a,b] is two tags"))
+                elif item is not None or key == "tags":
+                    text = _typed(override, item)
+                    example = f"name=\"'{text}'\"" if key == "name" else f"tags=\"['{text}']\""
+                    raise ConfigError(f"{key}: {text} is read as a {_kind(item)}, not text: quote it to keep it as "
+                                      f"typed, e.g. {example}")
+
+
+def swept_keys(overrides: List[str]) -> Set[str]:
+    """The keys (and groups) an override list sweeps over: lr=0.1,0.2, arch=mlp,cnn, range(...)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    return {o.key_or_group for o in OverridesParser.create().parse_overrides(overrides) if o.is_sweep_override()}
+
+
+def _kind(value: Any) -> str:
+    return "boolean" if isinstance(value, bool) else "null" if value is None else "number" if isinstance(
+        value, (int, float)) else type(value).__name__
+
+
+def _typed(override: Any, value: Any) -> str:
+    """The text the user typed for `value` in `override` (1e5, not 100000.0; True as typed)."""
+    for word in re.split(r"[\[\],=\s]+", override.input_line or ""):
+        if isinstance(value, bool) or value is None:
+            if word.lower() == str(value).lower() or value is None and word.lower() == "null":
+                return word
+            continue
+        try:
+            if word and float(word) == value:
+                return word
+        except (TypeError, ValueError):
+            continue
+    return str(value)
+
+
+def typed_keys(overrides: List[str]) -> Set[str]:
+    """The keys (and config groups) an override list sets: `+key=`, `++key=` and `~key` too."""
+    return {item.split("=", 1)[0].lstrip("+~") for item in overrides}
+
+
+def unused_by(arch: str) -> Tuple[str, ...]:
+    """The keys that shape the other networks, which `arch` does not read."""
+    return tuple(k for network, keys in NETWORK_KEYS.items() if network != arch for k in keys)
+
+
+def check_network_keys(arch: str, typed: Set[str]) -> None:
+    """A key typed for another network than the chosen one would be shown in the run's settings
+    and its record, and change nothing: refused."""
+    for key in unused_by(arch):
+        if key in typed:
+            network = next(n for n, keys in NETWORK_KEYS.items() if key in keys)
+            raise ConfigError(f"{key} is for arch={network}; arch={arch} does not use it: drop {key}, "
+                              f"or add arch={network}")
+
+
+def check_preset_arch(arch: str, choices: Mapping[str, Any], typed: Set[str]) -> None:
+    """A preset sets its network (conf/experiment/*.yaml say arch:), and a preset's values come
+    after the arch group's: arch= typed with a preset for the other network would be overruled."""
+    preset, chosen = choices.get("experiment"), choices.get("arch")
+    if "arch" in typed and preset and chosen != arch:
+        raise ConfigError(f"experiment={preset} is a preset for arch={arch}, so it cannot run with arch={chosen}: "
+                          "drop one of them")
 
 
 def _validate_cnn(cfg: Config) -> None:

@@ -1,6 +1,7 @@
 """The app end to end, as a user runs it: run record, config errors, help, determinism."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -8,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from helpers import run_cli
 
@@ -132,12 +134,50 @@ def test_diverging_run_stops_with_status_diverged_and_exit_3(mnist_dir, tmp_path
     assert len(pd.read_csv(run_dir / "metrics.csv")) == 1
 
 
+def schema_keys(schema=None, prefix=""):
+    """Every key of the config, from its schema: data.train_images.name and .md5 included."""
+    from dataclasses import fields, is_dataclass
+
+    from mnist_exp.config import Config
+
+    for f in fields(schema or Config):
+        if is_dataclass(f.type):
+            yield from schema_keys(f.type, f"{prefix}{f.name}.")
+        else:
+            yield prefix + f.name
+
+
 def test_help_lists_every_config_key():
     result = run_cli(["--help"], cwd=Path.cwd())
     assert result.returncode == 0
-    for key in ("lr", "hidden_size", "epochs", "train_samples", "test_samples", "seed", "data.dir",
-                "data.mirrors", "data.timeout", "data.retries"):
-        assert f"\n  {key} " in result.stdout, key
+    keys_part = result.stdout.split("Keys:", 1)[1]
+    for key in schema_keys():
+        assert re.search(rf"(\n  +|, ){re.escape(key)}[ ,\n]", keys_part), key
+
+
+def test_help_shows_every_config_group_choice_as_it_is_typed(tmp_path):
+    """A group in config.yaml's defaults list is chosen with group=choice; any other one is
+    added with +group=choice: each is shown so, and composes as shown."""
+    from hydra import compose, initialize_config_dir
+
+    from mnist_exp.app import CONF_DIR
+
+    help_text = run_cli(["--help"], cwd=tmp_path).stdout
+    conf = Path(CONF_DIR)
+    listed = yaml.safe_load((conf / "config.yaml").read_text())["defaults"]
+    in_defaults = {next(iter(item)) for item in listed if isinstance(item, dict)}
+    shown = []
+    for group in sorted(p for p in conf.iterdir() if p.is_dir() and p.name not in ("hydra", "__pycache__")):
+        for choice in sorted(group.glob("*.yaml")):
+            typed = f"{'' if group.name in in_defaults else '+'}{group.name}={choice.stem}"
+            assert re.search(rf"(^|\s){re.escape(typed)}(\s|$)", help_text), typed
+            if typed.startswith("+"):
+                assert not re.search(rf"(^|[\s:]){group.name}[=:] *{choice.stem}", help_text), typed
+            shown.append(typed)
+    assert "+search=optuna" in shown
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        for typed in shown:
+            compose("config", overrides=[typed])
 
 
 def test_readme_documents_every_config_key_and_output_file():

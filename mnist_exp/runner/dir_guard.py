@@ -15,8 +15,10 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from mnist_exp.config import (check_names, check_network_keys, check_preset_arch, check_resume, check_typed_names,
+                               swept_keys, typed_keys)
 from mnist_exp.files import ownership
-from mnist_exp.errors import UserError
+from mnist_exp.errors import ConfigError, UserError
 
 JOB_KEYS = ("hydra.job.num", "hydra.job.id")  # a sweep subdir must tell its jobs apart
 CLAIMED = []  # the run's or sweep's directory, once claimed: the CLI removes it if nothing ever ran
@@ -34,6 +36,7 @@ class Refused(BaseException):
 
 class ClaimDirectories(Callback):
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        check_typed(config, single_run=True)
         CLAIMED.append(_claim(config, "hydra.run.dir", "run"))
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
@@ -41,6 +44,7 @@ class ClaimDirectories(Callback):
         if not any(key in str(subdir) for key in JOB_KEYS):
             raise Refused(f"hydra.sweep.subdir={subdir} would put several jobs in one directory: "
                           "it must contain ${hydra.job.num} (the default) or ${hydra.job.id}")
+        check_typed(config, single_run=False)
         CLAIMED.append(_claim(config, "hydra.sweep.dir", "sweep"))
 
 
@@ -49,6 +53,28 @@ def discard_unused() -> None:
     launch failed before any job: they hold only what Hydra wrote first."""
     for directory in CLAIMED:
         ownership.discard(directory, UNUSED)
+
+
+def check_typed(config: DictConfig, single_run: bool) -> None:
+    """What the user typed, checked before the directory is worked out: `name` ends its name
+    (conf/config.yaml), so a path in it or in a tag must reach nothing; a preset that would
+    overrule a typed arch, or a typed key the network does not use, is refused. A sweep over
+    the network or the preset leaves those to each job (app.py)."""
+    overrides = list(config.hydra.overrides.task)
+    try:
+        check_typed_names(overrides)
+        if single_run:
+            check_names(config.name, list(config.tags))
+            check_resume(config.resume)
+        if single_run or not swept_keys(overrides) & {"arch", "experiment"}:
+            typed = typed_keys(overrides)
+            check_preset_arch(config.arch, config.hydra.runtime.choices, typed)
+            if not config.resume:  # a resumed run has its own network, whatever arch is by default
+                check_network_keys(config.arch, typed)
+    except OmegaConfBaseException as e:
+        raise Refused(f"{e.full_key or 'name'}: {str(e).splitlines()[0]}") from None
+    except ConfigError as e:
+        raise Refused(str(e)) from None
 
 
 def _claim(config: DictConfig, key: str, what: str) -> Path:
