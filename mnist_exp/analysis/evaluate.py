@@ -47,9 +47,6 @@ def main(argv=None) -> None:
     except UserError as e:
         print(f"mnist_exp.evaluate: error: {e}", file=sys.stderr)
         sys.exit(2)  # bad input, as the app
-    except KeyboardInterrupt:  # Ctrl-C: one line and the app's code, no traceback
-        print("mnist_exp.evaluate: interrupted", file=sys.stderr)
-        sys.exit(130)
     if result["epoch"] is not None:
         print(f"note: the run has no weights.npz (it was interrupted): scoring {result['source'].name}, "
               f"the weights after epoch {result['epoch']}", file=sys.stderr)
