@@ -40,7 +40,12 @@ def loop(path: Path) -> None:
     path.symlink_to(path.name)
 
 
-FAULTS = {"a FIFO": fifo, "a link to /dev/zero": dev_zero, "a directory": directory, "a link loop": loop}
+def dangling(path: Path) -> None:
+    path.symlink_to("gone")
+
+
+FAULTS = {"a FIFO": fifo, "a link to /dev/zero": dev_zero, "a directory": directory, "a link loop": loop,
+          "a dangling link": dangling}
 
 
 @pytest.fixture(params=FAULTS.values(), ids=FAULTS.keys())
@@ -76,6 +81,7 @@ def test_evaluate_refuses_a_record_file_that_is_not_one_in_one_line(finished, tm
     result = tool("mnist_exp.evaluate", str(damaged_copy(finished, tmp_path, name, fault)), cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and name in result.stderr, result.stderr
+    assert "interrupted" not in result.stderr  # the file is damaged: the run is not said to be stopped
 
 
 def test_load_model_refuses_a_checkpoint_that_is_not_a_file(finished, tmp_path, fault):

@@ -21,6 +21,7 @@ from typing import Dict, Optional, Union
 
 import numpy as np
 
+from mnist_exp.analysis import liveness
 from mnist_exp.runner import per_class
 from mnist_exp.config import DataConfig
 from mnist_exp.data import idx
@@ -104,7 +105,9 @@ def main(argv=None) -> None:
         print(f"mnist_exp.evaluate: error: {e}", file=sys.stderr)
         sys.exit(2)  # bad input, as the app
     if result["epoch"] is not None:
-        print(f"note: the run has no weights.npz (it was interrupted): scoring {result['source'].name}, "
+        holder = liveness.owner(args.run_dir)
+        state = f"it is still running, {holder}" if holder else "it was interrupted"
+        print(f"note: the run has no weights.npz ({state}): scoring {result['source'].name}, "
               f"the weights after epoch {result['epoch']}", file=sys.stderr)
     print(f"test_loss={result['test_loss']:.6f} test_accuracy={result['test_accuracy']:.4f} "
           f"test_samples={result['test_samples']}")

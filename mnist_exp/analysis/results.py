@@ -20,6 +20,7 @@ from typing import Any, Dict, Iterable, List, Optional, Union
 
 import pandas as pd
 
+from mnist_exp.analysis import liveness
 from mnist_exp.config import DATA_LOCATION, RUN_KEYS, Config
 from mnist_exp.files.reading import open_regular, read_text
 from mnist_exp.runner.record import METRICS, SUMMARY
@@ -43,6 +44,7 @@ CONFIG_TYPES = _leaf_types(Config)
 # Keys that say where or how a run ran, not what it is: never what tells settings apart.
 LOCATION_KEYS = (*RUN_KEYS, *(f"data.{key}" for key in DATA_LOCATION))
 METRIC_NAMES = ["train_loss", "train_accuracy", "test_loss", "test_accuracy"]
+KILLED = "it stopped without recording how (killed, or its machine went down)"
 _DTYPES = {float: "float64", int: "Int64", str: "string", bool: "boolean"}
 
 
@@ -196,6 +198,8 @@ def _run_row(run_dir: Path, per_class: bool = False) -> Dict[str, Any]:
            "epochs_run": _value_int(summary.get("epochs_run", 0)), "best_epoch": _value_int(best.get("epoch")),
            "wall_seconds": _number(summary.get("wall_seconds")), "started_at": _text(summary.get("started_at")),
            "overrides": " ".join(map(str, job.get("overrides") or [])), "run_dir": str(run_dir)}
+    if row["status"] == "running" and liveness.owner(run_dir) == "":  # no live process holds it
+        row["status"], row["reason"] = "interrupted", KILLED
     for m in METRIC_NAMES:
         row[f"final_{m}"], row[f"best_{m}"] = _number(final.get(m)), _number(best.get(m))
     if per_class:

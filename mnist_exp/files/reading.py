@@ -36,7 +36,12 @@ def limit(path: Path) -> int:
 def open_regular(path: Union[str, Path]) -> BinaryIO:
     """`path` opened for reading in binary, if it is a regular file within its kind's bound;
     else an OSError (UnreadableFile naming what it is, or the system's: ELOOP, ENOENT...)."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        if not os.path.islink(path):
+            raise
+        raise UnreadableFile(errno.ENOENT, f"a link to {os.readlink(path)}, which does not exist", str(path)) from None
     try:
         info = os.fstat(fd)
         what = next((name for test, name in KINDS if test(info.st_mode)), None)

@@ -7,6 +7,7 @@ replaced atomically (temp file + rename), so a reader never sees half a file.
 import csv
 import json
 import os
+import re
 import zipfile
 from dataclasses import fields
 from pathlib import Path
@@ -211,9 +212,22 @@ def read_specs(path: Path, what: str) -> Dict[str, Spec]:
     return specs
 
 
+TODAYS_NAME = re.compile(r"(?P<prefix>(?:opt/[mv]/|es/best/)?)(?:dense|batchnorm)(?P<layer>\d+)/(?P<array>\w+)")
+
+
+class FileNames(dict):
+    """Today's name -> the file's. An array the file lacks is named as the file would name it:
+    in a file from before the layers, 'gamma1', not 'batchnorm1/gamma', which it never held."""
+
+    def get(self, key, default=None):
+        if key in self or not any(k != v for k, v in self.items()):
+            return super().get(key, default)
+        return TODAYS_NAME.sub(r"\g<prefix>\g<array>\g<layer>", key)
+
+
 def renamed(specs: Dict[str, Spec], path: Path) -> Dict[str, str]:
     """Today's name -> the file's, refusing a file holding one array under both names."""
-    names: Dict[str, str] = {}
+    names: Dict[str, str] = FileNames()
     for original in specs:
         current = next(iter(current_names({original: None})))
         if current in names:
