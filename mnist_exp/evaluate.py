@@ -2,9 +2,11 @@
 
 import sys
 
-from mnist_exp.analysis import evaluate
-
 if __name__ == "__main__":
-    sys.exit(evaluate.main())
+    from mnist_exp.analysis.cli import run_tool
+
+    sys.exit(run_tool("mnist_exp.evaluate", "mnist_exp.analysis.evaluate"))
 else:
+    from mnist_exp.analysis import evaluate
+
     sys.modules[__name__] = evaluate  # one module under both names

@@ -2,9 +2,11 @@
 
 import sys
 
-from mnist_exp.analysis import run_list
-
 if __name__ == "__main__":
-    sys.exit(run_list.main())
+    from mnist_exp.analysis.cli import run_tool
+
+    sys.exit(run_tool("python -m mnist_exp.runs", "mnist_exp.analysis.run_list"))
 else:
+    from mnist_exp.analysis import run_list
+
     sys.modules[__name__] = run_list  # one module under both names

@@ -2,9 +2,11 @@
 
 import sys
 
-from mnist_exp.analysis import summarize
-
 if __name__ == "__main__":
-    sys.exit(summarize.main())
+    from mnist_exp.analysis.cli import run_tool
+
+    sys.exit(run_tool("mnist_exp.summarize", "mnist_exp.analysis.summarize"))
 else:
+    from mnist_exp.analysis import summarize
+
     sys.modules[__name__] = summarize  # one module under both names

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mnist_exp.analysis import compare, results
+from mnist_exp.analysis import cli, compare, results
 from mnist_exp.runner.plots import plot_ranked
 
 
@@ -27,8 +27,8 @@ def main(argv=None) -> int:
     results.brief_warnings("compare_runs")
     try:
         runs = results.load_runs(args.paths)
-    except FileNotFoundError as e:
-        print(f"compare_runs: error: {e}", file=sys.stderr)
+    except OSError as e:  # missing, not a directory, no permission
+        print(f"compare_runs: error: {cli.unreadable(e)}", file=sys.stderr)
         return 2
     runs = runs[runs["status"] != "unreadable"]  # each was named in a warning
     if runs.empty:
@@ -75,4 +75,6 @@ def figure_path(out: Path) -> Path:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from mnist_exp.analysis.cli import run_main
+
+    sys.exit(run_main("compare_runs", main))

@@ -1,9 +1,12 @@
 """The result tools read every run they can: one damaged job is a warning, not a failure."""
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -111,3 +114,86 @@ def test_the_run_list_shows_what_differs_newest_first(sweep, tmp_path):
     assert none.returncode == 0 and "no runs under" in none.stdout
     bad = run_cli([str(sweep), "--sort", "nope"], cwd=tmp_path, module="mnist_exp.runs")
     assert bad.returncode == 2 and "--sort nope: not a column" in bad.stderr
+
+
+def tool_into_a_closed_pipe(args, cwd) -> subprocess.CompletedProcess:
+    """A result tool whose stdout reader has gone (`runs | head` once head has its lines)."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        return subprocess.run([sys.executable, *args], cwd=cwd, stdout=write, stderr=subprocess.PIPE, text=True,
+                              timeout=120)
+    finally:
+        os.close(write)
+
+
+@pytest.mark.parametrize("tool", ["-m mnist_exp.runs", "-m mnist_exp.summarize", "-m mnist_exp.evaluate",
+                                  "scripts/compare_runs.py"])
+def test_a_result_tool_whose_reader_went_away_exits_quietly(tool, sweep, tmp_path):
+    copy = tmp_path / "s"
+    shutil.copytree(sweep, copy)
+    target = copy / "0" if "evaluate" in tool else copy
+    args = [*tool.split(), str(target)] + (["--out", str(tmp_path)] if "compare" in tool else [])
+    result = tool_into_a_closed_pipe([str(REPO / a) if a.endswith(".py") else a for a in args], tmp_path)
+    assert (result.returncode, result.stderr) == (141, "")
+
+
+def unprivileged() -> list:
+    """A command prefix under which root, too, is refused what its permissions refuse."""
+    if os.geteuid() != 0:
+        return []
+    if not shutil.which("setpriv"):
+        pytest.skip("running as root without setpriv: no way to be refused a read")
+    caps = "-dac_override,-dac_read_search"
+    return ["setpriv", f"--inh-caps={caps}", f"--bounding-set={caps}"]
+
+
+def run_list_unprivileged(path: Path, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([*unprivileged(), sys.executable, "-m", "mnist_exp.runs", str(path)], cwd=cwd,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_the_run_list_of_an_unreadable_directory_is_one_line(sweep, tmp_path):
+    copy = tmp_path / "s"
+    shutil.copytree(sweep, copy)
+    copy.chmod(0)
+    try:
+        result = run_list_unprivileged(copy, tmp_path)
+    finally:
+        copy.chmod(0o755)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [f"python -m mnist_exp.runs: error: {copy}: cannot be read (Permission denied)"]
+
+
+def test_the_run_list_names_the_unreadable_folder_it_skips(sweep, tmp_path):
+    copy = tmp_path / "s"
+    shutil.copytree(sweep, copy)
+    (copy / "1").chmod(0)
+    try:
+        result = run_list_unprivileged(copy, tmp_path)
+    finally:
+        (copy / "1").chmod(0o755)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [f"python -m mnist_exp.runs: warning: {copy / '1'}: skipped, it cannot be "
+                                          "read (Permission denied)"]
+    assert len(result.stdout.splitlines()) == 1 + 3  # the header and the three readable runs
+
+
+def test_a_path_through_a_file_is_one_line(sweep, tmp_path):
+    result = run_cli([str(sweep / "0" / "summary.json" / "x")], cwd=tmp_path, module="mnist_exp.runs")
+    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("delay", [0.3, 1.0, 2.0])
+def test_ctrl_c_in_evaluate_is_one_line_and_exit_130(sweep, tmp_path, delay):
+    """Wherever the signal lands (the imports, reading the data, scoring), one line and 130."""
+    process = subprocess.Popen([sys.executable, "-m", "mnist_exp.evaluate", str(sweep / "0"), "--test-samples",
+                                "10000"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(delay)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    if process.returncode == 0:  # it had finished: the whole result was printed
+        assert "test_accuracy=" in out
+    else:
+        assert (process.returncode, err) == (130, "mnist_exp.evaluate: interrupted\n")

@@ -4,6 +4,7 @@ npy headers, before any array is inflated (runner/record.py, nn/models.py)."""
 
 import dataclasses
 import json
+import re
 import tracemalloc
 import zipfile
 
@@ -165,3 +166,23 @@ def test_ctrl_c_ends_evaluate_in_one_line_with_130(tmp_path, monkeypatch, capsys
     with pytest.raises(SystemExit) as e:
         evaluate.main([str(tmp_path)])
     assert e.value.code == 130 and capsys.readouterr().err == "mnist_exp.evaluate: interrupted\n"
+
+
+@pytest.mark.parametrize("file, dropped, named", [
+    (record.WEIGHTS, "gamma1", "lacks the arrays gamma1 of this run's model"),
+    (record.WEIGHTS, "w2", "lacks the arrays w2 of this run's model"),
+    (record.CHECKPOINT, "opt/m/gamma1", "lacks the optimiser's arrays opt/m/gamma1: the file is damaged"),
+    (record.CHECKPOINT, "es/best/b2", "lacks early stopping's arrays es/best/b2: the file is damaged"),
+])
+def test_an_older_file_lacking_an_array_is_told_by_its_own_names(file, dropped, named, tmp_path):
+    """A file that names its arrays w1, gamma1 (before the layers) lacking one: the message names
+    it as that file would (gamma1), not by a name the file never held (batchnorm1/gamma)."""
+    run, model = make_run(tmp_path, early_stopping=2, val_samples=10)
+    arrays = model.arrays() if file == record.WEIGHTS else checkpoint_arrays(model, early_stopping=True)
+    arrays = {re.sub(r"(?:dense|batchnorm)(\d+)/(\w+)$", r"\2\1", k): v for k, v in arrays.items()}
+    del arrays[dropped]
+    if file == record.CHECKPOINT:
+        save_checkpoint(run, arrays)
+    else:
+        record.save_weights(run / file, arrays)
+    assert refusal(run) == f"{run / file}: {named}"

@@ -11,6 +11,7 @@ weights the run keeps (early stopping may have restored an earlier one than the 
 """
 
 import json
+import os
 import sys
 import warnings
 from dataclasses import fields, is_dataclass
@@ -19,7 +20,9 @@ from typing import Any, Dict, Iterable, List, Optional, Union
 
 import pandas as pd
 
+from mnist_exp.analysis import liveness
 from mnist_exp.config import DATA_LOCATION, RUN_KEYS, Config
+from mnist_exp.files.reading import open_regular, read_text
 from mnist_exp.runner.record import METRICS, SUMMARY
 
 PathLike = Union[str, Path]
@@ -41,6 +44,7 @@ CONFIG_TYPES = _leaf_types(Config)
 # Keys that say where or how a run ran, not what it is: never what tells settings apart.
 LOCATION_KEYS = (*RUN_KEYS, *(f"data.{key}" for key in DATA_LOCATION))
 METRIC_NAMES = ["train_loss", "train_accuracy", "test_loss", "test_accuracy"]
+KILLED = "it stopped without recording how (killed, or its machine went down)"
 _DTYPES = {float: "float64", int: "Int64", str: "string", bool: "boolean"}
 
 
@@ -57,17 +61,34 @@ def brief_warnings(prog: str) -> None:
 
 
 def find_run_dirs(paths: Union[PathLike, Iterable[PathLike]]) -> List[Path]:
-    """Every directory holding a summary.json at or below `paths`, sorted, no duplicates."""
+    """Every directory holding a summary.json (whatever it is) at or below `paths`, sorted, no
+    duplicates; a folder below them that cannot be read is skipped with a warning."""
     if isinstance(paths, (str, Path)):
         paths = [paths]
     found = set()
     for path in map(Path, paths):
-        if not path.exists():
+        if not os.path.lexists(path):
             raise FileNotFoundError(f"{path}: no such run, sweep or outputs directory")
-        if (path / SUMMARY).is_file():
+        if os.path.lexists(path / SUMMARY):
             found.add(path.resolve())
-        found.update(p.parent.resolve() for p in path.rglob(SUMMARY) if not _hidden(p, path))
+        if not path.is_dir():
+            os.scandir(path).close()  # raises what makes it unreadable (not a directory, no permission)
+        found.update(_walk(path))
     return sorted(found, key=_natural)
+
+
+def _walk(root: Path) -> Iterable[Path]:
+    """Run dirs below `root`, leaving out hidden folders (Hydra's .hydra/)."""
+    for folder, dirs, files in os.walk(root, onerror=lambda e: _unreadable(e, root)):
+        if SUMMARY in files or SUMMARY in dirs:
+            yield Path(folder).resolve()
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+
+
+def _unreadable(error: OSError, root: Path) -> None:
+    if Path(error.filename) == root:
+        raise error  # the folder asked for: the caller says it cannot be read
+    warnings.warn(f"{error.filename}: skipped, it cannot be read ({error.strerror or error})", stacklevel=2)
 
 
 def load_runs(paths: Union[PathLike, Iterable[PathLike]], per_class: bool = False) -> pd.DataFrame:
@@ -105,7 +126,8 @@ def load_history(paths: Union[PathLike, Iterable[PathLike]]) -> pd.DataFrame:
 def _read_metrics(path: Path) -> Optional[pd.DataFrame]:
     """A run's metrics.csv with numeric columns, or None (and a warning) if it is not one."""
     try:
-        metrics = pd.read_csv(path, engine="c", on_bad_lines="skip")
+        with open_regular(path) as f:
+            metrics = pd.read_csv(f, engine="c", on_bad_lines="skip")
         if "epoch" not in metrics.columns:
             raise ValueError("no epoch column")
         metrics = metrics.apply(pd.to_numeric, errors="coerce")  # a damaged cell is NaN, not text
@@ -118,7 +140,7 @@ def _read_metrics(path: Path) -> Optional[pd.DataFrame]:
 def _summary(run_dir: Path) -> Dict[str, Any]:
     """summary.json as a dict; an unreadable one gives a row with status 'unreadable' and a warning."""
     try:
-        summary = json.loads((run_dir / SUMMARY).read_text())
+        summary = json.loads(read_text(run_dir / SUMMARY))
         if not isinstance(summary, dict):
             raise ValueError(f"holds a {type(summary).__name__}, not an object")
         return summary
@@ -176,6 +198,8 @@ def _run_row(run_dir: Path, per_class: bool = False) -> Dict[str, Any]:
            "epochs_run": _value_int(summary.get("epochs_run", 0)), "best_epoch": _value_int(best.get("epoch")),
            "wall_seconds": _number(summary.get("wall_seconds")), "started_at": _text(summary.get("started_at")),
            "overrides": " ".join(map(str, job.get("overrides") or [])), "run_dir": str(run_dir)}
+    if row["status"] == "running" and liveness.owner(run_dir) == "":  # no live process holds it
+        row["status"], row["reason"] = "interrupted", KILLED
     for m in METRIC_NAMES:
         row[f"final_{m}"], row[f"best_{m}"] = _number(final.get(m)), _number(best.get(m))
     if per_class:
@@ -212,10 +236,6 @@ def _typed(df: pd.DataFrame) -> pd.DataFrame:
                 and column not in ("best_epoch", "final_epoch"):
             df[column] = df[column].astype("float64")
     return df
-
-
-def _hidden(path: Path, root: Path) -> bool:
-    return any(part.startswith(".") for part in path.relative_to(root).parts)
 
 
 def _natural(path: Path):

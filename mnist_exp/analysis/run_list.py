@@ -48,13 +48,13 @@ def main(argv=None) -> int:
     parser.add_argument("--status", choices=STATUSES, help="only runs with this status")
     parser.add_argument("--sort", help="a column to sort by, largest first (default: when, newest first)")
     args = parser.parse_args(argv)
-    from mnist_exp.analysis import results
+    from mnist_exp.analysis import cli, results
 
     results.brief_warnings(parser.prog)
     try:
         shown = table(args.path, args.status, args.sort)
-    except FileNotFoundError as e:
-        print(f"{parser.prog}: error: {e}", file=sys.stderr)
+    except OSError as e:  # missing, not a directory, no permission
+        print(f"{parser.prog}: error: {cli.unreadable(e)}", file=sys.stderr)
         return 2
     except KeyError as e:
         print(f"{parser.prog}: error: --sort {e.args[0]}: not a column of the list", file=sys.stderr)

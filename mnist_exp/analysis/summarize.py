@@ -7,7 +7,9 @@ comparison.png is drawn when the sweep ends. Rebuild both by hand at any time:
 """
 
 import argparse
+import os
 import sys
+import warnings
 from pathlib import Path
 from typing import List, Optional
 
@@ -18,6 +20,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from mnist_exp.analysis import results
 from mnist_exp.files.atomic import write_atomic
+from mnist_exp.files.reading import read_text
 
 SUMMARY_CSV = "summary.csv"
 COMPARISON_PNG = "comparison.png"
@@ -37,7 +40,17 @@ def overridden_keys(runs: pd.DataFrame) -> List[str]:
 def sweep_hydra_config(sweep_dir: Path) -> dict:
     """The `hydra` node of the sweep's multirun.yaml (empty when there is none)."""
     path = sweep_dir / "multirun.yaml"
-    return (yaml.safe_load(path.read_text()) or {}).get("hydra", {}) if path.is_file() else {}
+    if not os.path.lexists(path):
+        return {}
+    try:
+        hydra_cfg = (yaml.safe_load(read_text(path)) or {}).get("hydra", {})
+        if not isinstance(hydra_cfg, dict):
+            raise ValueError("its hydra node is not a mapping")
+        return hydra_cfg
+    except (OSError, ValueError, AttributeError, yaml.YAMLError) as e:  # a damaged file: the jobs still tell
+        warnings.warn(f"{path}: cannot be read ({e.__class__.__name__}: {str(e)[:200]}); "
+                      "the swept keys are taken from the jobs", stacklevel=2)
+        return {}
 
 
 def _sweep_overrides(hydra_cfg: dict) -> list:

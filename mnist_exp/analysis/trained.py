@@ -10,6 +10,7 @@ last checkpoint (`source` and `epoch` say which). Every kind of model the runner
 loads this way; the arrays are checked against the run's config before use.
 """
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
@@ -108,10 +109,10 @@ def load_model(run_dir: Union[str, Path]) -> TrainedModel:
         raise UserError(f"{run_dir / 'summary.json'}: {e}") from None
     weights, checkpoint = run_dir / record.WEIGHTS, run_dir / record.CHECKPOINT
     model = build(cfg, np.random.default_rng(0))  # initial values are replaced at once
-    if weights.is_file():
+    if os.path.lexists(weights):  # whatever is there: a damaged file is refused, never passed over
         arrays = record.load_weights(weights, lambda specs, names: check_state(model.arrays(), specs, weights, names))
         return TrainedModel(cfg, restore(cfg, arrays, weights, model), weights, None)
-    if checkpoint.is_file():
+    if os.path.lexists(checkpoint):
         arrays, _, done = record.load_checkpoint(checkpoint, lambda specs, names: check_checkpoint(
             model, bool(cfg.early_stopping), specs, checkpoint, names))
         params = {k: v for k, v in arrays.items() if not k.startswith(("opt/", "es/"))}

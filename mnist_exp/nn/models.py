@@ -265,7 +265,7 @@ def check_state(expected: Arrays, state, source, names: Optional[Dict[str, str]]
     names = names or {}
     missing = sorted(set(expected) - set(state))
     if missing:
-        raise UserError(f"{source}: lacks the arrays {', '.join(missing)} of this run's model")
+        raise UserError(f"{source}: lacks the arrays {_as_named(missing, names)} of this run's model")
     for key, array in state.items():
         name, shown = FOLLOWER.sub("", key), names.get(key, key)  # opt/m/dense1/w follows dense1/w
         want = expected.get(name) if key in expected or name != key else None
@@ -295,10 +295,15 @@ def check_checkpoint(model, early_stopping: bool, state, source, names: Optional
     check_state(model.arrays(), state, source, names)
     lacking = sorted(set(optimizer_names(model)) - set(state))
     if lacking:
-        raise UserError(f"{source}: lacks the optimiser's arrays {', '.join(lacking)}: the file is damaged")
+        raise UserError(f"{source}: lacks the optimiser's arrays {_as_named(lacking, names)}: the file is damaged")
     best = {f"es/best/{k}" for k in model.arrays()}
     held = {k for k in state if k.startswith("es/")}
     if early_stopping:
         lacking = sorted(set(EARLY_STOPPING) - held) + (sorted(best - held) if held & best else [])
         if lacking:
-            raise UserError(f"{source}: lacks early stopping's arrays {', '.join(lacking)}: the file is damaged")
+            raise UserError(f"{source}: lacks early stopping's arrays {_as_named(lacking, names)}: the file is damaged")
+
+
+def _as_named(keys: List[str], names: Optional[Dict[str, str]]) -> str:
+    """Arrays by the names the file uses (record.FileNames names those it lacks as it would)."""
+    return ", ".join((names or {}).get(k, k) for k in keys)

@@ -7,6 +7,7 @@ replaced atomically (temp file + rename), so a reader never sees half a file.
 import csv
 import json
 import os
+import re
 import zipfile
 from dataclasses import fields
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
 import numpy as np
 
 from mnist_exp.files.atomic import write_atomic
+from mnist_exp.files.reading import open_regular
 from mnist_exp.nn.stack import current_names
 from mnist_exp.errors import UserError
 from mnist_exp.runner.train import EpochMetrics
@@ -74,7 +76,7 @@ class MetricsWriter:
     def _scan(self, rows: int) -> int:
         """Tally the rows the checkpoint covers; returns the byte offset where they end."""
         try:
-            with open(self.path, "rb") as f:
+            with open_regular(self.path) as f:
                 header = f.readline(MAX_LINE)
                 if header.decode(errors="replace").rstrip("\r\n").split(",") != self.columns:
                     raise UserError(f"{self.path}: its columns are not those of this run ({', '.join(self.columns)})")
@@ -133,7 +135,7 @@ def read_metrics(path: Path, step: int = 1) -> List[EpochMetrics]:
     """The complete rows of a metrics.csv (every `step`-th epoch, and the last), read as a stream;
     a row cut short by a crash ends them."""
     rows: List[EpochMetrics] = []
-    with open(path, "rb") as f:
+    with open_regular(path) as f:
         header = f.readline(MAX_LINE).decode(errors="replace").rstrip("\r\n").split(",")
         last = None
         for line in iter(lambda: f.readline(MAX_LINE), b""):
@@ -150,7 +152,7 @@ def read_metrics(path: Path, step: int = 1) -> List[EpochMetrics]:
 
 def find_row(path: Path, epoch: int) -> Optional[EpochMetrics]:
     """The row of one epoch, read as a stream (early stopping's restored epoch)."""
-    with open(path, "rb") as f:
+    with open_regular(path) as f:
         header = f.readline(MAX_LINE).decode(errors="replace").rstrip("\r\n").split(",")
         for line in iter(lambda: f.readline(MAX_LINE), b""):
             m = _parse(line, header)
@@ -185,7 +187,7 @@ def read_specs(path: Path, what: str) -> Dict[str, Spec]:
     checked before any is inflated (a small zip of zeros can hold gigabytes)."""
     specs = {}
     try:
-        with zipfile.ZipFile(path) as archive:
+        with open_regular(path) as file, zipfile.ZipFile(file) as archive:
             for info in archive.infolist():
                 if not info.filename.endswith(".npy"):
                     raise UserError(f"{path}: holds '{info.filename}', which is not an array: the file is damaged")
@@ -203,14 +205,29 @@ def read_specs(path: Path, what: str) -> Dict[str, Spec]:
                 specs[name] = Spec(tuple(shape), dtype)
     except UserError:
         raise
+    except OSError as e:  # not a regular file (a FIFO, a directory), a link loop, no permission
+        raise UserError(f"{path}: cannot read {what}: {e.strerror or e}") from None
     except Exception as e:  # truncated, empty, not a zip, a damaged header...
         raise UserError(f"{path}: cannot load {what} ({e.__class__.__name__}: {e})") from None
     return specs
 
 
+TODAYS_NAME = re.compile(r"(?P<prefix>(?:opt/[mv]/|es/best/)?)(?:dense|batchnorm)(?P<layer>\d+)/(?P<array>\w+)")
+
+
+class FileNames(dict):
+    """Today's name -> the file's. An array the file lacks is named as the file would name it:
+    in a file from before the layers, 'gamma1', not 'batchnorm1/gamma', which it never held."""
+
+    def get(self, key, default=None):
+        if key in self or not any(k != v for k, v in self.items()):
+            return super().get(key, default)
+        return TODAYS_NAME.sub(r"\g<prefix>\g<array>\g<layer>", key)
+
+
 def renamed(specs: Dict[str, Spec], path: Path) -> Dict[str, str]:
     """Today's name -> the file's, refusing a file holding one array under both names."""
-    names: Dict[str, str] = {}
+    names: Dict[str, str] = FileNames()
     for original in specs:
         current = next(iter(current_names({original: None})))
         if current in names:
@@ -228,7 +245,7 @@ def _load(path: Path, what: str, check: Optional[Check], extra: Tuple[str, ...] 
     if check is not None:
         check({current: specs[original] for current, original in names.items()}, names)
     try:
-        with np.load(path, allow_pickle=False) as saved:
+        with open_regular(path) as file, np.load(file, allow_pickle=False) as saved:
             arrays = {current: saved[original] for current, original in names.items()}
             arrays.update({k: saved[k] for k in extra if k in specs})
     except Exception as e:

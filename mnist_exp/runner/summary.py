@@ -16,6 +16,7 @@ import numpy as np
 import mnist_exp
 from mnist_exp.config import Config, known_keys, validate
 from mnist_exp.errors import UserError
+from mnist_exp.files.reading import read_text
 from mnist_exp.runner.record import SUMMARY, Tally, save_json
 from mnist_exp.runner.train import EpochMetrics
 
@@ -79,7 +80,7 @@ def _row(metrics: EpochMetrics) -> Dict[str, Any]:
 def load(run_dir: Path) -> Dict[str, Any]:
     path = run_dir / SUMMARY
     try:
-        return json.loads(path.read_text())
+        return json.loads(read_text(path))
     except (OSError, ValueError) as e:
         raise UserError(f"{path}: cannot read a run summary ({e.__class__.__name__}: {e})") from None
 
