@@ -111,3 +111,36 @@ def test_a_bad_payload_is_named_by_its_url_not_the_temp_file(server, tmp_path):
     with pytest.raises(DataError) as info:
         fetch("f.bin", [server.url + "a/"], tmp_path / "f.bin", reject, retries=1)
     assert ".part" not in str(info.value) and f"{server.url}a/f.bin: MD5 abc" in str(info.value)
+
+
+@pytest.mark.parametrize("behaviour", ["trickle", "trickle headers"])
+def test_a_trickling_mirror_is_given_up_for_the_next_within_its_speed_window(behaviour, server, tmp_path):
+    """Under speed_limit bytes/s for speed_time s (curl's --speed-limit/--speed-time): that mirror
+    is given up at once, not retried, and the next one serves; data.deadline stays as it is."""
+    server.serve("slow/", "f.bin", BODY, behaviour=behaviour)
+    server.serve("good/", "f.bin", BODY)
+    began = time.monotonic()
+    fetch("f.bin", [server.url + "slow/", server.url + "good/"], tmp_path / "f.bin", accept_body, timeout=5.0,
+          retries=3, speed_time=1.0)
+    assert time.monotonic() - began < 6
+    assert server.requests == ["/slow/f.bin", "/good/f.bin"]
+    assert (tmp_path / "f.bin").read_bytes() == BODY
+
+
+def test_a_trickling_mirror_is_named_with_its_rate(server, tmp_path):
+    server.serve("slow/", "f.bin", BODY, behaviour="trickle")
+    with pytest.raises(DataError, match=r"slow/f.bin: too slow: under 1024 bytes/s for 1 s"):
+        fetch("f.bin", [server.url + "slow/"], tmp_path / "f.bin", accept_body, timeout=5.0, speed_time=1.0)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_speed_floor_costs_a_trickling_mirror_a_minute_at_most():
+    assert download.SPEED_TIME <= 60 and download.SPEED_LIMIT >= 1024  # bytes/s; the MNIST files are ~10 MB
+
+
+def test_a_mirror_at_a_steady_rate_above_the_floor_is_not_cut(server, tmp_path):
+    server.serve("ok/", "f.bin", BODY, behaviour="trickle")  # 5 bytes/s: above a floor of 2
+    server.httpd.drip_seconds = 3.0  # then it drops the connection: a retry would ask again
+    with pytest.raises(DataError, match="connection dropped mid-file"):
+        fetch("f.bin", [server.url + "ok/"], tmp_path / "f.bin", accept_body, timeout=5.0, retries=1,
+              speed_limit=2, speed_time=1.0)

@@ -1,14 +1,17 @@
 """curves.png from the forked helper, and from the run itself whenever the helper cannot."""
 
+import json
 import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import matplotlib.image
 import pytest
 
+from helpers import run_cli
 from mnist_exp.runner import figure_process
 from mnist_exp.runner.figure_process import FigureHelper
 from mnist_exp.runner.train import EpochMetrics
@@ -139,3 +142,120 @@ def test_no_figure_is_saved_straight_to_its_final_path():
                     and node.func.attr in ("savefig", "imsave", "print_png", "print_figure") and id(node) not in inside):
                 outside.append(f"{source.relative_to(root)}:{node.lineno}")
     assert outside == []
+
+
+@pytest.fixture
+def stalled_run(tmp_path):
+    """stalled_run(*args) -> (run process, its figure helper, stopped with SIGSTOP); both are
+    killed at the end of the test if still there."""
+    started = []
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+
+    def start(*args):
+        proc = subprocess.Popen([sys.executable, "-m", "mnist_exp", *args, f"hydra.run.dir={tmp_path / 'run'}"],
+                                cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        started.append(proc.pid)
+        helper = helper_of(proc)
+        started.append(helper)
+        os.kill(helper, signal.SIGSTOP)
+        return proc, helper
+
+    yield start
+    for pid in started:
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def wait_for(condition, proc: subprocess.Popen, what: str, seconds: float = 120.0):
+    deadline = time.monotonic() + seconds
+    while not (found := condition()):
+        assert time.monotonic() < deadline and proc.poll() is None, f"never: {what}"
+        time.sleep(0.02)
+    return found
+
+
+def helper_of(proc: subprocess.Popen) -> int:
+    """The run's figure helper: the one child of its main thread."""
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    return int(wait_for(lambda: children.read_text().split(), proc, "a figure helper")[0])
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
+def summary_status(run_dir: Path) -> str:
+    return json.loads((run_dir / "summary.json").read_text())["status"]
+
+
+linux_only = pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads /proc")
+
+
+@linux_only
+def test_ctrl_c_while_the_helper_stalls_ends_the_run_at_once(mnist_dir, tmp_path, stalled_run):
+    """The run waits for a stopped helper at its end: Ctrl-C ends the wait, exit 130, interrupted."""
+    run_dir = tmp_path / "run"
+    proc, helper = stalled_run("epochs=2", "train_samples=300", "test_samples=100")
+    wait_for((run_dir / "weights.npz").is_file, proc, "the final writes")  # just before the figures
+    time.sleep(0.3)
+    began = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert time.monotonic() - began < 5, "Ctrl-C waited for the helper"
+    assert "Traceback" not in err, err
+    assert summary_status(run_dir) == "interrupted"
+    assert not alive(helper)
+    done = run_cli([f"resume={run_dir}"], cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert summary_status(run_dir) == "completed"
+    assert_png(run_dir / "curves.png")
+
+
+@linux_only
+def test_the_helper_of_a_killed_run_dies_and_the_run_resumes(mnist_dir, tmp_path, stalled_run):
+    """kill -9 of a run whose helper is stopped: the helper goes too, and `resume=` is not refused."""
+    run_dir = tmp_path / "run"
+    proc, helper = stalled_run("epochs=300", "train_samples=2000", "test_samples=100")
+    wait_for((run_dir / "checkpoint.npz").is_file, proc, "a checkpoint")
+    proc.kill()
+    proc.wait(timeout=60)  # not its stderr: a helper left alive would hold the pipe open
+    epochs = len((run_dir / "metrics.csv").read_text().splitlines())  # those done, and one more
+    done = run_cli([f"resume={run_dir}", f"epochs={epochs}"], cwd=tmp_path, timeout=120)
+    assert done.returncode == 0 and "in use" not in done.stderr, done.stderr
+    deadline = time.monotonic() + 5
+    while alive(helper) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive(helper), "the helper outlived its run"
+
+
+@linux_only
+def test_the_helper_keeps_no_descriptor_of_its_parent(tmp_path):
+    """Not the run's lock: a flock lasts while any process holds it."""
+    from mnist_exp.files import ownership
+
+    run_dir = ownership.claim(tmp_path / "run", fresh=True)
+    try:
+        with FigureHelper() as figure:
+            time.sleep(0.5)  # the helper has started and closed what it does not need
+            targets = [os.readlink(p) for p in Path(f"/proc/{figure.pid}/fd").iterdir() if int(p.name) > 2]
+            assert not [t for t in targets if t.startswith(str(tmp_path))], targets
+    finally:
+        ownership.release(run_dir)
+
+
+@pytest.mark.slow
+@linux_only
+def test_a_stalled_helper_delays_the_run_by_seconds_not_minutes(mnist_dir, tmp_path, stalled_run):
+    run_dir = tmp_path / "run"
+    proc, _ = stalled_run("epochs=2", "train_samples=300", "test_samples=100")
+    wait_for((run_dir / "weights.npz").is_file, proc, "the final writes")
+    began = time.monotonic()
+    _, err = proc.communicate(timeout=90)
+    assert proc.returncode == 0, err
+    assert time.monotonic() - began < figure_process.WAIT_SECONDS + 15
+    assert figure_process.WAIT_SECONDS <= 30
+    assert_png(run_dir / "curves.png")

@@ -3,10 +3,14 @@
 Importing matplotlib takes ~0.35 s, a quarter of a default run, and the exact training
 path keeps one core busy. A child forked as the run starts imports it on the other core,
 then waits for the metrics rows. If anything is amiss (no fork on this platform, the child
-failed or stalled), the run draws the figure itself as before: the helper only saves time.
+failed, or stalled for WAIT_SECONDS), the run draws the figure itself as before: the helper only
+saves time. The wait ends at once on Ctrl-C or SIGTERM. The child closes every descriptor it
+inherits but its pipes (an inherited flock, the run's lock, would outlive a killed run) and
+dies with its parent.
 """
 
 import os
+import time
 import pickle
 import select
 import signal
@@ -14,9 +18,11 @@ import sys
 import warnings
 from typing import List, Optional, Tuple
 
+from mnist_exp.runner import interrupts
 from mnist_exp.runner.plots import draw, warm_up
 
-WAIT_SECONDS = 120.0  # for the child to finish once it has the rows; then the run draws it
+WAIT_SECONDS = 20.0  # for the child to finish once it has the rows (~1 s); then the run draws them
+POLL_SECONDS = 0.05  # how often the wait looks for a Ctrl-C, which a critical block holds back
 PIPE_BYTES = 60_000  # the rows must fit a pipe's buffer (64 KiB on Linux): writing never blocks
 
 
@@ -46,6 +52,7 @@ class FigureHelper:
         return False
 
     def _start(self) -> None:
+        parent = os.getpid()
         requests, self._to_child = os.pipe()
         self._from_child, replies = os.pipe()
         for stream in (sys.stdout, sys.stderr):
@@ -54,7 +61,7 @@ class FigureHelper:
             warnings.simplefilter("ignore", DeprecationWarning)  # the child needs none of their locks
             pid = os.fork()
         if pid == 0:
-            _child(requests, replies, (self._to_child, self._from_child))
+            _child(requests, replies, parent)
         os.close(requests)
         os.close(replies)
         self.pid = pid
@@ -65,12 +72,21 @@ class FigureHelper:
             if len(request) <= PIPE_BYTES and os.write(self._to_child, request) == len(request):
                 os.close(self._to_child)  # EOF: the request is whole
                 self._to_child = -1
-                ready, _, _ = select.select([self._from_child], [], [], WAIT_SECONDS)
-                done = bool(ready) and os.read(self._from_child, 1) == b"1"
+                done = self._answered() and os.read(self._from_child, 1) == b"1"
         except OSError:  # the child is gone: a broken pipe
             pass
         self._stop(wait=done)  # done: it is exiting; else it is killed
         return done
+
+    def _answered(self) -> bool:
+        """Wait up to WAIT_SECONDS for the child's answer (or EOF); a signal held back by the
+        run's critical block ends the wait at once (interrupts.raise_pending)."""
+        deadline = time.monotonic() + WAIT_SECONDS
+        while (left := deadline - time.monotonic()) > 0:
+            if select.select([self._from_child], [], [], min(left, POLL_SECONDS))[0]:
+                return True
+            interrupts.raise_pending()
+        return False
 
     def _stop(self, wait: bool) -> None:
         """Close our ends and reap the child, killed first unless it is known to be exiting."""
@@ -89,15 +105,15 @@ class FigureHelper:
         self.pid = None
 
 
-def _child(requests: int, replies: int, parent_ends) -> None:
+def _child(requests: int, replies: int, parent: int) -> None:
     """Import matplotlib, read the rows (EOF: nothing to draw), draw, answer b"1". Never returns."""
     code = 1
     try:
+        _die_with(parent)
+        _close_inherited(keep=(0, 1, 2, requests, replies))
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the run's to handle
         signal.signal(signal.SIGUSR2, signal.SIG_IGN)  # so is SLURM's preemption signal (submitit's handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        for fd in parent_ends:
-            os.close(fd)
         warm_up()
         with os.fdopen(requests, "rb") as pipe:
             request = pipe.read()
@@ -109,3 +125,27 @@ def _child(requests: int, replies: int, parent_ends) -> None:
         pass
     finally:
         os._exit(code)  # no atexit handlers, no flushing of the parent's buffers
+
+
+def _die_with(parent: int) -> None:
+    """SIGKILL this process when its parent dies (Linux), even while it is stopped; a parent
+    already gone before that took effect ends it here."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # 1: PR_SET_PDEATHSIG
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _close_inherited(keep) -> None:
+    """Close every descriptor but `keep`: the run's lock file, its metrics file, the sweep's lock."""
+    try:
+        fds = [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:  # no /proc: the usual range
+        fds = range(min(os.sysconf("SC_OPEN_MAX"), 1 << 16))
+    for fd in set(fds) - set(keep):
+        try:
+            os.close(fd)
+        except OSError:
+            pass  # not open (listdir's own descriptor, gone by now)

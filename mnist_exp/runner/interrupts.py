@@ -61,10 +61,17 @@ def critical() -> Iterator[None]:
         yield
     finally:
         _state["depth"] -= 1
-        if not _state["depth"] and _state["pending"] is not None:
-            signum, _state["pending"] = _state["pending"], None
-            _state["stopping"] = True
-            raise Interrupted(signum)
+        if not _state["depth"]:
+            raise_pending()
+
+
+def raise_pending() -> None:
+    """Inside a critical block that waits on something else (the figure helper): raise a signal
+    that arrived meanwhile now, rather than after the wait."""
+    if _state["pending"] is not None:
+        signum, _state["pending"] = _state["pending"], None
+        _state["stopping"] = True
+        raise Interrupted(signum)
 
 
 def ignore_further() -> None:
