@@ -60,8 +60,8 @@ def check_typed(config: DictConfig, single_run: bool) -> None:
     (conf/config.yaml), so a path in it or in a tag must reach nothing; a preset that would
     overrule a typed arch, or a typed key the network does not use, is refused. A sweep over
     the network or the preset leaves those to each job (app.py)."""
-    overrides = list(config.hydra.overrides.task)
     try:
+        overrides = [str(o) for o in OmegaConf.to_container(config.hydra.overrides.task, resolve=False)]
         check_typed_names(overrides)
         if single_run:
             check_names(config.name, list(config.tags))
