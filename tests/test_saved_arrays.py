@@ -158,22 +158,6 @@ def test_a_record_asking_for_too_large_a_model_is_refused_before_it_is_built(tmp
     assert err.startswith("mnist_exp.evaluate: error: ") and "more than this machine's 0.5 GiB" in err
 
 
-def test_ctrl_c_ends_evaluate_in_one_line_with_130(tmp_path, monkeypatch, capsys):
-    def interrupted(*args):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(evaluate, "evaluate_run", interrupted)
-    with pytest.raises(SystemExit) as e:
-        evaluate.main([str(tmp_path)])
-    assert e.value.code == 130 and capsys.readouterr().err == "mnist_exp.evaluate: interrupted\n"
-
-
-@pytest.mark.parametrize("file, dropped, named", [
-    (record.WEIGHTS, "gamma1", "lacks the arrays gamma1 of this run's model"),
-    (record.WEIGHTS, "w2", "lacks the arrays w2 of this run's model"),
-    (record.CHECKPOINT, "opt/m/gamma1", "lacks the optimiser's arrays opt/m/gamma1: the file is damaged"),
-    (record.CHECKPOINT, "es/best/b2", "lacks early stopping's arrays es/best/b2: the file is damaged"),
-])
 def test_an_older_file_lacking_an_array_is_told_by_its_own_names(file, dropped, named, tmp_path):
     """A file that names its arrays w1, gamma1 (before the layers) lacking one: the message names
     it as that file would (gamma1), not by a name the file never held (batchnorm1/gamma)."""

@@ -22,6 +22,7 @@ from mnist_exp.runner import interrupts
 from mnist_exp.runner.plots import draw, warm_up
 
 WAIT_SECONDS = 20.0  # for the child to finish once it has the rows (~1 s); then the run draws them
+GRACE_SECONDS = 3.0  # after a Ctrl-C, for figures already being drawn
 POLL_SECONDS = 0.05  # how often the wait looks for a Ctrl-C, which a critical block holds back
 PIPE_BYTES = 60_000  # the rows must fit a pipe's buffer (64 KiB on Linux): writing never blocks
 
@@ -79,13 +80,17 @@ class FigureHelper:
         return done
 
     def _answered(self) -> bool:
-        """Wait up to WAIT_SECONDS for the child's answer (or EOF); a signal held back by the
-        run's critical block ends the wait at once (interrupts.raise_pending)."""
-        deadline = time.monotonic() + WAIT_SECONDS
+        """Wait up to WAIT_SECONDS for the child's answer (or EOF). A signal held back by the
+        run's critical block gives the child GRACE_SECONDS more (figures take ~1 s: the record
+        then completes), then ends the wait (interrupts.raise_pending)."""
+        deadline, signalled = time.monotonic() + WAIT_SECONDS, None
         while (left := deadline - time.monotonic()) > 0:
             if select.select([self._from_child], [], [], min(left, POLL_SECONDS))[0]:
                 return True
-            interrupts.raise_pending()
+            if interrupts.pending():
+                signalled = signalled or time.monotonic()
+                if time.monotonic() - signalled > GRACE_SECONDS:
+                    interrupts.raise_pending()
         return False
 
     def _stop(self, wait: bool) -> None:

@@ -65,6 +65,11 @@ def critical() -> Iterator[None]:
             raise_pending()
 
 
+def pending() -> bool:
+    """A signal arrived inside a critical block and waits for it to end."""
+    return _state["pending"] is not None
+
+
 def raise_pending() -> None:
     """Inside a critical block that waits on something else (the figure helper): raise a signal
     that arrived meanwhile now, rather than after the wait."""
