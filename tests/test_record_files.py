@@ -126,3 +126,14 @@ def test_the_reader_refuses_a_file_larger_than_its_kind_can_be(tmp_path):
         f.truncate(reading.limit(path) + 1)  # sparse: no disk used
     with pytest.raises(reading.UnreadableFile, match="more than"):
         reading.read_text(path)
+
+
+def test_a_fifo_among_hydras_files_holds_up_no_tool(finished, tmp_path):
+    run_dir = tmp_path / "run"
+    shutil.copytree(finished, run_dir)
+    (run_dir / ".hydra" / "config.yaml").unlink()
+    os.mkfifo(run_dir / ".hydra" / "config.yaml")
+    assert tool("mnist_exp.runs", str(run_dir), cwd=tmp_path).returncode == 0
+    assert tool("mnist_exp.evaluate", str(run_dir), cwd=tmp_path).returncode == 0
+    resumed = run_cli([f"resume={run_dir}", "epochs=3"], cwd=tmp_path, timeout=TIMEOUT)
+    assert resumed.returncode == 0, resumed.stderr

@@ -22,7 +22,7 @@ import pandas as pd
 
 from mnist_exp.analysis import liveness
 from mnist_exp.config import DATA_LOCATION, RUN_KEYS, Config
-from mnist_exp.files.reading import open_regular, read_text
+from mnist_exp.files.reading import open_regular, read_text, why
 from mnist_exp.runner.record import METRICS, SUMMARY
 
 PathLike = Union[str, Path]
@@ -133,7 +133,7 @@ def _read_metrics(path: Path) -> Optional[pd.DataFrame]:
         metrics = metrics.apply(pd.to_numeric, errors="coerce")  # a damaged cell is NaN, not text
         return metrics.dropna(subset=["epoch"])
     except Exception as e:  # empty, binary, damaged: one run's problem must not hide the others
-        warnings.warn(f"{path}: left out, it cannot be read ({e.__class__.__name__}: {str(e)[:200]})", stacklevel=3)
+        warnings.warn(f"{path}: left out, it cannot be read ({why(e)})", stacklevel=3)
         return None
 
 
@@ -145,7 +145,7 @@ def _summary(run_dir: Path) -> Dict[str, Any]:
             raise ValueError(f"holds a {type(summary).__name__}, not an object")
         return summary
     except (OSError, ValueError) as e:
-        reason = f"{run_dir / SUMMARY} cannot be read ({e.__class__.__name__}: {str(e)[:200]})"
+        reason = f"{run_dir / SUMMARY} cannot be read ({why(e)})"
         warnings.warn(reason, stacklevel=4)
         return {"status": "unreadable", "reason": reason}
 

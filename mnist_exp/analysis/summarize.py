@@ -113,16 +113,26 @@ def write_summary(sweep_dir: Path, figure: bool = True) -> pd.DataFrame:
         keys = swept_keys(sweep_dir, runs)
         table = sweep_table(runs, keys)
         write_atomic(sweep_dir / SUMMARY_CSV, lambda tmp: table.to_csv(tmp, index=False))
-        if figure and len(table):
-            from mnist_exp.runner.plots import plot_comparison, plot_search
-
-            searched = searched_params(sweep_dir)
-            if searched:
-                plot_search(table, searched, sweep_dir / COMPARISON_PNG)  # written atomically
-            else:
-                history = results.load_history(sweep_dir)
-                plot_comparison(history, table, keys, sweep_dir / COMPARISON_PNG)
+        table.attrs["figure"] = figure and len(table) > 0 and _draw(sweep_dir, table, keys)
     return table
+
+
+def _draw(sweep_dir: Path, table: pd.DataFrame, keys: List[str]) -> bool:
+    """comparison.png (written atomically), or False and a one-line warning: a figure that
+    cannot be drawn must not cost the table, which is written already."""
+    from mnist_exp.runner.plots import plot_comparison, plot_search
+
+    try:
+        searched = searched_params(sweep_dir)
+        if searched:
+            plot_search(table, searched, sweep_dir / COMPARISON_PNG)
+        else:
+            plot_comparison(results.load_history(sweep_dir), table, keys, sweep_dir / COMPARISON_PNG)
+        return True
+    except Exception as e:  # noqa: BLE001 (matplotlib's errors have no common class)
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else f"{e.__class__.__name__}: {str(e)[:200]}"
+        warnings.warn(f"{sweep_dir / COMPARISON_PNG} not drawn ({reason}); {SUMMARY_CSV} is complete", stacklevel=2)
+        return False
 
 
 def main(argv=None) -> None:
@@ -130,7 +140,7 @@ def main(argv=None) -> None:
                                      description="Rebuild a sweep's summary.csv and comparison.png.")
     parser.add_argument("sweep_dir", type=Path)
     args = parser.parse_args(argv)
-    results.brief_warnings(parser.prog)
+    results.brief_warnings("mnist_exp.summarize")  # as its errors begin
     if not args.sweep_dir.is_dir():
         _exit(f"{args.sweep_dir}: not a directory", 2)
     try:
@@ -142,7 +152,8 @@ def main(argv=None) -> None:
     shown = [c for c in table.columns if not c.startswith(("final_train", "best_t", "best_train"))]
     shown = [c for c in shown if c not in ("run_dir", "reason")] + ["best_test_accuracy"]
     print(table[shown].to_string(index=False))
-    print(f"wrote {args.sweep_dir / SUMMARY_CSV} and {args.sweep_dir / COMPARISON_PNG}")
+    drawn = f" and {args.sweep_dir / COMPARISON_PNG}" if table.attrs.get("figure") else ""
+    print(f"wrote {args.sweep_dir / SUMMARY_CSV}{drawn}")
 
 
 def _exit(message: str, code: int) -> None:

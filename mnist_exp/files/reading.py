@@ -67,6 +67,13 @@ def read_bytes(path: Union[str, Path]) -> bytes:
     return data
 
 
+def why(error: Exception) -> str:
+    """A read error for a one-line message: ours say what the file is; others keep their class."""
+    if isinstance(error, UnreadableFile):
+        return str(error)
+    return f"{error.__class__.__name__}: {str(error)[:200]}"
+
+
 def read_text(path: Union[str, Path]) -> str:
     """read_bytes as UTF-8 text (a UnicodeDecodeError is a ValueError, as json's are)."""
     return read_bytes(path).decode("utf-8")

@@ -174,8 +174,8 @@ def plot_comparison(history, table, keys: List[str], path: Path) -> None:
 def _heatmap(ax, table, keys: List[str], fig) -> None:
     grid = table.pivot_table(index=keys[0], columns=keys[1], values="final_test_accuracy", aggfunc="mean")
     image = ax.imshow(grid.to_numpy(dtype=float), cmap="viridis", aspect="auto")
-    ax.set_yticks(range(len(grid.index)), [f"{v:g}" for v in grid.index])
-    ax.set_xticks(range(len(grid.columns)), [f"{v:g}" for v in grid.columns])
+    ax.set_yticks(range(len(grid.index)), [_tick(v) for v in grid.index])
+    ax.set_xticks(range(len(grid.columns)), [_tick(v) for v in grid.columns])
     ax.set_ylabel(keys[0])
     ax.set_xlabel(keys[1])
     for (i, j), value in np.ndenumerate(grid.to_numpy(dtype=float)):
@@ -184,6 +184,18 @@ def _heatmap(ax, table, keys: List[str], fig) -> None:
                 color="k" if light else "w")
     fig.colorbar(image, ax=ax, label="final test accuracy")
     ax.set_title("final test accuracy")
+
+
+def _tick(value) -> str:
+    """A key's value as a tick label: numbers short (0.005, 1e-05), text and bools as they are."""
+    return f"{value:g}" if isinstance(value, (float, np.floating)) else str(value)
+
+
+def _numeric(values) -> bool:
+    """Whether a key's values are numbers to place on an axis (bools and text are categories)."""
+    import pandas as pd
+
+    return pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
 
 
 def plot_ranked(history, table, keys: List[str], path: Path) -> None:
@@ -216,6 +228,8 @@ def plot_ranked(history, table, keys: List[str], path: Path) -> None:
 def plot_search(table, params: List[str], path: Path) -> None:
     """An Optuna search: the objective of each trial in order with the best so far, and the
     objective against each searched parameter (a grid heatmap would be a sparse diagonal)."""
+    from matplotlib.ticker import MaxNLocator
+
     fig = _figure(figsize=(5 + 4 * len(params), 4.5))
     axes = fig.subplots(1, 1 + len(params), squeeze=False)[0]
     trials = table.sort_values("job")
@@ -229,15 +243,33 @@ def plot_search(table, params: List[str], path: Path) -> None:
         ax.plot(failed["job"], [np.nanmin(value) if value.notna().any() else 0] * len(failed), "x", color="0.4",
                 label="failed or diverged")
     ax.set_xlabel("trial")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("objective: test accuracy")
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
     ax.set_title(f"{len(trials)} trials")
     for ax, param in zip(axes[1:], params):
-        ax.plot(trials[param], value, "o", ms=4)
-        if param == "lr" or (trials[param].dropna() > 0).all() and trials[param].max() / max(trials[param].min(), 1e-300) > 50:
-            ax.set_xscale("log")
+        _against(ax, trials[param], value, param)
         ax.set_xlabel(param)
         ax.grid(alpha=0.3)
         ax.set_title(f"objective against {param}")
     _save(fig, path)
+
+
+def _against(ax, values, objective, param: str) -> None:
+    """The objective against one parameter: numbers on a (log, for a wide positive range)
+    axis; text and bools (arch, optimizer, batch_norm) as one column per value."""
+    if _numeric(values):
+        numbers = values.astype(float)
+        ax.plot(numbers, objective, "o", ms=4)
+        positive = numbers.dropna()
+        if param == "lr" or len(positive) and (positive > 0).all() and positive.max() / positive.min() > 50:
+            ax.set_xscale("log")
+        return
+    import pandas as pd
+
+    labels = ["n/a" if pd.isna(v) else _tick(v) for v in values.astype(object)]
+    categories = sorted(set(labels))
+    ax.plot([categories.index(label) for label in labels], objective, "o", ms=4)
+    ax.set_xticks(range(len(categories)), categories)
+    ax.set_xlim(-0.5, len(categories) - 0.5)

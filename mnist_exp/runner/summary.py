@@ -16,7 +16,7 @@ import numpy as np
 import mnist_exp
 from mnist_exp.config import Config, known_keys, validate
 from mnist_exp.errors import UserError
-from mnist_exp.files.reading import read_text
+from mnist_exp.files.reading import read_text, why
 from mnist_exp.runner.record import SUMMARY, Tally, save_json
 from mnist_exp.runner.train import EpochMetrics
 
@@ -82,7 +82,7 @@ def load(run_dir: Path) -> Dict[str, Any]:
     try:
         return json.loads(read_text(path))
     except (OSError, ValueError) as e:
-        raise UserError(f"{path}: cannot read a run summary ({e.__class__.__name__}: {e})") from None
+        raise UserError(f"{path}: cannot read a run summary ({why(e)})") from None
 
 
 def load_config(run_dir: Path) -> Config:
