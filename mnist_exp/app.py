@@ -180,7 +180,7 @@ def resumed_config(cfg: Config, overrides: List[str]) -> Tuple[Config, Path]:
     """
     target = Path(cfg.resume).expanduser().resolve()
     for needed in (SUMMARY, CHECKPOINT):
-        if not (target / needed).is_file():
+        if not os.path.lexists(target / needed):  # one there but not a regular file: its reader says so
             raise ConfigError(_nothing_to_resume(cfg.resume, target, needed))
     original = load_config(target)
     typed = typed_keys(overrides)

@@ -99,6 +99,7 @@ def test_resume_refuses_a_record_file_that_is_not_one_in_one_line(finished, tmp_
     result = run_cli([f"resume={run_dir}", "epochs=3"], cwd=tmp_path, timeout=TIMEOUT)
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr and name in result.stderr, result.stderr
+    assert len(result.stderr.splitlines()) == 1 and "no run to continue" not in result.stderr, result.stderr
 
 
 def test_a_sweep_summary_over_a_fifo_is_written_with_a_warning(finished, tmp_path):
