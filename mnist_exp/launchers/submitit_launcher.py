@@ -41,7 +41,7 @@ class SlurmLauncher(PluginLauncher):
             executor = submitit.AutoExecutor(cluster=self._EXECUTOR, folder=self.params["submitit_folder"],
                                              **{f"{self._EXECUTOR}_max_num_timeout": self.params["max_num_timeout"]})
         except RuntimeError as e:  # no SLURM commands here: 'Could not detect "srun", ...'
-            raise _not_submitted(e) from None
+            raise _not_submitted(e, initial_job_idx) from None
         base = set(OmegaConf.structured(BaseQueueConf).keys())
         params = {k if k in base else f"{self._EXECUTOR}_{k}": v for k, v in self.params.items()
                   if k not in ("submitit_folder", "max_num_timeout")}
@@ -56,10 +56,10 @@ class SlurmLauncher(PluginLauncher):
             log.info(f"\t#{num} : {' '.join(filter_overrides(overrides))}")
         calls = [(list(o), "hydra.sweep.dir", num, f"job_id_for_{num}", Singleton.get_state())
                  for num, o in zip(numbers, job_overrides)]
-        jobs = self._submit(executor, calls, sweep_dir)
+        jobs = self._submit(executor, calls, sweep_dir, initial_job_idx)
         return [self._result(job, num, list(o)) for job, num, o in zip(jobs, numbers, job_overrides)]
 
-    def _submit(self, executor: Any, calls: list, sweep_dir: Path) -> list:
+    def _submit(self, executor: Any, calls: list, sweep_dir: Path, first: int) -> list:
         """The array's jobs; if sbatch refuses it (no controller, a bad partition or account), one
         line with sbatch's own words, and the submission files go so the sweep dir can too."""
         from submitit.core.utils import FailedJobError
@@ -73,7 +73,7 @@ class SlurmLauncher(PluginLauncher):
         except (FailedJobError, OSError) as e:
             for path in set(sweep_dir.iterdir()) - before:
                 shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
-            raise _not_submitted(e) from None
+            raise _not_submitted(e, first) from None
 
     def _memory_gb(self, job_overrides: Sequence[Sequence[str]]) -> int:
         """The memory of the largest job's arrays, plus room for the interpreter, in whole GB."""
@@ -110,10 +110,12 @@ class SlurmLauncher(PluginLauncher):
         return lost_jobs.record(self, num, overrides, directory, status, reason + lost_jobs.resume_hint(directory))
 
 
-def _not_submitted(error: Exception) -> UserError:
-    """One line for a sweep SLURM never received, in the first words of sbatch or submitit."""
+def _not_submitted(error: Exception, first: int) -> UserError:
+    """One line for jobs SLURM never received (all, or from job `first` of a search's later
+    batch on), in the first words of sbatch or submitit."""
     said = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return UserError(f"nothing was submitted to SLURM: {said[0] if said else error.__class__.__name__}")
+    what = f"jobs #{first} on were not submitted" if first else "nothing was submitted"
+    return UserError(f"{what} to SLURM: {said[0] if said else error.__class__.__name__}")
 
 
 def _state(job: Any) -> str:
