@@ -41,7 +41,7 @@ class SlurmLauncher(PluginLauncher):
             executor = submitit.AutoExecutor(cluster=self._EXECUTOR, folder=self.params["submitit_folder"],
                                              **{f"{self._EXECUTOR}_max_num_timeout": self.params["max_num_timeout"]})
         except RuntimeError as e:  # no SLURM commands here: 'Could not detect "srun", ...'
-            raise _not_submitted(e, initial_job_idx) from None
+            raise _not_submitted(e, initial_job_idx, self.config.hydra.sweep.dir) from None
         base = set(OmegaConf.structured(BaseQueueConf).keys())
         params = {k if k in base else f"{self._EXECUTOR}_{k}": v for k, v in self.params.items()
                   if k not in ("submitit_folder", "max_num_timeout")}
@@ -73,7 +73,7 @@ class SlurmLauncher(PluginLauncher):
         except (FailedJobError, OSError) as e:
             for path in set(sweep_dir.iterdir()) - before:
                 shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
-            raise _not_submitted(e, first) from None
+            raise _not_submitted(e, first, sweep_dir) from None
 
     def _memory_gb(self, job_overrides: Sequence[Sequence[str]]) -> int:
         """The memory of the largest job's arrays, plus room for the interpreter, in whole GB."""
@@ -110,12 +110,15 @@ class SlurmLauncher(PluginLauncher):
         return lost_jobs.record(self, num, overrides, directory, status, reason + lost_jobs.resume_hint(directory))
 
 
-def _not_submitted(error: Exception, first: int) -> UserError:
+def _not_submitted(error: Exception, first: int, sweep_dir) -> UserError:
     """One line for jobs SLURM never received (all, or from job `first` of a search's later
-    batch on), in the first words of sbatch or submitit."""
+    batch on: the earlier ones' record stays), in the first words of sbatch or submitit."""
     said = [line.strip() for line in str(error).splitlines() if line.strip()]
-    what = f"jobs #{first} on were not submitted" if first else "nothing was submitted"
-    return UserError(f"{what} to SLURM: {said[0] if said else error.__class__.__name__}")
+    reason = said[0] if said else error.__class__.__name__
+    if first:
+        return UserError(f"jobs #{first} on were not submitted to SLURM: {reason}; the earlier jobs' record is "
+                         f"in {sweep_dir}")
+    return UserError(f"nothing was submitted to SLURM: {reason}")
 
 
 def _state(job: Any) -> str:
