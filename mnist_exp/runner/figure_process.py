@@ -4,8 +4,8 @@ Importing matplotlib takes ~0.35 s, a quarter of a default run, and the exact tr
 path keeps one core busy. A child forked as the run starts imports it on the other core,
 then waits for the metrics rows. If anything is amiss (no fork on this platform, the child
 failed, or stalled for WAIT_SECONDS), the run draws the figure itself as before: the helper only
-saves time. The wait ends at once on Ctrl-C or SIGTERM. The child closes every descriptor it
-inherits but its pipes (an inherited flock, the run's lock, would outlive a killed run) and
+saves time. The wait ends at once on Ctrl-C or SIGTERM. The child lets go of every descriptor
+it inherits but its pipes (an inherited flock, the run's lock, would outlive a killed run) and
 dies with its parent.
 """
 
@@ -139,13 +139,18 @@ def _die_with(parent: int) -> None:
 
 
 def _close_inherited(keep) -> None:
-    """Close every descriptor but `keep`: the run's lock file, its metrics file, the sweep's lock."""
+    """Let go of every descriptor but `keep` (the run's lock file, its metrics file, the sweep's
+    lock) by pointing it at /dev/null: the numbers stay taken, so a file object of the parent's
+    that is collected here closes /dev/null, not a file this process opened since."""
     try:
         fds = [int(name) for name in os.listdir("/proc/self/fd")]
     except OSError:  # no /proc: the usual range
         fds = range(min(os.sysconf("SC_OPEN_MAX"), 1 << 16))
-    for fd in set(fds) - set(keep):
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in set(fds) - set(keep) - {null}:
         try:
-            os.close(fd)
+            os.fstat(fd)  # open (not listdir's own descriptor, gone by now)
+            os.dup2(null, fd)
         except OSError:
-            pass  # not open (listdir's own descriptor, gone by now)
+            pass
+    os.close(null)
