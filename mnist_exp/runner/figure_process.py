@@ -52,7 +52,7 @@ class FigureHelper:
         return False
 
     def _start(self) -> None:
-        parent = os.getpid()
+        parent, prctl = os.getpid(), _prctl()  # looked up here: the child calls it at once
         requests, self._to_child = os.pipe()
         self._from_child, replies = os.pipe()
         for stream in (sys.stdout, sys.stderr):
@@ -61,7 +61,7 @@ class FigureHelper:
             warnings.simplefilter("ignore", DeprecationWarning)  # the child needs none of their locks
             pid = os.fork()
         if pid == 0:
-            _child(requests, replies, parent)
+            _child(requests, replies, parent, prctl)
         os.close(requests)
         os.close(replies)
         self.pid = pid
@@ -105,11 +105,11 @@ class FigureHelper:
         self.pid = None
 
 
-def _child(requests: int, replies: int, parent: int) -> None:
+def _child(requests: int, replies: int, parent: int, prctl) -> None:
     """Import matplotlib, read the rows (EOF: nothing to draw), draw, answer b"1". Never returns."""
     code = 1
     try:
-        _die_with(parent)
+        _die_with(parent, prctl)
         _close_inherited(keep=(0, 1, 2, requests, replies))
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the run's to handle
         signal.signal(signal.SIGUSR2, signal.SIG_IGN)  # so is SLURM's preemption signal (submitit's handler)
@@ -127,13 +127,23 @@ def _child(requests: int, replies: int, parent: int) -> None:
         os._exit(code)  # no atexit handlers, no flushing of the parent's buffers
 
 
-def _die_with(parent: int) -> None:
+def _prctl():
+    """libc's prctl on Linux (ctypes is loaded already, by NumPy), else None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+def _die_with(parent: int, prctl) -> None:
     """SIGKILL this process when its parent dies (Linux), even while it is stopped; a parent
     already gone before that took effect ends it here."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # 1: PR_SET_PDEATHSIG
+    if prctl is not None:
+        prctl(1, signal.SIGKILL, 0, 0, 0)  # 1: PR_SET_PDEATHSIG
     if os.getppid() != parent:
         os._exit(1)
 
