@@ -71,8 +71,11 @@ class SlurmLauncher(PluginLauncher):
             sys.stderr.write(printed.getvalue())
             return jobs
         except (FailedJobError, OSError) as e:
-            for path in set(sweep_dir.iterdir()) - before:
-                shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+            for path in set(sweep_dir.iterdir()) - before:  # .submitit/: the pickled calls, the sbatch script
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
             raise _not_submitted(e, first, sweep_dir) from None
 
     def _memory_gb(self, job_overrides: Sequence[Sequence[str]]) -> int:
