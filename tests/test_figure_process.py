@@ -157,7 +157,8 @@ def stalled_run(tmp_path):
         started.append(proc.pid)
         helper = helper_of(proc)
         started.append(helper)
-        os.kill(helper, signal.SIGSTOP)
+        wait_for(lambda: not files_under(tmp_path, helper), proc, "a helper that let go of the run's files")
+        os.kill(helper, signal.SIGSTOP)  # stalled as it imports or draws, not in the instant after its fork
         return proc, helper
 
     yield start
@@ -178,6 +179,17 @@ def helper_of(proc: subprocess.Popen) -> int:
     """The run's figure helper: the one child of its main thread."""
     children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
     return int(wait_for(lambda: children.read_text().split(), proc, "a figure helper")[0])
+
+
+def files_under(directory: Path, pid: int) -> list:
+    """The files under `directory` that process `pid` holds open (the run's lock, say)."""
+    targets = []
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            targets.append(os.readlink(fd))
+        except OSError:  # closed meanwhile
+            pass
+    return [t for t in targets if t.startswith(str(directory))]
 
 
 def alive(pid: int) -> bool:
@@ -241,8 +253,7 @@ def test_the_helper_keeps_no_descriptor_of_its_parent(tmp_path):
     try:
         with FigureHelper() as figure:
             time.sleep(0.5)  # the helper has started and closed what it does not need
-            targets = [os.readlink(p) for p in Path(f"/proc/{figure.pid}/fd").iterdir() if int(p.name) > 2]
-            assert not [t for t in targets if t.startswith(str(tmp_path))], targets
+            assert files_under(tmp_path, figure.pid) == []
     finally:
         ownership.release(run_dir)
 

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from helpers import run_cli
 
@@ -125,3 +126,24 @@ def test_ctrl_c_during_a_sweep_lists_the_jobs_that_never_started(mnist_dir, tmp_
     assert "sweep of 3 jobs: 1 completed, 1 never started" in stdout
     assert "job 2 never started (lr=0.02 epochs=300 train_samples=500 test_samples=100)" in stderr
     assert (sweep_dir / "comparison.png").is_file()
+
+
+@pytest.mark.parametrize("grid", [
+    ["lr=range(1,10001)", "hidden_size=range(1,10001)"],  # 10**8 jobs: Hydra's sweeper ran out of memory
+    ["seed=range(0,200)", "hidden_size=range(1,201)"],  # 40,000
+    ["lr=range(0.0001,1,0.0000001)"],  # a float range: 10**7
+    ["seed=" + ",".join(map(str, range(10_001)))],  # a long list
+    ["seed=shuffle(range(0,20000))", "hydra/launcher=joblib"],
+    ["--config-dir", "conf", "experiment=grid"],  # hydra.sweeper.params in a config file
+])
+def test_a_sweep_over_the_job_limit_is_refused_before_anything_is_written(tmp_path, grid):
+    preset = tmp_path / "conf" / "experiment" / "grid.yaml"
+    preset.parent.mkdir(parents=True)
+    preset.write_text("# @package _global_\nhydra:\n  sweeper:\n    params:\n      seed: range(0,20000)\n")
+    began = time.monotonic()
+    result = run_cli(["-m", *grid, f"hydra.sweep.dir={tmp_path / 's'}"], cwd=tmp_path, timeout=60)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "jobs, more than the 10000 a sweep may have" in lines[0], result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["conf"]  # no sweep dir, no outputs/
+    assert time.monotonic() - began < 20  # counted, not listed

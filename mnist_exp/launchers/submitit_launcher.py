@@ -11,8 +11,12 @@ launcher's `checkpoint`; the task, run again, resumes the job's run from its las
 (see app.hydra_main). With mem_gb null, each array gets the memory its largest job needs.
 """
 
+import contextlib
+import io
 import logging
 import math
+import shutil
+import sys
 from pathlib import Path
 from typing import Any, List, Sequence
 
@@ -23,6 +27,7 @@ from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLaunche
 from omegaconf import OmegaConf
 
 from hydra_plugins.mnist_exp_launchers import lost_jobs
+from mnist_exp.errors import UserError
 
 log = logging.getLogger(__name__)
 ROOM_GB = 1.0  # Python, NumPy, Hydra and matplotlib beside the arrays memory.estimate counts
@@ -32,8 +37,11 @@ class SlurmLauncher(PluginLauncher):
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         import submitit
 
-        executor = submitit.AutoExecutor(cluster=self._EXECUTOR, folder=self.params["submitit_folder"],
-                                         **{f"{self._EXECUTOR}_max_num_timeout": self.params["max_num_timeout"]})
+        try:
+            executor = submitit.AutoExecutor(cluster=self._EXECUTOR, folder=self.params["submitit_folder"],
+                                             **{f"{self._EXECUTOR}_max_num_timeout": self.params["max_num_timeout"]})
+        except RuntimeError as e:  # no SLURM commands here: 'Could not detect "srun", ...'
+            raise _not_submitted(e, initial_job_idx, self.config.hydra.sweep.dir) from None
         base = set(OmegaConf.structured(BaseQueueConf).keys())
         params = {k if k in base else f"{self._EXECUTOR}_{k}": v for k, v in self.params.items()
                   if k not in ("submitit_folder", "max_num_timeout")}
@@ -48,8 +56,27 @@ class SlurmLauncher(PluginLauncher):
             log.info(f"\t#{num} : {' '.join(filter_overrides(overrides))}")
         calls = [(list(o), "hydra.sweep.dir", num, f"job_id_for_{num}", Singleton.get_state())
                  for num, o in zip(numbers, job_overrides)]
-        jobs = executor.map_array(self, *zip(*calls))
+        jobs = self._submit(executor, calls, sweep_dir, initial_job_idx)
         return [self._result(job, num, list(o)) for job, num, o in zip(jobs, numbers, job_overrides)]
+
+    def _submit(self, executor: Any, calls: list, sweep_dir: Path, first: int) -> list:
+        """The array's jobs; if sbatch refuses it (no controller, a bad partition or account), one
+        line with sbatch's own words, and the submission files go so the sweep dir can too."""
+        from submitit.core.utils import FailedJobError
+
+        before, printed = set(sweep_dir.iterdir()), io.StringIO()
+        try:
+            with contextlib.redirect_stderr(printed):  # submitit prints sbatch's stderr before it raises
+                jobs = executor.map_array(self, *zip(*calls))
+            sys.stderr.write(printed.getvalue())
+            return jobs
+        except (FailedJobError, OSError) as e:
+            for path in set(sweep_dir.iterdir()) - before:  # .submitit/: the pickled calls, the sbatch script
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
+            raise _not_submitted(e, first, sweep_dir) from None
 
     def _memory_gb(self, job_overrides: Sequence[Sequence[str]]) -> int:
         """The memory of the largest job's arrays, plus room for the interpreter, in whole GB."""
@@ -84,6 +111,17 @@ class SlurmLauncher(PluginLauncher):
             reason += f": {first[:300]}"
         status = "interrupted" if "CANCEL" in state or "TIMEOUT" in state else "failed"
         return lost_jobs.record(self, num, overrides, directory, status, reason + lost_jobs.resume_hint(directory))
+
+
+def _not_submitted(error: Exception, first: int, sweep_dir) -> UserError:
+    """One line for jobs SLURM never received (all, or from job `first` of a search's later
+    batch on: the earlier ones' record stays), in the first words of sbatch or submitit."""
+    said = [line.strip() for line in str(error).splitlines() if line.strip()]
+    reason = said[0] if said else error.__class__.__name__
+    if first:
+        return UserError(f"jobs #{first} on were not submitted to SLURM: {reason}; the earlier jobs' record is "
+                         f"in {sweep_dir}")
+    return UserError(f"nothing was submitted to SLURM: {reason}")
 
 
 def _state(job: Any) -> str:

@@ -4,8 +4,8 @@ Importing matplotlib takes ~0.35 s, a quarter of a default run, and the exact tr
 path keeps one core busy. A child forked as the run starts imports it on the other core,
 then waits for the metrics rows. If anything is amiss (no fork on this platform, the child
 failed, or stalled for WAIT_SECONDS), the run draws the figure itself as before: the helper only
-saves time. The wait ends at once on Ctrl-C or SIGTERM. The child closes every descriptor it
-inherits but its pipes (an inherited flock, the run's lock, would outlive a killed run) and
+saves time. The wait ends at once on Ctrl-C or SIGTERM. The child lets go of every descriptor
+it inherits but its pipes (an inherited flock, the run's lock, would outlive a killed run) and
 dies with its parent.
 """
 
@@ -53,7 +53,7 @@ class FigureHelper:
         return False
 
     def _start(self) -> None:
-        parent = os.getpid()
+        parent, prctl = os.getpid(), _prctl()  # looked up here: the child calls it at once
         requests, self._to_child = os.pipe()
         self._from_child, replies = os.pipe()
         for stream in (sys.stdout, sys.stderr):
@@ -62,7 +62,7 @@ class FigureHelper:
             warnings.simplefilter("ignore", DeprecationWarning)  # the child needs none of their locks
             pid = os.fork()
         if pid == 0:
-            _child(requests, replies, parent)
+            _child(requests, replies, parent, prctl)
         os.close(requests)
         os.close(replies)
         self.pid = pid
@@ -110,11 +110,11 @@ class FigureHelper:
         self.pid = None
 
 
-def _child(requests: int, replies: int, parent: int) -> None:
+def _child(requests: int, replies: int, parent: int, prctl) -> None:
     """Import matplotlib, read the rows (EOF: nothing to draw), draw, answer b"1". Never returns."""
     code = 1
     try:
-        _die_with(parent)
+        _die_with(parent, prctl)
         _close_inherited(keep=(0, 1, 2, requests, replies))
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the run's to handle
         signal.signal(signal.SIGUSR2, signal.SIG_IGN)  # so is SLURM's preemption signal (submitit's handler)
@@ -132,25 +132,40 @@ def _child(requests: int, replies: int, parent: int) -> None:
         os._exit(code)  # no atexit handlers, no flushing of the parent's buffers
 
 
-def _die_with(parent: int) -> None:
+def _prctl():
+    """libc's prctl on Linux (ctypes is loaded already, by NumPy), else None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+def _die_with(parent: int, prctl) -> None:
     """SIGKILL this process when its parent dies (Linux), even while it is stopped; a parent
     already gone before that took effect ends it here."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # 1: PR_SET_PDEATHSIG
+    if prctl is not None:
+        prctl(1, signal.SIGKILL, 0, 0, 0)  # 1: PR_SET_PDEATHSIG
     if os.getppid() != parent:
         os._exit(1)
 
 
 def _close_inherited(keep) -> None:
-    """Close every descriptor but `keep`: the run's lock file, its metrics file, the sweep's lock."""
+    """Let go of every descriptor but `keep` (the run's lock file, its metrics file, the sweep's
+    lock) by pointing it at /dev/null: the numbers stay taken, so a file object of the parent's
+    that is collected here closes /dev/null, not a file this process opened since."""
     try:
         fds = [int(name) for name in os.listdir("/proc/self/fd")]
     except OSError:  # no /proc: the usual range
         fds = range(min(os.sysconf("SC_OPEN_MAX"), 1 << 16))
-    for fd in set(fds) - set(keep):
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in set(fds) - set(keep) - {null}:
         try:
-            os.close(fd)
+            os.fstat(fd)  # open (not listdir's own descriptor, gone by now)
+            os.dup2(null, fd)
         except OSError:
-            pass  # not open (listdir's own descriptor, gone by now)
+            pass
+    os.close(null)

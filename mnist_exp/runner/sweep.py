@@ -8,8 +8,9 @@ their failures instead of raising (see app.py). `python -m mnist_exp.summarize D
 """
 
 import logging
+import math
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Dict, Optional
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
@@ -20,6 +21,7 @@ log = logging.getLogger(__name__)
 
 # The sweep directory of the multirun this process launched: the CLI reports on it at exit.
 LAUNCHED: Optional[Path] = None
+MAX_JOBS = 10_000  # a grid sweep of more jobs is refused: Hydra lists every job's overrides up front
 
 
 class PrepareSweep(Callback):
@@ -52,6 +54,47 @@ class PrepareSweep(Callback):
             if not isinstance(trials, int) or isinstance(trials, bool) or trials < 1:
                 raise Refused(f"hydra.sweeper.n_trials={trials} is out of range: an Optuna search needs "
                               "at least 1 trial")
+        elif "basic_sweeper" in str(sweeper.get("_target_", "")):
+            _check_grid_size(config)
+
+
+def _check_grid_size(config: DictConfig) -> None:
+    """Refuse a grid of over MAX_JOBS jobs, counted from each swept key's number of values
+    without listing them: Hydra's basic sweeper builds the whole product before its first job
+    (a 10,000 x 10,000 grid ran it out of memory)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    from mnist_exp.runner.dir_guard import Refused
+
+    params = config.hydra.sweeper.get("params") or {}
+    arguments = [f"{key}={value}" for key, value in params.items()] + list(config.hydra.overrides.task)
+    try:
+        overrides = OverridesParser.create().parse_overrides(arguments)
+    except HydraException:
+        return  # Hydra's sweeper reports it in its own words
+    sizes: Dict[str, int] = {}
+    for override in overrides:  # a key given twice: its last values count, as in the sweeper
+        sizes[override.get_key_element()] = _values(override)
+    jobs = math.prod(sizes.values())
+    if jobs > MAX_JOBS:
+        grid = " x ".join(f"{key}: {n}" for key, n in sizes.items() if n > 1)
+        raise Refused(f"this sweep has {jobs} jobs, more than the {MAX_JOBS} a sweep may have ({grid}): "
+                      "sweep fewer values, or split it into several sweeps")
+
+
+def _values(override) -> int:
+    """How many values an override sweeps (1 for a plain value), without listing a range."""
+    from hydra.core.override_parser.types import ChoiceSweep, RangeSweep
+
+    value = override.value() if override.is_sweep_override() else None
+    if isinstance(value, list):  # a,b,c
+        return len(value)
+    if isinstance(value, ChoiceSweep):
+        return len(value.list)
+    if isinstance(value, RangeSweep) and value.step:
+        return max(0, math.ceil((value.stop - value.start) / value.step))
+    return 1  # a plain value, or glob(...) over a config group's few files
 
 
 class SweepSummary(Callback):

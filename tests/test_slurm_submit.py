@@ -1,0 +1,62 @@
+"""A SLURM sweep that cannot be submitted: the real sbatch, pointed at a controller that is not there.
+
+Needs only SLURM's client commands, not a cluster (tests/test_slurm.py has those).
+"""
+
+import os
+import shutil
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+from helpers import run_cli
+
+SWEEP = ["-m", "seed=1,2", "epochs=1", "hydra/launcher=submitit_slurm", "hydra.launcher.partition=debug"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def unreachable_cluster(directory: Path) -> Path:
+    """A slurm.conf whose controller's port has nothing listening."""
+    conf = directory / "slurm.conf"
+    conf.write_text(f"""ClusterName=nowhere
+SlurmctldHost=localhost
+SlurmctldPort={free_port()}
+AuthType=auth/munge
+SlurmUser=root
+MpiDefault=none
+ProctrackType=proctrack/linuxproc
+NodeName=localhost CPUs=1 State=UNKNOWN
+PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
+""")
+    return conf
+
+
+def refused_in_one_line(result) -> str:
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mnist_exp: error: nothing was submitted to SLURM: "), result.stderr
+    return lines[0]
+
+
+@pytest.mark.slow  # sbatch tries the controller for ~9 s
+@pytest.mark.skipif(not shutil.which("sbatch"), reason="no sbatch on this machine")
+def test_a_sweep_slurm_cannot_take_is_one_line_exit_2_and_leaves_nothing(tmp_path):
+    conf = unreachable_cluster(tmp_path)
+    result = run_cli([*SWEEP, f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path,
+                     env={"SLURM_CONF": str(conf)}, timeout=120)
+    assert "sbatch: error: Batch job submission failed: Unable to contact slurm controller" in refused_in_one_line(result)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["slurm.conf"]  # no sweep dir, no outputs/
+
+
+def test_a_slurm_sweep_where_slurm_is_not_installed_is_one_line_exit_2(tmp_path):
+    result = run_cli([*SWEEP, f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path,
+                     env={"PATH": os.path.dirname(sys.executable)}, timeout=120)
+    assert "srun" in refused_in_one_line(result)
+    assert list(tmp_path.iterdir()) == []
