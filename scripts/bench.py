@@ -41,7 +41,7 @@ from threadpoolctl import threadpool_limits
 from mnist_exp.nn import reference
 from mnist_exp.config import Config, DataConfig
 from mnist_exp.data.datasets import cache_dir, load_dataset, split
-from mnist_exp.nn.models import build
+from mnist_exp.runner.networks import build
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_cnn  # noqa: E402  (beside this script)

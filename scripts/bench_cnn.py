@@ -29,7 +29,8 @@ from mnist_exp.config import Config  # noqa: E402
 from mnist_exp.nn.conv import Conv2D  # noqa: E402
 from mnist_exp.nn.layers import Training  # noqa: E402
 from mnist_exp.nn.losses import loss_and_grad  # noqa: E402
-from mnist_exp.nn.models import _batch, build  # noqa: E402
+from mnist_exp.nn.models import _batch  # noqa: E402
+from mnist_exp.runner.networks import build  # noqa: E402
 
 CNN = dict(arch="cnn", channels=[16, 32], kernel_size=5, pool=2, dense_width=128, batch_size=BATCH,
            loss="cross_entropy", relu_derivative="correct", biases=True, init="he", dropout=0.0,

@@ -29,7 +29,8 @@ from threadpoolctl import threadpool_info, threadpool_limits
 from mnist_exp.config import Config
 from mnist_exp.nn.layers import Dense, Training
 from mnist_exp.nn.losses import loss_and_grad
-from mnist_exp.nn.models import _batch, build
+from mnist_exp.nn.models import _batch
+from mnist_exp.runner.networks import build
 
 NETWORKS = {
     "best_mlp": dict(hidden=(512, 512), dropout=0.2, biases=True, loss="cross_entropy", optimizer="adam", lr=1e-3),

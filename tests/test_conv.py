@@ -180,7 +180,7 @@ def test_a_cnn_epoch_has_the_same_numbers_on_one_blas_thread_as_on_two():
 
     from mnist_exp.config import Config
     from mnist_exp.data.datasets import Split
-    from mnist_exp.nn.models import build
+    from mnist_exp.runner.networks import build
 
     cfg = Config(arch="cnn", channels=[4], dense_width=8, batch_size=32, loss="cross_entropy",
                  relu_derivative="correct", biases=True, init="he", dropout=0.3, optimizer="adam", dtype="float32")
@@ -204,7 +204,7 @@ def test_a_cnn_trains_whatever_the_last_batch_holds(batch_size, n):
     those of that image in a batch of its own; evaluation and predict take any row count, 0 too."""
     from mnist_exp.config import Config
     from mnist_exp.data.datasets import Split
-    from mnist_exp.nn.models import build
+    from mnist_exp.runner.networks import build
 
     cfg = Config(arch="cnn", channels=[4], dense_width=8, batch_size=batch_size, loss="cross_entropy",
                  relu_derivative="correct", biases=True, init="he", dropout=0.3, optimizer="adam", dtype="float32")

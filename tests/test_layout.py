@@ -9,7 +9,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "mnist_exp"
 ALLOWED = {  # folder -> what its modules may import from mnist_exp (anywhere in a module, lazily too)
     "files": {"errors", "files"},
     "data": {"config", "errors", "files", "data"},
-    "nn": {"config", "errors", "files", "data", "nn"},
+    "nn": {"errors", "files", "data", "nn"},  # plain arguments: never the runner's Config
 }
 
 

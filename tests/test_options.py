@@ -20,7 +20,8 @@ from mnist_exp.app import CONF_DIR
 from mnist_exp.config import Config, DataConfig, validate
 from mnist_exp.data.datasets import Split, load_dataset, split
 from mnist_exp.errors import ConfigError
-from mnist_exp.nn.models import NetworkModel, ReferenceModel, build, is_reference, options
+from mnist_exp.nn.models import NetworkModel, ReferenceModel
+from mnist_exp.runner.networks import build, is_reference, options
 from mnist_exp.nn.optim import Optimizer, lr_at
 from mnist_exp.runner.train import EarlyStopping, EpochMetrics, train
 

@@ -188,7 +188,7 @@ def test_a_long_epoch_shows_a_progress_bar_only_on_a_terminal(reference_run, mon
 
     from mnist_exp.nn import models as model_module
     from mnist_exp.data.datasets import split
-    from mnist_exp.nn.models import build
+    from mnist_exp.runner.networks import build
 
     cfg = Config(batch_size=64, train_samples=2000, loss="cross_entropy")
     data = load_dataset(load_model(reference_run).config.data)

@@ -16,7 +16,7 @@ from mnist_exp.analysis import evaluate
 from mnist_exp.analysis.trained import load_model
 from mnist_exp.config import Config
 from mnist_exp.errors import UserError
-from mnist_exp.nn.models import build
+from mnist_exp.runner.networks import build
 from mnist_exp.runner import memory, record
 
 CFG = dict(hidden_size=8, batch_size=4, loss="cross_entropy", relu_derivative="correct", biases=True, init="he",
@@ -158,6 +158,12 @@ def test_a_record_asking_for_too_large_a_model_is_refused_before_it_is_built(tmp
     assert err.startswith("mnist_exp.evaluate: error: ") and "more than this machine's 0.5 GiB" in err
 
 
+@pytest.mark.parametrize("file, dropped, named", [
+    (record.WEIGHTS, "gamma1", "lacks the arrays gamma1 of this run's model"),
+    (record.WEIGHTS, "w2", "lacks the arrays w2 of this run's model"),
+    (record.CHECKPOINT, "opt/m/gamma1", "lacks the optimiser's arrays opt/m/gamma1: the file is damaged"),
+    (record.CHECKPOINT, "es/best/b2", "lacks early stopping's arrays es/best/b2: the file is damaged"),
+])
 def test_an_older_file_lacking_an_array_is_told_by_its_own_names(file, dropped, named, tmp_path):
     """A file that names its arrays w1, gamma1 (before the layers) lacking one: the message names
     it as that file would (gamma1), not by a name the file never held (batchnorm1/gamma)."""

@@ -6,7 +6,7 @@ import pytest
 
 from mnist_exp.analysis.trained import TrainedModel
 from mnist_exp.config import Config
-from mnist_exp.nn.models import build
+from mnist_exp.runner.networks import build
 
 CFG = Config(hidden_size=16, batch_size=8, loss="cross_entropy", relu_derivative="correct", biases=True,
              init="he", optimizer="adam", dtype="float32")

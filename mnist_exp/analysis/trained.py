@@ -99,7 +99,8 @@ def load_model(run_dir: Union[str, Path]) -> TrainedModel:
     """The model a run kept (its weights.npz, else its last checkpoint's weights). The config
     passes a run's memory check before the model is built, and the file's arrays are checked
     against the model from their headers before any is loaded."""
-    from mnist_exp.nn.models import build, check_checkpoint, check_state, restore
+    from mnist_exp.nn.models import check_checkpoint, check_state
+    from mnist_exp.runner.networks import build, restore
 
     run_dir = Path(run_dir)
     cfg = load_config(run_dir)

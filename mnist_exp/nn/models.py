@@ -1,9 +1,7 @@
-"""The model a config asks for, behind one small interface the training loop uses.
-
-The reference options (the defaults) select reference.py, the walkthrough's exact
-per-sample procedure; anything beyond them selects the general network (mlp.py's stack of
-layers) with an optimiser.
-Learning-rate schedules, validation and early stopping work with both (see train.py).
+"""The models the training loop drives, behind one small interface: the walkthrough's exact
+per-sample procedure (reference.py) and the general network (a stack of layers, mlp.py or
+cnn.py, with an optimiser). They take plain arguments; runner/networks.py turns a run's config
+into one. Learning-rate schedules, validation and early stopping work with both (see train.py).
 """
 
 import re
@@ -12,28 +10,20 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from mnist_exp.nn import blas, cnn, mlp, reference
+from mnist_exp.nn import blas, mlp, reference
 from mnist_exp.nn.conv import Conv2D
 from mnist_exp.nn.halves import Halves
 from mnist_exp.nn.layers import BatchNorm, Dense, Dropout, EpochBits, Training
 from mnist_exp.nn.losses import loss_and_grad
-from mnist_exp.config import Config
 from mnist_exp.data.datasets import Split, scale
 from mnist_exp.errors import UserError
 from mnist_exp.nn.optim import Optimizer
 from mnist_exp.nn.stack import Stack
 
 Arrays = Dict[str, np.ndarray]
-INPUTS, CLASSES = 784, 10
-# Options whose defaults are the walkthrough's; any other value leaves the exact path.
-REFERENCE = dict(batch_size=1, loss="sse", hidden_layers=1, relu_derivative="reference", biases=False,
-                 init="reference", dropout=0.5, weight_decay=0.0, optimizer="sgd", batch_norm=False,
-                 dtype="float64", arch="mlp")
+IMAGE_SIDE, CLASSES = 28, 10  # MNIST's and Fashion-MNIST's images and classes
+INPUTS = IMAGE_SIDE * IMAGE_SIDE
 EVALUATION_ROWS = 500  # a convolutional network evaluates in chunks: im2col of 10,000 images is ~0.8 GB
-
-
-def is_reference(cfg: Config) -> bool:
-    return all(getattr(cfg, key) == value for key, value in REFERENCE.items())
 
 
 class ReferenceModel:
@@ -219,38 +209,6 @@ def _batch(data: Split, order: Optional[np.ndarray], start: int, size: int,
         data.x.take(rows, axis=0, out=x)
     data.y.take(rows, axis=0, out=y)
     return x, y
-
-
-def cnn_options(cfg: Config) -> cnn.Options:
-    return cnn.Options(channels=tuple(cfg.channels), kernel_size=cfg.kernel_size, pool=cfg.pool,
-                       dense_width=cfg.dense_width, dropout=cfg.dropout, biases=cfg.biases)
-
-
-def options(cfg: Config) -> mlp.Options:
-    return mlp.Options(biases=cfg.biases, batch_norm=cfg.batch_norm, dropout=cfg.dropout,
-                       relu_derivative=cfg.relu_derivative, loss=cfg.loss)
-
-
-def build(cfg: Config, rng: np.random.Generator):
-    """A freshly initialised model; its draws from `rng` come first, as in the reference."""
-    if is_reference(cfg):
-        return ReferenceModel(reference.init_weights(rng, cfg.hidden_size))
-    if cfg.arch == "cnn":
-        stack = cnn.build(rng, (28, 28), cnn_options(cfg), cfg.init, np.dtype(cfg.dtype))
-    else:
-        sizes = [INPUTS] + [cfg.hidden_size] * cfg.hidden_layers + [CLASSES]
-        stack = mlp.build(rng, sizes, cfg.init, options(cfg), np.dtype(cfg.dtype))
-    return NetworkModel(stack, options(cfg), Optimizer(cfg.optimizer, cfg.momentum, cfg.weight_decay), cfg.batch_size)
-
-
-def restore(cfg: Config, state: Arrays, source="saved arrays", model=None):
-    """The model of `cfg` (or `model`, built for it) holding saved arrays (weights.npz or a
-    checkpoint from `source`), each checked against the arrays the model has: a damaged or
-    foreign file is refused."""
-    model = model or build(cfg, np.random.default_rng(0))  # initial values are replaced at once
-    check_state(model.arrays(), state, source)
-    model.load_state(state)
-    return model
 
 
 FOLLOWER = re.compile(r"^(opt/[a-z]+/|es/best/)")

@@ -19,7 +19,8 @@ from mnist_exp.data.datasets import load_dataset, split
 from mnist_exp.errors import UserError, record_error
 from mnist_exp.runner.figure_process import FigureHelper
 from mnist_exp.runner.interrupts import Interrupted, critical, graceful_interrupts
-from mnist_exp.nn.models import build, check_checkpoint, restore
+from mnist_exp.nn.models import check_checkpoint
+from mnist_exp.runner.networks import build, restore
 from mnist_exp.nn.optim import lr_at
 from mnist_exp.runner.train import EarlyStopping, EpochMetrics, train
 
