@@ -59,7 +59,7 @@ def hydra_main(dcfg: DictConfig) -> Union[float, "NoValue"]:
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     sweeping = hydra_cfg.mode == RunMode.MULTIRUN
-    job = {"num": hydra_cfg.job.num, "overrides": list(hydra_cfg.overrides.task)} if sweeping else None
+    job = {"num": hydra_cfg.job.num, "overrides": dir_guard.typed_overrides(hydra_cfg)} if sweeping else None
     claimed: List[Path] = []  # a single run's own directory was claimed in on_run_start (dir_guard)
     record_failure = sweeping  # a sweep keeps a refused job's record; a single run refused leaves none
     requeued = sweeping and requeued_job(run_dir)
@@ -72,9 +72,9 @@ def hydra_main(dcfg: DictConfig) -> Union[float, "NoValue"]:
         limit_blas_to_the_job()
         resuming = bool(cfg.resume) or requeued
         if sweeping and not resuming:  # a single run's typed keys were checked before its directory (dir_guard)
-            cfg = network_of_the_job(cfg, list(hydra_cfg.overrides.task), hydra_cfg.runtime.choices)
+            cfg = network_of_the_job(cfg, dir_guard.typed_overrides(hydra_cfg), hydra_cfg.runtime.choices)
         if resuming and not requeued:  # the run goes on in its own directory; this invocation's holds .hydra/, log
-            cfg, target = resumed_config(cfg, list(hydra_cfg.overrides.task))
+            cfg, target = resumed_config(cfg, dir_guard.typed_overrides(hydra_cfg))
             claimed.append(ownership.claim(target, fresh=False))
             run_dir = target
         result = run_experiment(cfg, run_dir, {"job": job}, resume=resuming)

@@ -9,7 +9,7 @@ BaseException so that the refusal stops the program before anything is written.
 """
 
 from pathlib import Path
-from typing import Any
+from typing import Any, List
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
@@ -55,12 +55,17 @@ def discard_unused() -> None:
         ownership.discard(directory, UNUSED)
 
 
+def typed_overrides(hydra_cfg: DictConfig) -> List[str]:
+    """The overrides as typed: lr=${oc.env:X} stays that text (iterating the node would resolve it)."""
+    return OmegaConf.to_container(hydra_cfg.overrides.task, resolve=False)
+
+
 def check_typed(config: DictConfig, single_run: bool) -> None:
     """What the user typed, checked before the directory is worked out: `name` ends its name
     (conf/config.yaml), so a path in it or in a tag must reach nothing; a preset that would
     overrule a typed arch, or a typed key the network does not use, is refused. A sweep over
     the network or the preset leaves those to each job (app.py)."""
-    overrides = list(config.hydra.overrides.task)
+    overrides = typed_overrides(config.hydra)
     try:
         check_typed_names(overrides)
         if single_run:
