@@ -36,6 +36,7 @@ EXIT_USER_ERROR = 2
 EXIT_DIVERGED = 3
 EXIT_SWEEP_FAILED = 1
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a tool that wrote into a closed pipe
 log = logging.getLogger(__name__)
 
 register()
@@ -307,6 +308,9 @@ def _main() -> None:
     except (HydraException, OmegaConfBaseException, ImportError) as e:  # before OSError: a missing config is both
         dir_guard.discard_unused()
         sys.exit(_fail(missing_extra(str(e)) or one_line(e), EXIT_USER_ERROR))
+    except BrokenPipeError:  # --help or --cfg piped into head: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's own flush at exit must not fail
+        sys.exit(EXIT_BROKEN_PIPE)
     except OSError as e:  # Hydra's own writes (.hydra/, the log) into a full or read-only place
         error = record_error(e, "the run directory")
         sys.exit(_fail(str(error), error.exit_code))

@@ -214,3 +214,16 @@ def test_resume_null_is_no_resume(mnist_dir, tmp_path):
 def test_a_tag_that_is_a_list_is_not_text(override, tmp_path):
     error = one_line_error(run_cli([*override.split(), *TINY, f"hydra.sweep.dir={tmp_path / 's'}"], cwd=tmp_path))
     assert "not text" in error and "tags=[a,b] is two tags" in error and everything(tmp_path) == []
+
+
+@pytest.mark.parametrize("flags", [["--help"], ["--cfg", "job"]])
+def test_help_or_cfg_into_a_closed_pipe_ends_quietly(flags, tmp_path):
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "mnist_exp", *flags], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()  # as `| head -0` does, before the program writes
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 141 and stderr == "", stderr
+    assert everything(tmp_path) == []
