@@ -289,6 +289,7 @@ def main() -> None:
 def _main() -> None:
     register_launchers()
     if os.environ.get("HYDRA_FULL_ERROR") == "1":  # the user asked for full tracebacks
+        check_command_line(sys.argv[1:])
         hydra_main()
         return
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach us instead of Hydra's printer
@@ -366,19 +367,22 @@ def check_command_line(argv: List[str]) -> None:
     if len(modes) > 1:  # Hydra's own refusal is a ValueError traceback
         raise ConfigError(f"{' and '.join(modes)} cannot be given together: choose one")
     if args.cfg and not (args.help or args.hydra_help):
-        check_printed_config(args.overrides)
+        check_printed_config(args.overrides, args.config_dir)
 
 
 class _HydraUsage(Exception):
     """The command line does not parse: Hydra says so, as usual."""
 
 
-def check_printed_config(overrides: List[str]) -> None:
-    """--cfg prints the config a run would use: one a run would refuse is refused the same way."""
+def check_printed_config(overrides: List[str], config_dir: Optional[str] = None) -> None:
+    """--cfg prints the config a run would use: one a run would refuse is refused the same way.
+    A --config-dir (the user's own presets) is searched as Hydra searches it."""
     from hydra import compose, initialize_config_dir
 
     from mnist_exp.runner import memory
 
+    if config_dir and not any(o.lstrip("+").startswith("hydra.searchpath=") for o in overrides):
+        overrides = [*overrides, f"hydra.searchpath=[file://{Path(config_dir).absolute()}]"]
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         dcfg = compose("config", overrides=overrides, return_hydra_config=True)
     dir_guard.check_typed(dcfg, single_run=True)

@@ -227,3 +227,12 @@ def test_help_or_cfg_into_a_closed_pipe_ends_quietly(flags, tmp_path):
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 141 and stderr == "", stderr
     assert everything(tmp_path) == []
+
+
+def test_cfg_finds_the_users_own_presets_in_a_config_dir(tmp_path):
+    (tmp_path / "mine" / "experiment").mkdir(parents=True)
+    (tmp_path / "mine" / "experiment" / "quick.yaml").write_text("# @package _global_\narch: mlp\nlr: 0.2\n")
+    shown = run_cli(["--config-dir", "mine", "--cfg", "job", "experiment=quick"], cwd=tmp_path)
+    assert shown.returncode == 0 and yaml.safe_load(shown.stdout)["lr"] == 0.2, shown.stderr
+    assert "lr=-1.0 is out of range" in one_line_error(
+        run_cli(["-cd", "mine", "--cfg", "job", "experiment=quick", "lr=-1"], cwd=tmp_path))
