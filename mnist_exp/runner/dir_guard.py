@@ -77,7 +77,7 @@ def check_typed(config: DictConfig, single_run: bool) -> None:
             if not config.resume:  # a resumed run has its own network, whatever arch is by default
                 check_network_keys(config.arch, typed)
     except OmegaConfBaseException as e:
-        raise Refused(f"{e.full_key or 'name'}: {str(e).splitlines()[0]}") from None
+        raise Refused(f"{getattr(e, 'full_key', None) or 'name'}: {str(e).splitlines()[0]}") from None
     except ConfigError as e:
         raise Refused(str(e)) from None
 
