@@ -236,3 +236,13 @@ def test_cfg_finds_the_users_own_presets_in_a_config_dir(tmp_path):
     assert shown.returncode == 0 and yaml.safe_load(shown.stdout)["lr"] == 0.2, shown.stderr
     assert "lr=-1.0 is out of range" in one_line_error(
         run_cli(["-cd", "mine", "--cfg", "job", "experiment=quick", "lr=-1"], cwd=tmp_path))
+
+
+@pytest.mark.parametrize("args, message", [(["resume="], "resume is empty"),
+                                           (["name=${oc.env:RUN_NAME}"], "is not a plain name"),
+                                           (["tags=[${oc.env:RUN_NAME}]"], "is not a plain name")])
+def test_a_sweep_refuses_an_empty_resume_or_a_path_for_a_name_before_it_starts(args, message, tmp_path):
+    error = one_line_error(run_cli(["-m", "lr=0.1,0.2", *args, *TINY, f"hydra.sweep.dir={tmp_path / 's'}",
+                                    "hydra.sweep.subdir=${hydra.job.num}_${name}"], cwd=tmp_path,
+                                   env={"RUN_NAME": "../../escaped"}))
+    assert message in error and everything(tmp_path) == []

@@ -62,16 +62,18 @@ def typed_overrides(hydra_cfg: DictConfig) -> List[str]:
 
 def check_typed(config: DictConfig, single_run: bool) -> None:
     """What the user typed, checked before the directory is worked out: `name` ends its name
-    (conf/config.yaml), so a path in it or in a tag must reach nothing; a preset that would
-    overrule a typed arch, or a typed key the network does not use, is refused. A sweep over
-    the network or the preset leaves those to each job (app.py)."""
+    (conf/config.yaml, or a sweep's subdir that uses it), so a path in it or in a tag must reach
+    nothing; an empty resume, a preset that would overrule a typed arch, or a typed key the
+    network does not use is refused. What a sweep sweeps over, each of its jobs checks (app.py)."""
     overrides = typed_overrides(config.hydra)
     try:
+        swept = set() if single_run else swept_keys(overrides)
         check_typed_names(overrides)
-        if single_run:
+        if not swept & {"name", "tags"}:
             check_names(config.name, list(config.tags))
+        if "resume" not in swept:
             check_resume(config.resume)
-        if single_run or not swept_keys(overrides) & {"arch", "experiment"}:
+        if not swept & {"arch", "experiment", "resume"}:
             typed = typed_keys(overrides)
             check_preset_arch(config.arch, config.hydra.runtime.choices, typed)
             if not config.resume:  # a resumed run has its own network, whatever arch is by default
