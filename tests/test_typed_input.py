@@ -245,3 +245,16 @@ def test_a_sweep_refuses_an_empty_resume_or_a_path_for_a_name_before_it_starts(a
                                     "hydra.sweep.subdir=${hydra.job.num}_${name}"], cwd=tmp_path,
                                    env={"RUN_NAME": "../../escaped"}))
     assert message in error and everything(tmp_path) == []
+
+
+@pytest.mark.slow
+def test_an_optuna_search_over_arch_takes_a_key_of_one_network(mnist_dir, tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    sweep = tmp_path / "s"
+    result = run_cli(["-m", "+search=optuna", "hydra.sweeper.n_trials=2", "+hydra.sweeper.params.arch='choice(mlp,cnn)'",
+                      "channels=[4]", "train_samples=64", "test_samples=20", "epochs=1", f"hydra.sweep.dir={sweep}"],
+                     cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    for summary in sweep.glob("*/summary.json"):
+        config = json.loads(summary.read_text())["config"]
+        assert config["channels"] == ([4] if config["arch"] == "cnn" else [16, 32])

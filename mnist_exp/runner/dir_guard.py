@@ -64,10 +64,11 @@ def check_typed(config: DictConfig, single_run: bool) -> None:
     """What the user typed, checked before the directory is worked out: `name` ends its name
     (conf/config.yaml, or a sweep's subdir that uses it), so a path in it or in a tag must reach
     nothing; an empty resume, a preset that would overrule a typed arch, or a typed key the
-    network does not use is refused. What a sweep sweeps over, each of its jobs checks (app.py)."""
+    network does not use is refused. What a sweep sweeps over (its grid, or an Optuna search's
+    hydra.sweeper.params), each of its jobs checks (app.py)."""
     overrides = typed_overrides(config.hydra)
     try:
-        swept = set() if single_run else swept_keys(overrides)
+        swept = set() if single_run else swept_keys(overrides) | set(config.hydra.sweeper.get("params") or {})
         check_typed_names(overrides)
         if not swept & {"name", "tags"}:
             check_names(config.name, list(config.tags))
