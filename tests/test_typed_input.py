@@ -26,8 +26,9 @@ def one_line_error(result, code=2) -> str:
 
 
 @pytest.mark.parametrize("override", ["name=../x", "name=a/b", "name=.", "name=..", "name=x/../../../victim",
-                                      "name=x/../../../../victim", "name=", "name=-x", "name='a\u2215b'", "name=${oc.env:RUN_NAME}",
-                                      "tags=[../x]", "tags=[ok,a/b]", "tags=[..]", "+tags=[x/y]"])
+                                      "name=x/../../../../victim", "name=", "name=-x", "name='a\u2215b'",
+                                      "name=${oc.env:RUN_NAME}", "tags=[../x]", "tags=[ok,a/b]", "tags=[..]",
+                                      "+tags=[x/y]"])
 def test_a_name_or_tag_that_is_not_a_plain_name_leaves_nothing_anywhere(override, tmp_path):
     """Checked before the run directory is worked out: no TIME_x folder, no lock in an existing dir."""
     work = tmp_path / "work"
@@ -178,7 +179,8 @@ def test_a_sweep_over_arch_keeps_each_networks_unused_keys_out_of_its_record(mni
     assert (mlp["arch"], mlp["hidden_size"], mlp["channels"]) == ("mlp", 30, [16, 32])
     assert (cnn["arch"], cnn["hidden_size"], cnn["channels"]) == ("cnn", 100, [4])
     log = (sweep / "1" / "mnist_exp.log").read_text()
-    assert "hidden_size=30 is not used by arch=cnn" in log and "hidden_size=30" not in log.split("run ")[1].split("\n")[0]
+    run_line = log.split("run ")[1].split("\n")[0]
+    assert "hidden_size=30 is not used by arch=cnn" in log and "hidden_size=30" not in run_line
 
 
 @pytest.mark.parametrize("override", ["resume=", "resume=''", "resume=' '", "resume=${oc.env:UNSET_RUN_DIR,''}"])
@@ -252,7 +254,8 @@ def test_a_sweep_refuses_an_empty_resume_or_a_path_for_a_name_before_it_starts(a
 def test_an_optuna_search_over_arch_takes_a_key_of_one_network(mnist_dir, tmp_path):
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
     sweep = tmp_path / "s"
-    result = run_cli(["-m", "+search=optuna", "hydra.sweeper.n_trials=2", "+hydra.sweeper.params.arch='choice(mlp,cnn)'",
+    result = run_cli(["-m", "+search=optuna", "hydra.sweeper.n_trials=2",
+                      "+hydra.sweeper.params.arch='choice(mlp,cnn)'",
                       "channels=[4]", "train_samples=64", "test_samples=20", "epochs=1", f"hydra.sweep.dir={sweep}"],
                      cwd=tmp_path)
     assert result.returncode == 0, result.stderr
