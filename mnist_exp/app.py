@@ -24,8 +24,8 @@ from mnist_exp.files import ownership
 from mnist_exp.runner import sweep
 from mnist_exp.runner import dir_guard
 from mnist_exp.runner.dir_guard import Refused
-from mnist_exp.config import (DATA_LOCATION, Config, DataConfig, check_preset_arch, get_key, register,
-                              register_launchers, typed_keys, unused_by, validate)
+from mnist_exp.config import (DATA_LOCATION, Config, DataConfig, check_no_preset_with_resume, check_preset_arch,
+                              get_key, register, register_launchers, typed_keys, unused_by, validate)
 from mnist_exp.errors import ConfigError, UserError, record_error
 from mnist_exp.runner.interrupts import Interrupted, ignore_further
 from mnist_exp.runner.record import CHECKPOINT, SUMMARY, save_json
@@ -185,11 +185,7 @@ def resumed_config(cfg: Config, overrides: List[str]) -> Tuple[Config, Path]:
                               "before its first epoch ended has nothing to resume: start it again)")
     original = load_config(target)
     typed = typed_keys(overrides)
-    presets = sorted(k for k in typed - {f.name for f in fields(Config)} if not k.startswith(("data.", "hydra.")))
-    if presets:  # a preset's values would be replaced by the run's own, unsaid
-        given = next(o.lstrip("+~") for o in overrides if typed_keys([o]) == {presets[0]})
-        raise ConfigError(f"{given} cannot be given with resume=: a resumed run keeps its own settings "
-                          f"(only epochs and where the data is read from may be given)")
+    check_no_preset_with_resume(overrides)
     experiment_keys = {f.name for f in fields(Config)} - {"resume", "epochs", "data"}
     changed = sorted(k for k in typed & experiment_keys if get_key(cfg, k) != get_key(original, k))
     if changed:

@@ -199,9 +199,10 @@ def stopped_run(mnist_dir, tmp_path_factory) -> Path:
 
 
 @pytest.mark.parametrize("preset", ["experiment=best_mlp", "experiment=tutorial", "+search=optuna"])
-def test_a_preset_given_with_resume_is_refused(preset, stopped_run, tmp_path):
+@pytest.mark.parametrize("flags", [[], ["--cfg", "job"]])
+def test_a_preset_given_with_resume_is_refused(preset, flags, stopped_run, tmp_path):
     before = {p: p.read_bytes() for p in stopped_run.rglob("*") if p.is_file() and p.name != ".mnist_exp.lock"}
-    error = one_line_error(run_cli([f"resume={stopped_run}", "epochs=2", preset], cwd=tmp_path))
+    error = one_line_error(run_cli([f"resume={stopped_run}", "epochs=2", preset, *flags], cwd=tmp_path))
     assert f"{preset.lstrip('+')} cannot be given with resume=" in error
     assert {p: p.read_bytes() for p in before} == before and everything(tmp_path) == []
 

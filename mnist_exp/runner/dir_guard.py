@@ -15,8 +15,8 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from mnist_exp.config import (check_names, check_network_keys, check_preset_arch, check_resume, check_typed_names,
-                               swept_keys, typed_keys)
+from mnist_exp.config import (check_names, check_network_keys, check_no_preset_with_resume, check_preset_arch,
+                               check_resume, check_typed_names, swept_keys, typed_keys)
 from mnist_exp.files import ownership
 from mnist_exp.errors import ConfigError, UserError
 
@@ -74,6 +74,8 @@ def check_typed(config: DictConfig, single_run: bool) -> None:
             check_names(config.name, list(config.tags))
         if "resume" not in swept:
             check_resume(config.resume)
+            if config.resume:
+                check_no_preset_with_resume(overrides)
         if not swept & {"arch", "experiment", "resume"}:
             typed = typed_keys(overrides)
             check_preset_arch(config.arch, config.hydra.runtime.choices, typed)
