@@ -25,8 +25,8 @@ from mnist_exp.files import ownership
 from mnist_exp.runner import sweep
 from mnist_exp.runner import dir_guard
 from mnist_exp.runner.dir_guard import Refused
-from mnist_exp.config import (DATA_LOCATION, Config, DataConfig, check_preset_arch, get_key, register,
-                              register_launchers, typed_keys, unused_by, validate)
+from mnist_exp.config import (DATA_LOCATION, Config, DataConfig, check_no_preset_with_resume, check_preset_arch,
+                              get_key, register, register_launchers, typed_keys, unused_by, validate)
 from mnist_exp.errors import ConfigError, UserError, record_error
 from mnist_exp.runner.interrupts import Interrupted, ignore_further
 from mnist_exp.runner.record import CHECKPOINT, SUMMARY, save_json
@@ -37,6 +37,7 @@ EXIT_USER_ERROR = 2
 EXIT_DIVERGED = 3
 EXIT_SWEEP_FAILED = 1
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a tool that wrote into a closed pipe
 log = logging.getLogger(__name__)
 
 register()
@@ -60,7 +61,7 @@ def hydra_main(dcfg: DictConfig) -> Union[float, "NoValue"]:
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     sweeping = hydra_cfg.mode == RunMode.MULTIRUN
-    job = {"num": hydra_cfg.job.num, "overrides": list(hydra_cfg.overrides.task)} if sweeping else None
+    job = {"num": hydra_cfg.job.num, "overrides": dir_guard.typed_overrides(hydra_cfg)} if sweeping else None
     claimed: List[Path] = []  # a single run's own directory was claimed in on_run_start (dir_guard)
     record_failure = sweeping  # a sweep keeps a refused job's record; a single run refused leaves none
     requeued = sweeping and requeued_job(run_dir)
@@ -73,9 +74,9 @@ def hydra_main(dcfg: DictConfig) -> Union[float, "NoValue"]:
         limit_blas_to_the_job()
         resuming = bool(cfg.resume) or requeued
         if sweeping and not resuming:  # a single run's typed keys were checked before its directory (dir_guard)
-            cfg = network_of_the_job(cfg, list(hydra_cfg.overrides.task), hydra_cfg.runtime.choices)
+            cfg = network_of_the_job(cfg, dir_guard.typed_overrides(hydra_cfg), hydra_cfg.runtime.choices)
         if resuming and not requeued:  # the run goes on in its own directory; this invocation's holds .hydra/, log
-            cfg, target = resumed_config(cfg, list(hydra_cfg.overrides.task))
+            cfg, target = resumed_config(cfg, dir_guard.typed_overrides(hydra_cfg))
             claimed.append(ownership.claim(target, fresh=False))
             run_dir = target
         result = run_experiment(cfg, run_dir, {"job": job}, resume=resuming)
@@ -184,11 +185,7 @@ def resumed_config(cfg: Config, overrides: List[str]) -> Tuple[Config, Path]:
             raise ConfigError(_nothing_to_resume(cfg.resume, target, needed))
     original = load_config(target)
     typed = typed_keys(overrides)
-    presets = sorted(k for k in typed - {f.name for f in fields(Config)} if not k.startswith(("data.", "hydra.")))
-    if presets:  # a preset's values would be replaced by the run's own, unsaid
-        given = next(o.lstrip("+~") for o in overrides if typed_keys([o]) == {presets[0]})
-        raise ConfigError(f"{given} cannot be given with resume=: a resumed run keeps its own settings "
-                          f"(only epochs and where the data is read from may be given)")
+    check_no_preset_with_resume(overrides)
     experiment_keys = {f.name for f in fields(Config)} - {"resume", "epochs", "data"}
     changed = sorted(k for k in typed & experiment_keys if get_key(cfg, k) != get_key(original, k))
     if changed:
@@ -302,6 +299,7 @@ def main() -> None:
 def _main() -> None:
     register_launchers()
     if os.environ.get("HYDRA_FULL_ERROR") == "1":  # the user asked for full tracebacks
+        check_command_line(sys.argv[1:])
         hydra_main()
         return
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach us instead of Hydra's printer
@@ -321,6 +319,9 @@ def _main() -> None:
     except (HydraException, OmegaConfBaseException, ImportError) as e:  # before OSError: a missing config is both
         dir_guard.discard_unused()
         sys.exit(_fail(missing_extra(str(e)) or one_line(e), EXIT_USER_ERROR))
+    except BrokenPipeError:  # --help or --cfg piped into head: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's own flush at exit must not fail
+        sys.exit(EXIT_BROKEN_PIPE)
     except OSError as e:  # Hydra's own writes (.hydra/, the log) into a full or read-only place
         error = record_error(e, "the run directory")
         sys.exit(_fail(str(error), error.exit_code))
@@ -376,19 +377,22 @@ def check_command_line(argv: List[str]) -> None:
     if len(modes) > 1:  # Hydra's own refusal is a ValueError traceback
         raise ConfigError(f"{' and '.join(modes)} cannot be given together: choose one")
     if args.cfg and not (args.help or args.hydra_help):
-        check_printed_config(args.overrides)
+        check_printed_config(args.overrides, args.config_dir)
 
 
 class _HydraUsage(Exception):
     """The command line does not parse: Hydra says so, as usual."""
 
 
-def check_printed_config(overrides: List[str]) -> None:
-    """--cfg prints the config a run would use: one a run would refuse is refused the same way."""
+def check_printed_config(overrides: List[str], config_dir: Optional[str] = None) -> None:
+    """--cfg prints the config a run would use: one a run would refuse is refused the same way.
+    A --config-dir (the user's own presets) is searched as Hydra searches it."""
     from hydra import compose, initialize_config_dir
 
     from mnist_exp.runner import memory
 
+    if config_dir and not any(o.lstrip("+").startswith("hydra.searchpath=") for o in overrides):
+        overrides = [*overrides, f"hydra.searchpath=[file://{Path(config_dir).absolute()}]"]
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         dcfg = compose("config", overrides=overrides, return_hydra_config=True)
     dir_guard.check_typed(dcfg, single_run=True)

@@ -162,6 +162,16 @@ def check_resume(resume: Optional[str]) -> None:
                           "or leave resume out to start a new run")
 
 
+def check_no_preset_with_resume(overrides: List[str]) -> None:
+    """A preset's values would be replaced by the resumed run's own, unsaid: refused."""
+    keys = {f.name for f in fields(Config)}
+    for override in overrides:
+        (key,) = typed_keys([override])
+        if key not in keys and not key.startswith(("data.", "hydra.")):
+            raise ConfigError(f"{override.lstrip('+~')} cannot be given with resume=: a resumed run keeps its own "
+                              "settings (only epochs and where the data is read from may be given)")
+
+
 def check_names(name: Optional[str], tags: List[str]) -> None:
     """A name ends the run directory's name and tags label it: plain names, never paths."""
     if name is not None and not PLAIN_NAME.fullmatch(str(name)):

@@ -1,6 +1,6 @@
 """What the user types is what runs, or one line says why not: names and tags that stay inside
-outputs/, presets that do not overrule a typed key, keys the chosen network does not use, and
-Hydra's own flags for another config."""
+outputs/, presets that do not overrule a typed key, keys the chosen network does not use, an
+empty resume=, --cfg checked as a run, and Hydra's own flags for another config."""
 
 import json
 from pathlib import Path
@@ -25,9 +25,10 @@ def one_line_error(result, code=2) -> str:
     return lines[0]
 
 
-@pytest.mark.parametrize("override", ["name=../x", "name=a/b", "name=.", "name=..", "name=x/../../../victim", "name=x/../../../../victim",
-                                      "name=", "name=-x", "name='a\u2215b'", "name=${oc.env:RUN_NAME}",
-                                      "tags=[../x]", "tags=[ok,a/b]", "tags=[..]", "+tags=[x/y]"])
+@pytest.mark.parametrize("override", ["name=../x", "name=a/b", "name=.", "name=..", "name=x/../../../victim",
+                                      "name=x/../../../../victim", "name=", "name=-x", "name='a\u2215b'",
+                                      "name=${oc.env:RUN_NAME}", "tags=[../x]", "tags=[ok,a/b]", "tags=[..]",
+                                      "+tags=[x/y]"])
 def test_a_name_or_tag_that_is_not_a_plain_name_leaves_nothing_anywhere(override, tmp_path):
     """Checked before the run directory is worked out: no TIME_x folder, no lock in an existing dir."""
     work = tmp_path / "work"
@@ -49,7 +50,8 @@ def test_a_name_or_tag_hydra_reads_as_a_number_or_boolean_is_refused_with_the_qu
         override, shown, hint, tmp_path):
     args = [*override.split(), *TINY, f"hydra.sweep.dir={tmp_path / 's'}"]
     error = one_line_error(run_cli(args, cwd=tmp_path))
-    assert override.split()[-1].split("=")[0] in error and shown in error and "not text" in error and hint in error, error
+    assert override.split()[-1].split("=")[0] in error and shown in error, error
+    assert "not text" in error and hint in error, error
     assert not (tmp_path / "outputs").exists() and not (tmp_path / "s").exists()
 
 
@@ -75,8 +77,7 @@ def test_hydras_flags_for_another_config_are_refused_in_one_line_with_nothing_wr
     assert everything(tmp_path) == before
 
 
-@pytest.mark.parametrize("flags", [["--cfg", "job"], ["--cfg=job"], ["-c", "job"], ["--cfg", "all"],
-                                   ["--cfg", "hydra"], ["--cfg", "job", "--resolve"]])
+@pytest.mark.parametrize("flags", [["--cfg", "job"], ["--cfg=hydra"], ["-c", "all", "--resolve"]])
 @pytest.mark.parametrize("override, message", [("lr=-1", "lr=-1.0 is out of range"),
                                                ("hidden_size=1000000", "needs at least 61.1 GiB of memory"),
                                                ("+lerning_rate=1", "unknown config key 'lerning_rate'"),
@@ -178,7 +179,8 @@ def test_a_sweep_over_arch_keeps_each_networks_unused_keys_out_of_its_record(mni
     assert (mlp["arch"], mlp["hidden_size"], mlp["channels"]) == ("mlp", 30, [16, 32])
     assert (cnn["arch"], cnn["hidden_size"], cnn["channels"]) == ("cnn", 100, [4])
     log = (sweep / "1" / "mnist_exp.log").read_text()
-    assert "hidden_size=30 is not used by arch=cnn" in log and "hidden_size=30" not in log.split("run ")[1].split("\n")[0]
+    run_line = log.split("run ")[1].split("\n")[0]
+    assert "hidden_size=30 is not used by arch=cnn" in log and "hidden_size=30" not in run_line
 
 
 @pytest.mark.parametrize("override", ["resume=", "resume=''", "resume=' '", "resume=${oc.env:UNSET_RUN_DIR,''}"])
@@ -197,9 +199,10 @@ def stopped_run(mnist_dir, tmp_path_factory) -> Path:
 
 
 @pytest.mark.parametrize("preset", ["experiment=best_mlp", "experiment=tutorial", "+search=optuna"])
-def test_a_preset_given_with_resume_is_refused(preset, stopped_run, tmp_path):
+@pytest.mark.parametrize("flags", [[], ["--cfg", "job"]])
+def test_a_preset_given_with_resume_is_refused(preset, flags, stopped_run, tmp_path):
     before = {p: p.read_bytes() for p in stopped_run.rglob("*") if p.is_file() and p.name != ".mnist_exp.lock"}
-    error = one_line_error(run_cli([f"resume={stopped_run}", "epochs=2", preset], cwd=tmp_path))
+    error = one_line_error(run_cli([f"resume={stopped_run}", "epochs=2", preset, *flags], cwd=tmp_path))
     assert f"{preset.lstrip('+')} cannot be given with resume=" in error
     assert {p: p.read_bytes() for p in before} == before and everything(tmp_path) == []
 
@@ -214,3 +217,49 @@ def test_resume_null_is_no_resume(mnist_dir, tmp_path):
 def test_a_tag_that_is_a_list_is_not_text(override, tmp_path):
     error = one_line_error(run_cli([*override.split(), *TINY, f"hydra.sweep.dir={tmp_path / 's'}"], cwd=tmp_path))
     assert "not text" in error and "tags=[a,b] is two tags" in error and everything(tmp_path) == []
+
+
+@pytest.mark.parametrize("flags", [["--help"], ["--cfg", "job"]])
+def test_help_or_cfg_into_a_closed_pipe_ends_quietly(flags, tmp_path):
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "mnist_exp", *flags], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()  # as `| head -0` does, before the program writes
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 141 and stderr == "", stderr
+    assert everything(tmp_path) == []
+
+
+def test_cfg_finds_the_users_own_presets_in_a_config_dir(tmp_path):
+    (tmp_path / "mine" / "experiment").mkdir(parents=True)
+    (tmp_path / "mine" / "experiment" / "quick.yaml").write_text("# @package _global_\narch: mlp\nlr: 0.2\n")
+    shown = run_cli(["--config-dir", "mine", "--cfg", "job", "experiment=quick"], cwd=tmp_path)
+    assert shown.returncode == 0 and yaml.safe_load(shown.stdout)["lr"] == 0.2, shown.stderr
+    assert "lr=-1.0 is out of range" in one_line_error(
+        run_cli(["-cd", "mine", "--cfg", "job", "experiment=quick", "lr=-1"], cwd=tmp_path))
+
+
+@pytest.mark.parametrize("args, message", [(["resume="], "resume is empty"),
+                                           (["name=${oc.env:RUN_NAME}"], "is not a plain name"),
+                                           (["tags=[${oc.env:RUN_NAME}]"], "is not a plain name")])
+def test_a_sweep_refuses_an_empty_resume_or_a_path_for_a_name_before_it_starts(args, message, tmp_path):
+    error = one_line_error(run_cli(["-m", "lr=0.1,0.2", *args, *TINY, f"hydra.sweep.dir={tmp_path / 's'}",
+                                    "hydra.sweep.subdir=${hydra.job.num}_${name}"], cwd=tmp_path,
+                                   env={"RUN_NAME": "../../escaped"}))
+    assert message in error and everything(tmp_path) == []
+
+
+@pytest.mark.slow
+def test_an_optuna_search_over_arch_takes_a_key_of_one_network(mnist_dir, tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    sweep = tmp_path / "s"
+    result = run_cli(["-m", "+search=optuna", "hydra.sweeper.n_trials=2",
+                      "+hydra.sweeper.params.arch='choice(mlp,cnn)'",
+                      "channels=[4]", "train_samples=64", "test_samples=20", "epochs=1", f"hydra.sweep.dir={sweep}"],
+                     cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    for summary in sweep.glob("*/summary.json"):
+        config = json.loads(summary.read_text())["config"]
+        assert config["channels"] == ([4] if config["arch"] == "cnn" else [16, 32])

@@ -9,14 +9,14 @@ BaseException so that the refusal stops the program before anything is written.
 """
 
 from pathlib import Path
-from typing import Any
+from typing import Any, List
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from mnist_exp.config import (check_names, check_network_keys, check_preset_arch, check_resume, check_typed_names,
-                               swept_keys, typed_keys)
+from mnist_exp.config import (check_names, check_network_keys, check_no_preset_with_resume, check_preset_arch,
+                               check_resume, check_typed_names, swept_keys, typed_keys)
 from mnist_exp.files import ownership
 from mnist_exp.errors import ConfigError, UserError
 
@@ -55,24 +55,34 @@ def discard_unused() -> None:
         ownership.discard(directory, UNUSED)
 
 
+def typed_overrides(hydra_cfg: DictConfig) -> List[str]:
+    """The overrides as typed: lr=${oc.env:X} stays that text (iterating the node would resolve it)."""
+    return OmegaConf.to_container(hydra_cfg.overrides.task, resolve=False)
+
+
 def check_typed(config: DictConfig, single_run: bool) -> None:
     """What the user typed, checked before the directory is worked out: `name` ends its name
-    (conf/config.yaml), so a path in it or in a tag must reach nothing; a preset that would
-    overrule a typed arch, or a typed key the network does not use, is refused. A sweep over
-    the network or the preset leaves those to each job (app.py)."""
+    (conf/config.yaml, or a sweep's subdir that uses it), so a path in it or in a tag must reach
+    nothing; an empty resume, a preset that would overrule a typed arch, or a typed key the
+    network does not use is refused. What a sweep sweeps over (its grid, or an Optuna search's
+    hydra.sweeper.params), each of its jobs checks (app.py)."""
+    overrides = typed_overrides(config.hydra)
     try:
-        overrides = [str(o) for o in OmegaConf.to_container(config.hydra.overrides.task, resolve=False)]
+        swept = set() if single_run else swept_keys(overrides) | set(config.hydra.sweeper.get("params") or {})
         check_typed_names(overrides)
-        if single_run:
+        if not swept & {"name", "tags"}:
             check_names(config.name, list(config.tags))
+        if "resume" not in swept:
             check_resume(config.resume)
-        if single_run or not swept_keys(overrides) & {"arch", "experiment"}:
+            if config.resume:
+                check_no_preset_with_resume(overrides)
+        if not swept & {"arch", "experiment", "resume"}:
             typed = typed_keys(overrides)
             check_preset_arch(config.arch, config.hydra.runtime.choices, typed)
             if not config.resume:  # a resumed run has its own network, whatever arch is by default
                 check_network_keys(config.arch, typed)
     except OmegaConfBaseException as e:
-        raise Refused(f"{e.full_key or 'name'}: {str(e).splitlines()[0]}") from None
+        raise Refused(f"{getattr(e, 'full_key', None) or 'name'}: {str(e).splitlines()[0]}") from None
     except ConfigError as e:
         raise Refused(str(e)) from None
 
