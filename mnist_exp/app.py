@@ -5,7 +5,6 @@ on stderr and a non-zero exit code, never a traceback. Set HYDRA_FULL_ERROR=1 to
 """
 
 import gc
-import json
 import logging
 import os
 import sys
@@ -75,11 +74,15 @@ def hydra_main(dcfg: DictConfig) -> Union[float, "NoValue"]:
         resuming = bool(cfg.resume) or requeued
         if sweeping and not resuming:  # a single run's typed keys were checked before its directory (dir_guard)
             cfg = network_of_the_job(cfg, dir_guard.typed_overrides(hydra_cfg), hydra_cfg.runtime.choices)
+        extends = None
         if resuming and not requeued:  # the run goes on in its own directory; this invocation's holds .hydra/, log
             cfg, target = resumed_config(cfg, dir_guard.typed_overrides(hydra_cfg))
-            claimed.append(ownership.claim(target, fresh=False))
-            run_dir = target
-        result = run_experiment(cfg, run_dir, {"job": job}, resume=resuming)
+            claimed.append(ownership.claim(target, fresh=False))  # nobody else writes it meanwhile
+            if _status(target / SUMMARY) == "completed":  # never rewritten: its extension is a new run, here
+                extends = target
+            else:
+                run_dir = target
+        result = run_experiment(cfg, run_dir, {"job": job}, resume=resuming, extends=extends)
     except ownership.DirectoryInUse as e:  # someone else's directory: write nothing into it
         return _failed(None, job, EXIT_USER_ERROR, str(e))
     except OmegaConfBaseException as e:  # e.g. an ${oc.env:...} that does not resolve
@@ -204,9 +207,12 @@ def _nothing_to_resume(resume: str, target: Path, missing: str) -> str:
 
 
 def _status(summary_path: Path) -> Optional[str]:
+    """A run's recorded status, or None if its summary cannot be read (read as every record is)."""
+    from mnist_exp.runner import summary
+
     try:
-        return json.loads(summary_path.read_text()).get("status")
-    except (OSError, ValueError, AttributeError):
+        return summary.load(summary_path.parent).get("status")
+    except (UserError, AttributeError):
         return None
 
 

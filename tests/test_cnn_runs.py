@@ -22,8 +22,9 @@ def test_a_cnn_run_resumes_to_the_same_numbers_and_its_record_knows_the_network(
     first = run_cli([*SMALL, "epochs=2", f"hydra.run.dir={part}"], cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert "arch=cnn channels=[4, 8] kernel_size=5 pool=2 dense_width=16" in first.stdout
-    resumed = run_cli([f"resume={part}", "epochs=3"], cwd=tmp_path)
+    resumed = run_cli([f"resume={part}", "epochs=3", f"hydra.run.dir={tmp_path / 'extended'}"], cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
+    part = tmp_path / "extended"  # a completed run's extension is a new run
     expected = pd.read_csv(whole / "metrics.csv").drop(columns="seconds")
     pd.testing.assert_frame_equal(pd.read_csv(part / "metrics.csv").drop(columns="seconds"), expected)
     assert expected["test_accuracy"].iloc[-1] > 0.5  # 300 images, 3 epochs: far above chance

@@ -169,10 +169,11 @@ def uninterrupted(mnist_dir, tmp_path_factory):
 def test_resume_gives_exactly_the_uninterrupted_metrics(uninterrupted, tmp_path):
     run_dir = tmp_path / "run"
     assert run_cli([*SHORT, "epochs=3", f"hydra.run.dir={run_dir}"], cwd=tmp_path).returncode == 0
-    result = run_cli([f"resume={run_dir}", "epochs=6", f"hydra.run.dir={tmp_path / 'resume'}"], cwd=tmp_path)
+    extension = tmp_path / "resume"  # a completed run's extension is a new run
+    result = run_cli([f"resume={run_dir}", "epochs=6", f"hydra.run.dir={extension}"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    pd.testing.assert_frame_equal(metric_columns(run_dir), uninterrupted)
-    summary = json.loads((run_dir / "summary.json").read_text())
+    pd.testing.assert_frame_equal(metric_columns(extension), uninterrupted)
+    summary = json.loads((extension / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["epochs_run"] == 6
     assert summary["resumed"][0]["after_epochs"] == 3
 

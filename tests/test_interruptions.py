@@ -80,16 +80,16 @@ def test_resume_reads_a_long_history_as_a_stream(mnist_dir, tmp_path):
     with np.load(long / "checkpoint.npz") as saved:
         np.savez(long / "checkpoint.npz", **{**dict(saved), "epochs_done": np.array(rows)})
 
-    def peak_rss(run_dir: Path, epochs: int) -> int:
+    def peak_rss(run_dir: Path, epochs: int) -> int:  # extended into run_dir + "-more"
         code = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, "
                 "stdout=subprocess.DEVNULL); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
         out = subprocess.run([sys.executable, "-c", code, sys.executable, "-m", "mnist_exp", f"resume={run_dir}",
-                              f"epochs={epochs}"], cwd=tmp_path, capture_output=True, text=True, check=True)
+                              f"epochs={epochs}", f"hydra.run.dir={run_dir}-more"], cwd=tmp_path, capture_output=True, text=True, check=True)
         return int(out.stdout.split()[-1]) * 1024
 
     baseline, with_history = peak_rss(short, 2), peak_rss(long, rows + 1)
     assert with_history < baseline + 60 * 2**20, (baseline, with_history)
-    assert len(pd.read_csv(long / "metrics.csv")) == rows + 1
+    assert len(pd.read_csv(tmp_path / "long-more" / "metrics.csv")) == rows + 1
 
 
 def test_an_epochs_bookkeeping_does_not_read_the_history_again(tmp_path, tiny_files, monkeypatch):

@@ -356,7 +356,8 @@ def test_options_run_end_to_end_with_validation_columns_and_exact_resume(mnist_d
     whole, part = tmp_path / "whole", tmp_path / "part"
     assert run_cli([*ADAM, "epochs=4", f"hydra.run.dir={whole}"], cwd=tmp_path).returncode == 0
     assert run_cli([*ADAM, "epochs=2", f"hydra.run.dir={part}"], cwd=tmp_path).returncode == 0
-    result = run_cli([f"resume={part}", "epochs=4"], cwd=tmp_path)
+    result = run_cli([f"resume={part}", "epochs=4", f"hydra.run.dir={tmp_path / 'extended'}"], cwd=tmp_path)
+    part = tmp_path / "extended"  # a completed run's extension is a new run
     assert result.returncode == 0, result.stderr
     expected = pd.read_csv(whole / "metrics.csv")
     assert list(expected.columns[-2:]) == ["val_loss", "val_accuracy"]

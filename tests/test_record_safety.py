@@ -184,10 +184,11 @@ def test_resume_takes_a_new_location_of_the_same_files(finished, tmp_path, mnist
     run_dir = copy_of(finished, tmp_path)
     moved = tmp_path / "moved"
     shutil.copytree(mnist_dir, moved)
-    result = run_cli([f"resume={run_dir}", "epochs=3", f"data.dir={moved}"], cwd=tmp_path,
-                     env={"MNIST_EXP_DATA_DIR": ""})
+    extension = tmp_path / "extension"  # a completed run's extension is a run of its own
+    result = run_cli([f"resume={run_dir}", "epochs=3", f"data.dir={moved}", f"hydra.run.dir={extension}"],
+                     cwd=tmp_path, env={"MNIST_EXP_DATA_DIR": ""})
     assert result.returncode == 0, result.stderr
-    assert json.loads((run_dir / "summary.json").read_text())["data"]["dir"] == str(moved)
+    assert json.loads((extension / "summary.json").read_text())["data"]["dir"] == str(moved)
 
 
 def corrupt(run_dir: Path, how: str) -> None:
@@ -337,12 +338,12 @@ def test_files_saved_before_the_layers_still_load_and_resume_to_the_same_numbers
     images = np.random.default_rng(0).integers(0, 256, (20, 28, 28), dtype=np.uint8)
     np.testing.assert_array_equal(load_model(runs["old"]).predict_proba(images),
                                   load_model(runs["today"]).predict_proba(images))
-    for run_dir in runs.values():
-        result = run_cli([f"resume={run_dir}", "epochs=3"], cwd=tmp_path)
+    for name, run_dir in runs.items():  # each completed run extended into a new directory
+        result = run_cli([f"resume={run_dir}", "epochs=3", f"hydra.run.dir={tmp_path / (name + '3')}"], cwd=tmp_path)
         assert result.returncode == 0, result.stderr
-    today, old = (pd.read_csv(runs[n] / "metrics.csv").drop(columns="seconds") for n in ("today", "old"))
+    today, old = (pd.read_csv(tmp_path / f"{n}3" / "metrics.csv").drop(columns="seconds") for n in ("today", "old"))
     pd.testing.assert_frame_equal(old, today)
-    with np.load(runs["old"] / "checkpoint.npz") as saved:
+    with np.load(tmp_path / "old3" / "checkpoint.npz") as saved:
         assert "dense1/w" in saved.files and "w1" not in saved.files  # written back under today's names
 
 
@@ -384,3 +385,26 @@ def test_a_refused_run_through_a_missing_folder_keeps_the_existing_dir_it_names(
     assert existing.is_dir() and list(existing.iterdir()) == []  # nothing left in it either
     assert sorted(p.name for p in tmp_path.iterdir()) == ["existing"]
 
+
+
+def test_extending_a_completed_run_is_a_new_run_and_leaves_it_byte_identical(finished, tmp_path):
+    """resume=RUN epochs=3 on a completed 2-epoch run: a new directory holds the 3-epoch record
+    (the numbers of an uninterrupted 3-epoch run), names its parent; the parent is untouched."""
+    parent = copy_of(finished, tmp_path)
+    before = snapshot(parent)
+    extension = tmp_path / "extension"
+    result = run_cli([f"resume={parent}", "epochs=3", f"hydra.run.dir={extension}"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert snapshot(parent) == before
+    summary = json.loads((extension / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["epochs_run"] == 3 and summary["extends"] == str(parent)
+    assert summary["run_dir"] == str(extension) and summary["config"]["epochs"] == 3
+    whole = tmp_path / "whole"
+    assert run_cli([*SHORT, "epochs=3", f"hydra.run.dir={whole}"], cwd=tmp_path).returncode == 0
+    pd.testing.assert_frame_equal(pd.read_csv(extension / "metrics.csv").drop(columns="seconds"),
+                                  pd.read_csv(whole / "metrics.csv").drop(columns="seconds"))
+    with np.load(extension / "weights.npz") as got, np.load(whole / "weights.npz") as want:
+        assert got.files == want.files and all(np.array_equal(got[k], want[k]) for k in want.files)
+    again = run_cli([f"resume={parent}", "epochs=2", f"hydra.run.dir={tmp_path / 'nothing'}"], cwd=tmp_path)
+    assert again.returncode == 2 and "nothing to do" in again.stderr
+    assert not (tmp_path / "nothing").exists() and snapshot(parent) == before

@@ -62,7 +62,7 @@ def progress_line(m: EpochMetrics, epochs: int, cfg: Optional[Config] = None) ->
 
 
 def run_experiment(cfg: Config, run_dir: Path, extra: Optional[Dict[str, Any]] = None,
-                   resume: bool = False) -> Dict[str, Any]:
+                   resume: bool = False, extends: Optional[Path] = None) -> Dict[str, Any]:
     """Train as `cfg` says and record everything in `run_dir`; returns the final summary.
 
     With `resume`, `run_dir` is a run stopped (or finished) earlier: it continues from its
@@ -71,22 +71,31 @@ def run_experiment(cfg: Config, run_dir: Path, extra: Optional[Dict[str, Any]] =
     before that leaves every file as it was. Whatever else stops a run, summary.json says so
     (status failed or interrupted, with the reason) before the exception goes on, unless the
     run had already recorded how it ended. `extra` is stored in it as given (e.g. job info).
+    With `extends` (a completed run, and `resume`), the run continues that one's training in
+    the new `run_dir`: the completed run's record stays byte-identical.
     """
     validate(cfg)  # a config refused here leaves nothing behind: nothing was written yet
     memory.check(cfg)  # before any data is read
     run_dir.mkdir(parents=True, exist_ok=True)
     status = summary.SummaryWriter(cfg, run_dir, extra)
     if resume:
-        status.resume_from(summary.load(run_dir))
+        status.resume_from(summary.load(extends or run_dir))
+    if extends:
+        status.extra["extends"] = str(extends)
     with graceful_interrupts():  # also over the handlers below: a second Ctrl-C waits for them
-        return _guarded(cfg, run_dir, status, resume)
+        try:
+            return _guarded(cfg, run_dir, status, resume, extends)
+        finally:
+            if extends and not status.may_write:  # stopped before its first epoch: the copies go
+                record.discard_extension(run_dir)
 
 
-def _guarded(cfg: Config, run_dir: Path, status: summary.SummaryWriter, resume: bool) -> Dict[str, Any]:
+def _guarded(cfg: Config, run_dir: Path, status: summary.SummaryWriter, resume: bool,
+             extends: Optional[Path]) -> Dict[str, Any]:
     """Run, and record how the run ended whatever stops it."""
     try:
         with FigureHelper() as figure:
-            return _run(cfg, run_dir, status, resume, figure)
+            return _run(cfg, run_dir, status, resume, figure, extends)
     except KeyboardInterrupt as e:
         if status.may_write and not status.ended:
             status.save("interrupted", f"interrupted by {e}" if isinstance(e, Interrupted) else "interrupted")
@@ -113,19 +122,23 @@ def _guarded(cfg: Config, run_dir: Path, status: summary.SummaryWriter, resume: 
 
 
 def _run(cfg: Config, run_dir: Path, status: summary.SummaryWriter, resume: bool,
-         figure: FigureHelper) -> Dict[str, Any]:
-    log.info("%s %s: %s", "resume" if resume else "run", run_dir, describe(cfg))
+         figure: FigureHelper, extends: Optional[Path] = None) -> Dict[str, Any]:
+    verb = f"extend {extends} into" if extends else "resume" if resume else "run"
+    log.info("%s %s: %s", verb, run_dir, describe(cfg))
     stopper = EarlyStopping(cfg.early_stopping) if cfg.early_stopping else None
     if resume:  # everything checked before any data is read; nothing written until an epoch ends
-        path = run_dir / record.CHECKPOINT
+        source = extends or run_dir  # an extension reads the completed run's record, writes its own
+        path = source / record.CHECKPOINT
         model = build(cfg, np.random.default_rng(0))  # its arrays are replaced by the checkpoint's
         saved, rng, start = record.load_checkpoint(path, lambda specs, names: check_checkpoint(
             model, bool(stopper), specs, path, names))  # every array, optimiser's and early stopping's too
-        metrics = record.MetricsWriter(run_dir, bool(cfg.val_samples), resume_rows=start)  # checks the rows
         model = restore(cfg, {k: v for k, v in saved.items() if not k.startswith("es/")}, path, model)
         if stopper:
             stopper.load_state(saved)
-        _check_resumable(run_dir, status.previous_status, start, cfg.epochs, bool(stopper and stopper.stop))
+        _check_resumable(source, status.previous_status, start, cfg.epochs, bool(stopper and stopper.stop))
+        if extends:
+            record.copy_for_extension(extends, run_dir)
+        metrics = record.MetricsWriter(run_dir, bool(cfg.val_samples), resume_rows=start)  # checks the rows
     dataset = load_dataset(cfg.data)
     status.data = {"dir": dataset.dir, "files": dataset.paths, "checksums": dataset.checksums}
     dtype = np.dtype(cfg.dtype)

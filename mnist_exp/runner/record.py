@@ -8,6 +8,7 @@ import csv
 import json
 import os
 import re
+import shutil
 import zipfile
 from dataclasses import fields
 from pathlib import Path
@@ -292,3 +293,22 @@ def load_weights(path: Path, check: Optional[Check] = None) -> Dict[str, np.ndar
 def save_json(path: Path, data: Dict[str, Any]) -> None:
     text = json.dumps(data, indent=2, allow_nan=True) + "\n"
     write_atomic(path, lambda tmp: tmp.write_text(text))
+
+
+EXTENSION_COPIES = (METRICS, CHECKPOINT)  # the checkpoint last: with it, the copy is whole
+
+
+def copy_for_extension(parent: Path, run_dir: Path) -> None:
+    """The completed run's metrics and checkpoint, copied (atomically, each) into the new run
+    directory of its extension, which goes on from there; the parent is only read."""
+    for name in EXTENSION_COPIES:
+        def copy(tmp: Path, source=parent / name) -> None:
+            with open_regular(source) as f, open(tmp, "wb") as out:
+                shutil.copyfileobj(f, out)
+        write_atomic(run_dir / name, copy)
+
+
+def discard_extension(run_dir: Path) -> None:
+    """An extension stopped before its first epoch ended: its copies go, as if it never began."""
+    for name in reversed(EXTENSION_COPIES):
+        (run_dir / name).unlink(missing_ok=True)
