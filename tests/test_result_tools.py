@@ -185,11 +185,28 @@ def test_a_path_through_a_file_is_one_line(sweep, tmp_path):
     assert "Traceback" not in result.stderr
 
 
+def catches_sigint(pid: int, timeout: float = 30.0) -> None:
+    """Wait until the process has a SIGINT handler (Python installs it as it starts): the
+    SigCgt mask of /proc/PID/status, where bit 1 is SIGINT."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except FileNotFoundError:
+            return  # it has already ended: its exit code tells
+        caught = int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:")), 16)
+        if caught & (1 << (signal.SIGINT - 1)):
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"process {pid} took no SIGINT handler in {timeout} s")
+
+
 @pytest.mark.parametrize("delay", [0.3, 1.0, 2.0])
 def test_ctrl_c_in_evaluate_is_one_line_and_exit_130(sweep, tmp_path, delay):
     """Wherever the signal lands (the imports, reading the data, scoring), one line and 130."""
     process = subprocess.Popen([sys.executable, "-m", "mnist_exp.evaluate", str(sweep / "0"), "--test-samples",
                                 "10000"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    catches_sigint(process.pid)  # a signal before the interpreter takes it kills any program
     time.sleep(delay)
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=120)

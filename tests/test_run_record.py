@@ -17,7 +17,7 @@ from mnist_exp.analysis import compare, results
 from mnist_exp.config import Config, DataConfig
 from mnist_exp.data.datasets import load_dataset
 from mnist_exp.runner.experiment import title
-from mnist_exp.runner.plots import accuracy_limits
+from mnist_exp.runner.plots import accuracy_limits, setting_curves
 from mnist_exp.runner.train import EpochMetrics
 
 SMALL = ["train_samples=500", "test_samples=300", "epochs=3"]
@@ -238,3 +238,29 @@ def test_a_model_card_describes_its_own_network_data_and_test_set(mnist_dir, tmp
             assert f"`{name}` {'x'.join(map(str, saved[name].shape))}" in card, name
     assert "batchnorm" not in card and "fully connected" not in card and "convolutional" in card
     assert "Small subsets" not in card and "All 10,000 test images were used" in card
+
+
+def test_repeats_of_one_seed_are_not_pooled_as_several_seeds(reference_run, tmp_path):
+    """Three runs of one setting and one seed: one seed, no ± (a spread of repeats says nothing)."""
+    for i in range(3):
+        shutil.copytree(reference_run, tmp_path / f"repeat{i}")
+    table = compare.rank(results.load_runs(tmp_path))
+    assert len(table) == 1 and table.loc[0, "runs"] == 3 and table.loc[0, "seeds"] == "884736743"
+    assert "±" not in table.loc[0, "final_test_accuracy"]
+
+
+def test_the_ranked_figure_finds_the_curves_of_integer_settings(reference_run, tmp_path):
+    """hidden_size 50 and 200: the history reads them as floats (50.0) where the table has 200."""
+    for size in (50, 200):
+        copy = tmp_path / f"h{size}"
+        shutil.copytree(reference_run, copy)
+        summary = summary_of(copy)
+        summary["config"]["hidden_size"] = size
+        (copy / "summary.json").write_text(json.dumps(summary))
+    runs = results.load_runs(tmp_path)
+    history = results.load_history(tmp_path)
+    history["hidden_size"] = history["hidden_size"].astype(float)  # as a column with a missing value is
+    keys = compare.setting_keys(runs)
+    curves = setting_curves(history, compare.rank(runs), keys)
+    epochs = len(pd.read_csv(reference_run / "metrics.csv"))
+    assert keys == ["hidden_size"] and [len(curve) for _, curve in curves] == [epochs, epochs]

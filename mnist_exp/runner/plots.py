@@ -198,21 +198,32 @@ def _numeric(values) -> bool:
     return pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
 
 
+def setting_curves(history, table, keys: List[str]) -> list:
+    """(setting row, mean and std of test accuracy by epoch over its runs), for each row of
+    `table`. Values are matched as text, an integral float as its integer (a history column
+    with a missing value reads 50 as 50.0), a missing value (a damaged record) as itself."""
+    import pandas as pd
+
+    def text(value) -> str:
+        if pd.isna(value):
+            return "NA"
+        return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+
+    def name(values) -> str:
+        return "|".join(text(v) for v in values)
+
+    names = history[keys].apply(name, axis=1)
+    return [(setting, history[names == name(setting[k] for k in keys)].groupby("epoch")["test_accuracy"]
+             .agg(["mean", "std"]).fillna({"std": 0.0})) for _, setting in table.iterrows()]
+
+
 def plot_ranked(history, table, keys: List[str], path: Path) -> None:
     """Mean test accuracy by epoch for each setting, with a ±1 std band over its seeds."""
     from matplotlib.ticker import MaxNLocator
 
     fig = _figure(figsize=(9, 5))
     ax = fig.subplots()
-    import pandas as pd
-
-    def name(values) -> str:  # as text: a missing value (a damaged record) equals itself
-        return "|".join("NA" if pd.isna(v) else str(v) for v in values)
-
-    names = history[keys].apply(name, axis=1)
-    for _, setting in table.iterrows():
-        mask = names == name(setting[k] for k in keys)
-        curve = history[mask].groupby("epoch")["test_accuracy"].agg(["mean", "std"]).fillna({"std": 0.0})
+    for setting, curve in setting_curves(history, table, keys):
         line, = ax.plot(curve.index, curve["mean"], "o-", ms=3, label=f"#{setting['rank']} " + run_label(setting, keys))
         ax.fill_between(curve.index, curve["mean"] - curve["std"], curve["mean"] + curve["std"],
                         color=line.get_color(), alpha=0.15)
