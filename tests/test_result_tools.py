@@ -210,7 +210,8 @@ def test_ctrl_c_in_evaluate_is_one_line_and_exit_130(sweep, tmp_path, delay):
     time.sleep(delay)
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=120)
-    if process.returncode == 0:  # it had finished: the whole result was printed
-        assert "test_accuracy=" in out
+    if process.returncode in (0, -signal.SIGINT):  # it had finished: the whole result was printed
+        assert "test_accuracy=" in out and "per class: " in out, (process.returncode, out, err)  # -2: as
+        # Python exits it restores SIGINT's default, and a shell reports the death by SIGINT as 130
     else:
         assert (process.returncode, err) == (130, "mnist_exp.evaluate: interrupted\n")

@@ -7,6 +7,7 @@ Exit codes: 141 when the reader of stdout went away (128 + SIGPIPE, what a shell
 
 import importlib
 import os
+import signal
 import sys
 from typing import Callable, Optional
 
@@ -15,8 +16,21 @@ EXIT_INTERRUPTED = 130
 
 
 def run_tool(prog: str, module: str) -> int:
-    """Import `module` and return what its main() returns (None is 0)."""
-    return run_main(prog, lambda: importlib.import_module(module).main())
+    """Import `module` and return what its main() returns (None is 0). A Ctrl-C during the
+    imports waits for them to end: one cut short leaves a library half set up (OmegaConf's
+    structured configs then fail with an AttributeError), not a clean interruption."""
+    def imported():
+        stopped = []
+        previous = signal.signal(signal.SIGINT, lambda *_: stopped.append(True))
+        try:
+            tool = importlib.import_module(module)
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        if stopped:
+            raise KeyboardInterrupt
+        return tool.main()
+
+    return run_main(prog, imported)
 
 
 def run_main(prog: str, main: Callable[[], Optional[int]]) -> int:
