@@ -28,7 +28,7 @@ from mnist_exp.config import (DATA_LOCATION, Config, DataConfig, check_no_preset
                               get_key, register, register_launchers, typed_keys, unused_by, validate)
 from mnist_exp.errors import ConfigError, UserError, record_error
 from mnist_exp.runner.interrupts import Interrupted, ignore_further
-from mnist_exp.runner.record import CHECKPOINT, SUMMARY, save_json
+from mnist_exp.runner.record import CHECKPOINT, SUMMARY
 from mnist_exp.runner.summary import load_config
 
 CONF_DIR = str(files("mnist_exp.conf"))  # top-level conf/ in a checkout, packaged when installed
@@ -168,10 +168,11 @@ def _plain(dcfg: DictConfig) -> Optional[dict]:
 def _failed(run_dir: Optional[Path], job: Optional[dict], code: int, message: str,
             config: Optional[dict] = None) -> NoValue:
     FAILURES.append((code, message))
-    if run_dir is not None and not (run_dir / SUMMARY).exists():  # failed before the run began: leave a record
+    if run_dir is not None:  # failed before the run began: leave a record
+        from mnist_exp.runner import summary
+
         try:
-            save_json(run_dir / SUMMARY, {"status": "failed", "reason": message, "job": job, "run_dir": str(run_dir),
-                                          "config": config, "epochs_run": 0})
+            summary.record_refusal(run_dir, job, message, config)
         except OSError as e:
             log.error("could not record the failure in %s: %s", run_dir, e.strerror or e)
     return NoValue(message)

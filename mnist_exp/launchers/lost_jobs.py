@@ -30,18 +30,9 @@ def record(launcher, num: int, overrides: List[str], directory: Path, status: st
     """Mark the job's record `status` with `reason` (unless the run had recorded how it ended),
     log it, and return what the sweeper expects of a failed job."""
     from mnist_exp.app import NoValue
-    from mnist_exp.runner.record import SUMMARY, save_json
-    from mnist_exp.runner.summary import load
+    from mnist_exp.runner.summary import record_lost
 
-    try:
-        summary = load(directory) if (directory / SUMMARY).is_file() else {}
-    except Exception:  # a damaged summary is replaced by what is known
-        summary = {}
-    if summary.get("status") in (None, "running", "interrupted"):
-        summary.update(status=status, reason=reason, job={"num": num, "overrides": list(overrides)},
-                       run_dir=str(directory))
-        directory.mkdir(parents=True, exist_ok=True)
-        save_json(directory / SUMMARY, summary)
+    record_lost(directory, status, reason, {"num": num, "overrides": list(overrides)})
     log.error("job %d: %s", num, reason)
     return JobReturn(overrides=list(overrides), working_dir=str(directory), task_name=launcher.config.hydra.job.name,
                      status=JobStatus.COMPLETED, _return_value=NoValue(reason),

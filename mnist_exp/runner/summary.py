@@ -179,3 +179,25 @@ def build(cfg: Config, run_dir: Path, status: str, tally: Tally, started: float,
         "data": data,
         "git_commit": git_commit(),
     }
+
+
+def record_refusal(run_dir: Path, job: Optional[Dict[str, Any]], reason: str,
+                   config: Optional[Dict[str, Any]] = None) -> None:
+    """A sweep job refused before its run began: a record saying why, unless it has one."""
+    if not (run_dir / SUMMARY).exists():
+        save_json(run_dir / SUMMARY, {"status": "failed", "reason": reason, "job": job, "run_dir": str(run_dir),
+                                      "config": config, "epochs_run": 0})
+
+
+def record_lost(run_dir: Path, status: str, reason: str, job: Dict[str, Any]) -> None:
+    """A job that ended outside the run's own handling (a dead worker, a job SLURM cancelled):
+    its record says so, unless the run had recorded how it ended; a damaged one is replaced
+    by what is known."""
+    try:
+        previous = load(run_dir) if (run_dir / SUMMARY).is_file() else {}
+    except UserError:
+        previous = {}
+    if previous.get("status") in (None, "running", "interrupted"):
+        previous.update(status=status, reason=reason, job=job, run_dir=str(run_dir))
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_json(run_dir / SUMMARY, previous)
