@@ -264,3 +264,8 @@ def test_the_ranked_figure_finds_the_curves_of_integer_settings(reference_run, t
     curves = setting_curves(history, compare.rank(runs), keys)
     epochs = len(pd.read_csv(reference_run / "metrics.csv"))
     assert keys == ["hidden_size"] and [len(curve) for _, curve in curves] == [epochs, epochs]
+
+
+def test_load_runs_lists_what_was_typed_for_a_single_run(reference_run):
+    typed = results.load_runs(reference_run).loc[0, "overrides"].split()
+    assert "name=baseline" in typed and "tags=[a,b]" in typed and not any(t.startswith("hydra.") for t in typed)

@@ -188,6 +188,18 @@ def _lookup(config: Dict[str, Any], dotted: str) -> Any:
     return value
 
 
+def _typed_overrides(run_dir: Path) -> List[str]:
+    """What was typed for a single run, from Hydra's .hydra/overrides.yaml (a sweep job's are in
+    its summary); none if that file is missing or is not a list of strings."""
+    import yaml
+
+    try:
+        typed = yaml.safe_load(read_text(run_dir / ".hydra" / "overrides.yaml"))
+    except (OSError, ValueError, yaml.YAMLError):
+        return []
+    return typed if isinstance(typed, list) and all(isinstance(t, str) for t in typed) else []
+
+
 def _run_row(run_dir: Path, per_class: bool = False) -> Dict[str, Any]:
     summary = _summary(run_dir)
     config, job = _section(summary, "config"), _section(summary, "job")
@@ -197,7 +209,7 @@ def _run_row(run_dir: Path, per_class: bool = False) -> Dict[str, Any]:
            "status": _text(summary.get("status")) or "unreadable", "reason": _text(summary.get("reason")),
            "epochs_run": _value_int(summary.get("epochs_run", 0)), "best_epoch": _value_int(best.get("epoch")),
            "wall_seconds": _number(summary.get("wall_seconds")), "started_at": _text(summary.get("started_at")),
-           "overrides": " ".join(map(str, job.get("overrides") or [])), "run_dir": str(run_dir)}
+           "overrides": " ".join(map(str, job.get("overrides") or _typed_overrides(run_dir))), "run_dir": str(run_dir)}
     if row["status"] == "running" and liveness.owner(run_dir) == "":  # no live process holds it
         row["status"], row["reason"] = "interrupted", KILLED
     for m in METRIC_NAMES:

@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
 import numpy as np
 
 from mnist_exp.files.atomic import write_atomic
-from mnist_exp.files.reading import open_regular
+from mnist_exp.files.reading import open_regular, why
 from mnist_exp.nn.stack import current_names
 from mnist_exp.errors import UserError
 from mnist_exp.runner.train import EpochMetrics
@@ -302,10 +302,17 @@ def copy_for_extension(parent: Path, run_dir: Path) -> None:
     """The completed run's metrics and checkpoint, copied (atomically, each) into the new run
     directory of its extension, which goes on from there; the parent is only read."""
     for name in EXTENSION_COPIES:
-        def copy(tmp: Path, source=parent / name) -> None:
-            with open_regular(source) as f, open(tmp, "wb") as out:
-                shutil.copyfileobj(f, out)
-        write_atomic(run_dir / name, copy)
+        source = parent / name
+        try:
+            original = open_regular(source)
+        except OSError as e:  # the parent's file, not this run's: a bad record, not a write error
+            raise UserError(f"{source}: cannot read it to extend the run ({why(e)})") from None
+        def copy(tmp: Path) -> None:
+            with open(tmp, "wb") as out:
+                shutil.copyfileobj(original, out)
+
+        with original:
+            write_atomic(run_dir / name, copy)
 
 
 def discard_extension(run_dir: Path) -> None:
