@@ -190,15 +190,16 @@ def test_a_long_epoch_shows_a_progress_bar_only_on_a_terminal(reference_run, mon
     from mnist_exp.data.datasets import split
     from mnist_exp.runner.networks import build
 
-    cfg = Config(batch_size=64, train_samples=2000, loss="cross_entropy")
     data = load_dataset(load_model(reference_run).config.data)
     train_set = split(data.train_images, data.train_labels, 2000)
-    network = build(cfg, np.random.default_rng(0))
-    shown = io.StringIO()
-    network.progress = shown
     monkeypatch.setattr(model_module, "PROGRESS_AFTER", 0.0)  # as if the epoch were long
-    network.fit_epoch(train_set, 0.1, np.random.default_rng(1))
-    assert "epoch:" in shown.getvalue() and "/2.00k" in shown.getvalue()  # the bar, over the epoch's images
+    for cfg in (Config(batch_size=64, train_samples=2000, loss="cross_entropy"), Config(train_samples=2000)):
+        network, quiet = build(cfg, np.random.default_rng(0)), build(cfg, np.random.default_rng(0))
+        shown = io.StringIO()
+        network.progress = shown  # the exact path (the second config) too
+        assert network.fit_epoch(train_set, 0.01, np.random.default_rng(1)) == \
+            quiet.fit_epoch(train_set, 0.01, np.random.default_rng(1))  # the bar changes no number
+        assert "epoch:" in shown.getvalue() and "/2.00k" in shown.getvalue()  # the bar, over the epoch's images
     piped = run_cli(["batch_size=64", "train_samples=2000", "epochs=1", f"hydra.run.dir={tmp_path / 'run'}"],
                     cwd=tmp_path)
     assert piped.returncode == 0 and "img/s" not in piped.stderr and "%|" not in piped.stderr

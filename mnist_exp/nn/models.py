@@ -31,9 +31,13 @@ class ReferenceModel:
 
     def __init__(self, weights: reference.Weights):
         self.weights = weights
+        self.progress = None  # a terminal stream: an epoch longer than PROGRESS_AFTER seconds shows a bar there
 
     def fit_epoch(self, data: Split, lr: float, rng: np.random.Generator) -> Tuple[float, float]:
-        return reference.train_epoch(self.weights, data, lr, rng)
+        if self.progress is None:
+            return reference.train_epoch(self.weights, data, lr, rng)
+        with _progress_bar(self.progress, len(data.y)) as bar:
+            return reference.train_epoch(self.weights, data, lr, rng, done=bar.update)
 
     def evaluate(self, data: Split) -> Tuple[float, float]:
         return reference.evaluate(self.weights, data)

@@ -6,7 +6,7 @@ drawn in the reference's order: W1, W2, then one dropout mask per training sampl
 """
 
 from dataclasses import dataclass
-from typing import Tuple
+from typing import Callable, Optional, Tuple
 
 import numpy as np
 
@@ -46,12 +46,12 @@ def evaluate(weights: Weights, data: Split) -> Tuple[float, float]:
 
 
 def train_epoch(weights: Weights, data: Split, lr: float, rng: np.random.Generator,
-                block: int = 32) -> Tuple[float, float]:
+                block: int = 32, done: Optional[Callable[[int], None]] = None) -> Tuple[float, float]:
     """One pass of per-sample SGD in order; returns (mean training loss, training accuracy).
 
     The documented procedure (literal_epoch), computed in blocks of samples: see reference_epoch.py.
     """
-    return reference_epoch.epoch(weights.w1, weights.w2, data.x, data.y, lr, rng, block)
+    return reference_epoch.epoch(weights.w1, weights.w2, data.x, data.y, lr, rng, block, done)
 
 
 def literal_epoch(weights: Weights, data: Split, lr: float, rng: np.random.Generator) -> Tuple[float, float]:

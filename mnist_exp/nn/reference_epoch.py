@@ -6,7 +6,7 @@ speed is how many NumPy calls a sample takes: nine here, on views prepared in ad
 """
 
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Tuple
+from typing import Callable, Iterable, Iterator, Optional, Tuple
 
 import numpy as np
 
@@ -17,8 +17,9 @@ PLAN_MAX_VALUES = 10_000_000  # keep the plan of training sets up to this many p
 
 
 def epoch(w1: np.ndarray, w2: np.ndarray, x: np.ndarray, y: np.ndarray, lr: float, rng: np.random.Generator,
-          block: int = 32) -> Tuple[float, float]:
+          block: int = 32, done: Optional[Callable[[int], None]] = None) -> Tuple[float, float]:
     """One pass in order over (x, y), updating w1 and w2 in place; returns (mean loss, accuracy).
+    `done(n)` is told of each block's n samples as it ends (a progress bar).
 
     - all dropout masks of the epoch are drawn at once: one (n, H) draw consumes the
       generator exactly as n draws of (H,) do;
@@ -40,6 +41,8 @@ def epoch(w1: np.ndarray, w2: np.ndarray, x: np.ndarray, y: np.ndarray, lr: floa
         np.multiply(w2, 2.0, out=w2x2)
         for blk, samples in plan.blocks():
             _train_block(w1, w2x2, plan, blk, samples, alpha)
+            if done is not None:
+                done(len(blk.xs))
         np.multiply(w2x2, 0.5, out=w2)
         errors = plan.errors
         correct = int(np.sum((y + errors).argmax(axis=1) == y.argmax(axis=1)))
