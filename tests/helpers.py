@@ -114,9 +114,21 @@ class LoopbackServer:
         self.httpd.server_close()
 
 
-def run_cli(args, cwd, env=None, module="mnist_exp", timeout=300):
-    """Run the installed app as a user would, in a subprocess."""
+def cli_env(env=None) -> dict:
+    """The environment a user's shell gives the app: without HYDRA_FULL_ERROR, which a developer
+    may have set and which turns the one-line errors under test into tracebacks."""
     full_env = dict(os.environ, **(env or {}))
     full_env.pop("HYDRA_FULL_ERROR", None)
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=full_env,
+    return full_env
+
+
+def run_cli(args, cwd, env=None, module="mnist_exp", timeout=300):
+    """Run the installed app as a user would, in a subprocess."""
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=cli_env(env),
                           capture_output=True, text=True, timeout=timeout)
+
+
+def start(args, cwd, stdout=subprocess.PIPE, env=None) -> subprocess.Popen:
+    """Start the app as run_cli does, without waiting: to signal or kill it meanwhile."""
+    return subprocess.Popen([sys.executable, "-m", "mnist_exp", *args], cwd=cwd, env=cli_env(env),
+                            stdout=stdout, stderr=subprocess.PIPE, text=True)

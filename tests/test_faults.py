@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from functools import lru_cache
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import data_config, run_cli
+from helpers import data_config, run_cli, start
 from mnist_exp.data import idx
 from mnist_exp.data.datasets import load_dataset
 from mnist_exp.errors import DataError, UserError
@@ -189,10 +188,7 @@ def test_resume_refuses_a_changed_setting(uninterrupted, tmp_path):
 
 def start_and_stop(args, cwd: Path, sig: int, after_epoch: int) -> subprocess.Popen:
     """Start a run, wait for its epoch `after_epoch` line, then send `sig`."""
-    env = dict(os.environ)
-    env.pop("HYDRA_FULL_ERROR", None)
-    proc = subprocess.Popen([sys.executable, "-m", "mnist_exp", *args], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = start(args, cwd)
     for line in proc.stdout:
         if line.startswith(f"epoch {after_epoch}/"):
             proc.send_signal(sig)

@@ -11,7 +11,7 @@ from pathlib import Path
 import matplotlib.image
 import pytest
 
-from helpers import run_cli
+from helpers import cli_env, run_cli
 from mnist_exp.runner import figure_process
 from mnist_exp.runner.figure_process import FigureHelper
 from mnist_exp.runner.train import EpochMetrics
@@ -79,7 +79,7 @@ def test_a_run_leaves_matplotlib_to_its_helper(mnist_dir, tmp_path):
     """The run itself never imports matplotlib, yet writes its figure."""
     code = ("import sys; from mnist_exp.app import main; sys.argv[0] = 'mnist_exp'\n"
             "try:\n    main()\nfinally:\n    print('matplotlib' in sys.modules)")
-    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    env = cli_env()
     done = subprocess.run([sys.executable, "-c", code, "epochs=2", "train_samples=100", "test_samples=100",
                            f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path, env=env, capture_output=True,
                           text=True, timeout=120)
@@ -149,7 +149,7 @@ def stalled_run(tmp_path):
     """stalled_run(*args) -> (run process, its figure helper, stopped with SIGSTOP); both are
     killed at the end of the test if still there."""
     started = []
-    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    env = cli_env()
 
     def start(*args):
         proc = subprocess.Popen([sys.executable, "-m", "mnist_exp", *args, f"hydra.run.dir={tmp_path / 'run'}"],

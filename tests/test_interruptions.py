@@ -2,7 +2,6 @@
 end with exactly the numbers of an uninterrupted run; a resume reads its history as a stream."""
 
 import json
-import os
 import random
 import signal
 import subprocess
@@ -14,16 +13,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import helpers
 from helpers import run_cli
 
 LOOP = ["train_samples=3000", "test_samples=500", "epochs=150"]
 
 
 def start(args, cwd: Path) -> subprocess.Popen:
-    env = dict(os.environ)
-    env.pop("HYDRA_FULL_ERROR", None)
-    return subprocess.Popen([sys.executable, "-m", "mnist_exp", *args], cwd=cwd, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return helpers.start(args, cwd, stdout=subprocess.DEVNULL)
 
 
 def metrics(run_dir: Path) -> pd.DataFrame:

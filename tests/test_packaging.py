@@ -1,11 +1,12 @@
 """A non-editable install finds its packaged conf/ from any directory."""
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from helpers import cli_env
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -20,8 +21,7 @@ def installed(tmp_path_factory) -> Path:
 
 
 def run_installed(target: Path, args, cwd: Path):
-    env = dict(os.environ, PYTHONPATH=str(target))
-    env.pop("HYDRA_FULL_ERROR", None)
+    env = cli_env({"PYTHONPATH": str(target)})
     return subprocess.run([sys.executable, "-c", "import mnist_exp, sys; print(mnist_exp.__file__, file=sys.stderr);"
                            " from mnist_exp.app import main; sys.argv[0] = 'mnist_exp'; main()", *args],
                           cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
@@ -71,8 +71,7 @@ def test_the_base_install_leaves_optuna_and_submitit_to_extras():
 def test_a_missing_extra_is_named_in_one_line(extra, modules, args, tmp_path):
     """As in an install without the extra: its modules cannot be imported."""
     (tmp_path / "sitecustomize.py").write_text(BLOCKER)
-    env = dict(os.environ, PYTHONPATH=str(tmp_path), MNIST_EXP_TEST_BLOCK=modules)
-    env.pop("HYDRA_FULL_ERROR", None)
+    env = cli_env({"PYTHONPATH": str(tmp_path), "MNIST_EXP_TEST_BLOCK": modules})
     result = subprocess.run([sys.executable, "-m", "mnist_exp", "-m", *args, f"hydra.sweep.dir={tmp_path / 's'}"],
                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2

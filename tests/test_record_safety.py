@@ -6,7 +6,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import run_cli
+from helpers import run_cli, start
 
 SHORT = ["train_samples=300", "test_samples=100"]
 
@@ -68,13 +67,6 @@ def test_a_sweep_subdir_shared_by_its_jobs_is_refused(tmp_path):
                      cwd=tmp_path)
     assert result.returncode == 2 and "hydra.sweep.subdir=same" in result.stderr
     assert not (tmp_path / "s").exists()
-
-
-def start(args, cwd: Path) -> subprocess.Popen:
-    env = dict(os.environ)
-    env.pop("HYDRA_FULL_ERROR", None)
-    return subprocess.Popen([sys.executable, "-m", "mnist_exp", *args], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def wait_for_epoch(proc: subprocess.Popen, epoch: int) -> None:

@@ -8,14 +8,13 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from helpers import run_cli
+from helpers import run_cli, start
 
 SLURM = ["hydra/launcher=submitit_slurm", "hydra.launcher.partition=debug"]
 SMALL = ["train_samples=500", "test_samples=200", "epochs=3"]
@@ -49,10 +48,7 @@ def metrics(run_dir: Path) -> pd.DataFrame:
 
 
 def start_sweep(args, cwd: Path) -> subprocess.Popen:
-    env = dict(os.environ)
-    env.pop("HYDRA_FULL_ERROR", None)
-    return subprocess.Popen([sys.executable, "-m", "mnist_exp", "-m", *args], cwd=cwd, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return start(["-m", *args], cwd)
 
 
 def wait_for(path: Path, seconds: float = 120) -> None:

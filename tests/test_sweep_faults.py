@@ -4,15 +4,13 @@ import json
 import os
 import shlex
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from helpers import run_cli
+from helpers import run_cli, start
 
 SHORT = ["train_samples=200", "test_samples=100", "epochs=1"]
 
@@ -63,12 +61,8 @@ def test_the_override_example_in_the_optuna_preset_runs_as_written(mnist_dir, tm
 
 def test_a_killed_joblib_worker_costs_only_the_jobs_it_ran(mnist_dir, tmp_path):
     sweep_dir = tmp_path / "sweep"
-    env = dict(os.environ)
-    env.pop("HYDRA_FULL_ERROR", None)
-    proc = subprocess.Popen([sys.executable, "-m", "mnist_exp", "-m", "seed=1,2,3", "epochs=300", "train_samples=300",
-                             "test_samples=100", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
-                             f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = start(["-m", "seed=1,2,3", "epochs=300", "train_samples=300", "test_samples=100", "hydra/launcher=joblib",
+                  "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)
     first = sweep_dir / "0" / "summary.json"
     deadline = time.time() + 60
     while not (first.is_file() and (sweep_dir / "0" / "checkpoint.npz").is_file()) and time.time() < deadline:
@@ -112,11 +106,8 @@ def test_an_optuna_search_draws_its_trials_not_a_grid(mnist_dir, tmp_path):
 
 def test_ctrl_c_during_a_sweep_lists_the_jobs_that_never_started(mnist_dir, tmp_path):
     sweep_dir = tmp_path / "sweep"
-    env = dict(os.environ)
-    env.pop("HYDRA_FULL_ERROR", None)
-    proc = subprocess.Popen([sys.executable, "-m", "mnist_exp", "-m", "lr=0.005,0.01,0.02", "epochs=300",
-                             "train_samples=500", "test_samples=100", f"hydra.sweep.dir={sweep_dir}"],
-                            cwd=tmp_path, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = start(["-m", "lr=0.005,0.01,0.02", "epochs=300", "train_samples=500", "test_samples=100",
+                  f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)
     deadline = time.time() + 60
     while not (sweep_dir / "1" / "checkpoint.npz").is_file() and time.time() < deadline:
         time.sleep(0.05)

@@ -1,7 +1,6 @@
 """Sweep figures over keys of every type: a grid or an Optuna search over a text (arch,
 optimizer), bool or int key draws its comparison.png; `summarize` never fails over a figure."""
 
-import shutil
 from pathlib import Path
 
 import pytest
