@@ -1,6 +1,7 @@
 """The run record tells the truth: the kept model's numbers everywhere, per-class results, the
 loss and data set named, names and tags, a loadable model."""
 
+import dataclasses
 import json
 import re
 import shutil
@@ -276,3 +277,18 @@ def test_the_ranked_figure_finds_the_curves_of_integer_settings(reference_run, t
 def test_load_runs_lists_what_was_typed_for_a_single_run(reference_run):
     typed = results.load_runs(reference_run).loc[0, "overrides"].split()
     assert "name=baseline" in typed and "tags=[a,b]" in typed and not any(t.startswith("hydra.") for t in typed)
+
+
+@pytest.mark.parametrize("settings", [{}, {"biases": True, "batch_size": 8}, {"batch_norm": True, "batch_size": 8},
+                                      {"hidden_layers": 3, "hidden_size": 20, "batch_size": 8},
+                                      {"arch": "cnn", "channels": [3, 5], "dense_width": 7, "batch_size": 8},
+                                      {"arch": "cnn", "channels": [2], "pool": 1, "dense_width": 4, "biases": True,
+                                       "batch_size": 8}])
+def test_the_network_description_is_the_network_built(settings):
+    """One description serves titles, cards and memory: its parameter count is the built model's."""
+    from mnist_exp.runner.networks import build, network
+
+    cfg = Config(**settings)
+    arrays = build(cfg, np.random.default_rng(0)).arrays()
+    assert network(cfg).parameters() == sum(a.size for a in arrays.values())
+    assert network(cfg).short() in title(cfg) and network(cfg) == network(dataclasses.asdict(cfg))

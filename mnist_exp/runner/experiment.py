@@ -20,7 +20,7 @@ from mnist_exp.errors import UserError, record_error
 from mnist_exp.runner.figure_process import FigureHelper
 from mnist_exp.runner.interrupts import Interrupted, critical, graceful_interrupts
 from mnist_exp.nn.models import check_checkpoint
-from mnist_exp.runner.networks import build, restore
+from mnist_exp.runner.networks import build, network, restore
 from mnist_exp.nn.optim import lr_at
 from mnist_exp.runner.train import EarlyStopping, EpochMetrics, train
 
@@ -228,7 +228,7 @@ def _last_finite(cfg: Config, run_dir: Path, model, metrics_path: Path) -> Optio
 def title(cfg: Config) -> str:
     """What a figure shows: the run's name, data set, architecture and settings."""
     named = f"{cfg.name}: " if cfg.name else ""
-    return f"{named}{DATA_TITLES.get(cfg.data.name, cfg.data.name)} {architecture(cfg)}, {describe(cfg)}"
+    return f"{named}{DATA_TITLES.get(cfg.data.name, cfg.data.name)} {network(cfg).short()}, {describe(cfg)}"
 
 
 DATA_TITLES = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST"}
@@ -269,12 +269,3 @@ def _check_resumable(run_dir: Path, status: Optional[str], done: int, epochs: in
         why = "it stopped early (early_stopping)" if stopped_early else f"it has finished its {done} epochs"
         raise UserError(f"resume={run_dir}: nothing to do, {why}"
                         + ("" if stopped_early else f"; give epochs=N with N > {done} to train it further"))
-
-
-def architecture(cfg: Config) -> str:
-    """'MLP 784-100-10', or 'CNN 5x5x16-pool2-5x5x32-pool2-128-10' (each convolution's kernel and
-    channels, its pooling, then the dense widths)."""
-    if cfg.arch != "cnn":
-        return "MLP " + "-".join(map(str, [784] + [cfg.hidden_size] * cfg.hidden_layers + [10]))
-    k, pool = cfg.kernel_size, f"-pool{cfg.pool}" if cfg.pool > 1 else ""
-    return "CNN " + "".join(f"{k}x{k}x{c}{pool}-" for c in cfg.channels) + f"{cfg.dense_width}-10"

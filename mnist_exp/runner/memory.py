@@ -14,9 +14,9 @@ import numpy as np
 
 from mnist_exp.config import Config
 from mnist_exp.errors import ConfigError
-from mnist_exp.nn.models import EVALUATION_ROWS
+from mnist_exp.nn.models import CLASSES, EVALUATION_ROWS, INPUTS
+from mnist_exp.runner.networks import network
 
-INPUTS, CLASSES = 784, 10
 TRAIN_IMAGES, TEST_IMAGES = 60000, 10000
 
 
@@ -32,7 +32,7 @@ def estimate(cfg: Config) -> int:
         params, per_train, per_evaluated = _cnn(cfg)
         rows = min(EVALUATION_ROWS, max(cfg.test_samples, cfg.val_samples))  # evaluation in chunks
         return params * item * copies + data + (batch * per_train + rows * per_evaluated) * item
-    widths = [INPUTS] + [cfg.hidden_size] * cfg.hidden_layers + [CLASSES]
+    widths = network(cfg).widths
     params = sum(a * b + 4 * b for a, b in zip(widths, widths[1:]))  # weights, biases, batch-norm arrays
     hidden = sum(widths[1:])
     batch *= hidden * item * 4  # forward cache, dropout masks, gradients
@@ -45,14 +45,15 @@ def _cnn(cfg: Config) -> Tuple[int, int, int]:
     """(parameters, numbers held per training image, per evaluated image) of the convolutional
     network: per convolution its padded input and im2col rows (and, above the first, those of
     its output's gradient), its output, and what pooling and ReLU keep and pass back."""
-    side, cin, k, params, train, evaluate = 28, 1, cfg.kernel_size, 0, 0, 0
+    description = network(cfg)
+    side, cin, k, params, train, evaluate = description.sides()[0], 1, cfg.kernel_size, 0, 0, 0
     for i, cout in enumerate(cfg.channels):
         params += k * k * cin * cout + cout
         forward = (side + k - 1) ** 2 * cin + side * side * k * k * cin
         evaluate += forward + side * side * cout
         train += forward + 3 * side * side * cout + (i > 0) * ((side + k - 1) ** 2 + side * side * k * k) * cout
         side, cin = side // cfg.pool, cout
-    flat = side * side * cin
+    flat = description.layers()[0][0]
     params += flat * cfg.dense_width + cfg.dense_width * (CLASSES + 1) + CLASSES
     return params, train + 4 * (cfg.dense_width + CLASSES), evaluate + cfg.dense_width + CLASSES
 

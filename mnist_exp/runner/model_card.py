@@ -6,6 +6,7 @@ Written from the run's summary, so what it says is what the run measured.
 from typing import Any, Dict, Optional, Tuple
 
 from mnist_exp.runner.memory import TEST_IMAGES
+from mnist_exp.runner.networks import network
 
 TEMPLATE = """# Model card: {run_name}
 
@@ -77,19 +78,8 @@ def _details(cfg: Dict[str, Any], summary: Dict[str, Any]) -> str:
     options = [f"{k}={cfg[k]}" for k in OPTION_KEYS if k in cfg and cfg[k] != getattr(defaults, k)]
     values = dict(hidden=cfg["hidden_size"], version=summary["versions"]["mnist_exp"], lr=cfg["lr"],
                   epochs_run=summary["epochs_run"], epochs=cfg["epochs"], seed=cfg["seed"],
-                  architecture=architecture(cfg), options=", ".join(options))
+                  architecture=network(cfg).words(), options=", ".join(options))
     return (OPTIONS_DETAILS if options else REFERENCE_DETAILS).format(**values)
-
-
-def architecture(cfg: Dict[str, Any]) -> str:
-    """The network in words, from a run's config."""
-    if cfg.get("arch", "mlp") != "cnn":
-        sizes = [784] + [cfg["hidden_size"]] * cfg.get("hidden_layers", 1) + [10]
-        return "-".join(map(str, sizes)) + " multilayer perceptron with ReLU hidden layers"
-    k, pool = cfg["kernel_size"], cfg["pool"]
-    convs = "; ".join(f"{k}x{k} convolution to {c} channels" + (f", {pool}x{pool} max pooling" if pool > 1 else "")
-                      + ", ReLU" for c in cfg["channels"])
-    return f"convolutional network on 28x28 images: {convs}; a dense layer of {cfg['dense_width']} units, ReLU; 10 outputs"
 
 
 LOSS_NAMES = {"sse": "squared error summed over the 10 outputs", "cross_entropy": "cross-entropy"}
