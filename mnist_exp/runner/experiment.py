@@ -8,7 +8,7 @@ import sys
 from contextlib import closing
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Optional
 
 import numpy as np
 
@@ -61,7 +61,7 @@ def progress_line(m: EpochMetrics, epochs: int, cfg: Optional[Config] = None) ->
 
 
 def run_experiment(cfg: Config, run_dir: Path, extra: Optional[Dict[str, Any]] = None,
-                   resume: bool = False) -> Dict[str, Any]:
+                   resume: bool = False, on_epoch: Optional[Callable[[EpochMetrics], bool]] = None) -> Dict[str, Any]:
     """Train as `cfg` says and record everything in `run_dir`; returns the final summary.
 
     With `resume`, `run_dir` is a run stopped (or finished) earlier: it continues from its
@@ -70,6 +70,8 @@ def run_experiment(cfg: Config, run_dir: Path, extra: Optional[Dict[str, Any]] =
     before that leaves every file as it was. Whatever else stops a run, summary.json says so
     (status failed or interrupted, with the reason) before the exception goes on, unless the
     run had already recorded how it ended. `extra` is stored in it as given (e.g. job info).
+    `on_epoch` sees each finished epoch once it is recorded; True stops the run with status
+    pruned (a search's pruner), keeping the record of the epochs it ran.
     """
     validate(cfg)  # a config refused here leaves nothing behind: nothing was written yet
     memory.check(cfg)  # before any data is read
@@ -78,14 +80,14 @@ def run_experiment(cfg: Config, run_dir: Path, extra: Optional[Dict[str, Any]] =
     if resume:
         status.resume_from(summary.load(run_dir))
     with graceful_interrupts():  # also over the handlers below: a second Ctrl-C waits for them
-        return _guarded(cfg, run_dir, status, resume)
+        return _guarded(cfg, run_dir, status, resume, on_epoch)
 
 
-def _guarded(cfg: Config, run_dir: Path, status: summary.SummaryWriter, resume: bool) -> Dict[str, Any]:
+def _guarded(cfg: Config, run_dir: Path, status: summary.SummaryWriter, resume: bool, on_epoch) -> Dict[str, Any]:
     """Run, and record how the run ended whatever stops it."""
     try:
         with FigureHelper() as figure:
-            return _run(cfg, run_dir, status, resume, figure)
+            return _run(cfg, run_dir, status, resume, figure, on_epoch)
     except KeyboardInterrupt as e:
         if status.may_write and not status.ended:
             status.save("interrupted", f"interrupted by {e}" if isinstance(e, Interrupted) else "interrupted")
@@ -112,7 +114,7 @@ def _guarded(cfg: Config, run_dir: Path, status: summary.SummaryWriter, resume: 
 
 
 def _run(cfg: Config, run_dir: Path, status: summary.SummaryWriter, resume: bool,
-         figure: FigureHelper) -> Dict[str, Any]:
+         figure: FigureHelper, on_epoch=None) -> Dict[str, Any]:
     log.info("%s %s: %s", "resume" if resume else "run", run_dir, describe(cfg))
     stopper = EarlyStopping(cfg.early_stopping) if cfg.early_stopping else None
     if resume:  # everything checked before any data is read; nothing written until an epoch ends
@@ -163,6 +165,10 @@ def _run(cfg: Config, run_dir: Path, status: summary.SummaryWriter, resume: bool
             if not m.finite:
                 state, reason = "diverged", f"loss is not finite at epoch {m.epoch} (lr={cfg.lr:g} too high?)"
                 log.error("diverged: %s", reason)
+                break
+            if on_epoch is not None and on_epoch(m):
+                state, reason = "pruned", f"pruned after epoch {m.epoch}: its validation accuracy lagged the search's"
+                log.info("%s", reason)
                 break
     kept = metrics.tally.last  # the epoch whose weights the run keeps
     if state == "diverged" and not (stopper and stopper.best):
