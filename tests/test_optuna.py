@@ -1,0 +1,119 @@
+"""mnist_exp's Optuna sweeper: Hydra's sweep syntax, the study in its storage, the validation
+objective, pruning, busy workers and a study that keeps its setting."""
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from helpers import run_cli
+
+optuna = pytest.importorskip("optuna")
+SMALL = ["train_samples=200", "test_samples=100", "epochs=3"]
+
+
+def search(tmp_path: Path, name: str, *args: str, db: str = "optuna.db"):
+    sweep_dir = tmp_path / name
+    result = run_cli(["-m", "+search=optuna", *SMALL, *args, f"hydra.sweeper.storage=sqlite:///{tmp_path / db}",
+                      f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)
+    return result, sweep_dir
+
+
+def stored(tmp_path: Path, db: str = "optuna.db", name: str = "mnist_exp"):
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{tmp_path / db}")
+
+
+def summary_json(run_dir) -> dict:
+    return json.loads((Path(run_dir) / "summary.json").read_text())
+
+
+def test_hydra_sweep_syntax_means_the_same_values_as_in_a_grid():
+    from hydra_plugins.mnist_exp_launchers.optuna_space import search_space
+
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    space, fixed = search_space({"lr": "tag(log, interval(0.0005, 0.05))", "hidden_size": "range(32, 257, step=32)"},
+                                ["epochs=3", "batch_size=interval(8, 64)", "arch=choice(mlp,cnn)", "hidden_size=16,32"])
+    assert space["lr"] == FloatDistribution(0.0005, 0.05, log=True)
+    assert space["batch_size"] == IntDistribution(8, 64)  # ends typed as integers: integers
+    assert space["arch"] == CategoricalDistribution(["mlp", "cnn"])
+    assert space["hidden_size"] == CategoricalDistribution([16, 32])  # the command line's comes last
+    assert fixed == ["epochs=3"]
+    range_space, _ = search_space({"hidden_size": "range(32, 256, step=32)"}, [])
+    assert range_space["hidden_size"] == IntDistribution(32, 224, step=32)  # Hydra's stop is exclusive
+
+
+@pytest.fixture(scope="module")
+def unpruned(mnist_dir, tmp_path_factory):
+    """A search without pruning: 3 trials of 3 epochs, its study in tmp/optuna.db."""
+    tmp_path = tmp_path_factory.mktemp("unpruned")
+    result, sweep_dir = search(tmp_path, "s", "hydra.sweeper.n_trials=3", "hydra.sweeper.pruner=none")
+    assert result.returncode == 0, result.stderr
+    return tmp_path, sweep_dir
+
+
+def test_the_storage_holds_every_trial_with_each_epochs_validation_accuracy(unpruned):
+    tmp_path, sweep_dir = unpruned
+    trials = stored(tmp_path).get_trials()
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 3
+    for trial in trials:
+        run_dir = Path(trial.user_attrs["run_dir"])
+        metrics = pd.read_csv(run_dir / "metrics.csv")
+        assert trial.intermediate_values == dict(zip(metrics["epoch"], metrics["val_accuracy"]))
+        assert summary_json(run_dir)["trial"]["number"] == trial.number
+        assert trial.params == {"lr": summary_json(run_dir)["config"]["lr"],
+                                "hidden_size": summary_json(run_dir)["config"]["hidden_size"]}
+
+
+def test_the_objective_is_the_kept_epochs_validation_accuracy_with_test_accuracy_beside_it(unpruned):
+    tmp_path, sweep_dir = unpruned
+    table = pd.read_csv(sweep_dir / "summary.csv")
+    assert (table["objective_metric"] == "final_val_accuracy").all()
+    assert table["objective"].tolist() == table["final_val_accuracy"].tolist()
+    for trial in stored(tmp_path).get_trials():
+        final = summary_json(trial.user_attrs["run_dir"])["final"]
+        assert trial.value == final["val_accuracy"] and trial.user_attrs["test_accuracy"] == final["test_accuracy"]
+    results = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
+    best = table.loc[table["objective"].idxmax()]
+    assert results["objective"] == "final_val_accuracy" and results["best_value"] == best["objective"]
+    assert results["best_test_accuracy"] == best["final_test_accuracy"]  # reported, not chosen by
+    assert results["trials"] == {"complete": 3, "pruned": 0, "fail": 0}
+
+
+def test_a_search_without_validation_data_is_refused(tmp_path):
+    result, sweep_dir = search(tmp_path, "s", "val_samples=0")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "mnist_exp: error: val_samples=0: an Optuna search chooses on validation data; give val_samples > 0 "
+        "(+search=optuna sets 1000)"]
+    assert not sweep_dir.exists()
+
+
+def test_a_pruned_trial_is_recorded_with_the_epochs_it_ran(mnist_dir, tmp_path):
+    result, sweep_dir = search(tmp_path, "s", "hydra.sweeper.n_trials=8", "epochs=4",
+                               "hydra.sweeper.pruner_args.median.n_startup_trials=2")
+    assert result.returncode == 0, result.stderr
+    table = pd.read_csv(sweep_dir / "summary.csv")
+    pruned = table[table["status"] == "pruned"]
+    assert len(pruned) >= 1 and set(table["status"]) == {"completed", "pruned"}
+    assert f"sweep of 8 jobs: {8 - len(pruned)} completed, {len(pruned)} pruned" in result.stdout
+    assert (pruned["epochs_run"] < 4).all() and pruned["objective"].isna().all()
+    for row in pruned.itertuples():
+        assert len(pd.read_csv(Path(row.run_dir) / "metrics.csv")) == row.epochs_run
+        assert "pruned after epoch" in row.reason
+        for name in ("weights.npz", "curves.png", "model_card.md"):  # a complete record of what it did
+            assert (Path(row.run_dir) / name).is_file()
+    states = {t.number: t.state.name for t in stored(tmp_path).get_trials()}
+    assert sorted(n for n, s in states.items() if s == "PRUNED") == sorted(pruned["trial"])
+    listed = run_cli([str(sweep_dir), "--status", "pruned"], cwd=tmp_path, module="mnist_exp.runs")
+    assert listed.returncode == 0 and len(listed.stdout.strip().splitlines()) == 1 + len(pruned)
+
+
+def test_an_unknown_pruner_is_refused_in_one_line(tmp_path):
+    result, _ = search(tmp_path, "s", "hydra.sweeper.pruner=mean")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "mnist_exp: error: hydra.sweeper.pruner=mean is not one of median, hyperband, none"]
