@@ -117,3 +117,39 @@ def test_an_unknown_pruner_is_refused_in_one_line(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "mnist_exp: error: hydra.sweeper.pruner=mean is not one of median, hyperband, none"]
+
+
+def job_times(sweep_dir: Path) -> list:
+    """(start, end) of each job: when Hydra wrote its overrides, when the run wrote its summary last."""
+    times = []
+    for job in sorted((p for p in sweep_dir.iterdir() if p.name.isdigit()), key=lambda p: int(p.name)):
+        times.append((os.stat(job / ".hydra" / "overrides.yaml").st_mtime, os.stat(job / "summary.json").st_mtime))
+    return times
+
+
+@pytest.mark.slow
+def test_a_joblib_search_keeps_both_workers_busy(mnist_dir, tmp_path):
+    """Seed 15 proposes a 60-epoch trial, then three of 1 epoch: while the long one runs, the
+    other worker takes each short one as soon as its last ends (in batches of two, only the
+    first would run beside it)."""
+    result, sweep_dir = search(tmp_path, "s", "hydra.sweeper.n_trials=4", "train_samples=4000", "hydra.sweeper.pruner=none",
+                               "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "epochs=choice(1,60)",
+                               "hydra.sweeper.sampler.seed=15")
+    assert result.returncode == 0, result.stderr
+    assert [summary_json(sweep_dir / str(job))["epochs_run"] for job in range(4)] == [60, 1, 1, 1]
+    (start, end), *short = job_times(sweep_dir)
+    assert sum(s < end for s, _ in short) >= 2, (start, end, short)  # the long trial held no one up
+    pids = {summary_json(sweep_dir / str(job))["runtime"]["pid"] for job in range(4)}
+    assert len(pids) == 2 and os.getpid() not in pids, pids
+
+
+def test_one_worker_and_the_same_seed_give_the_same_trials(mnist_dir, tmp_path):
+    def trials(db: str) -> list:
+        result, sweep_dir = search(tmp_path, db, "hydra.sweeper.n_trials=7", "epochs=2",
+                                   "hydra.sweeper.pruner_args.median.n_startup_trials=2", db=f"{db}.db")
+        assert result.returncode == 0, result.stderr
+        return [(t.params, t.state.name, t.value) for t in stored(tmp_path, f"{db}.db").get_trials()]
+
+    first = trials("a")
+    assert "PRUNED" in {state for _, state, _ in first}  # the pruner's decisions are repeated too
+    assert trials("b") == first
