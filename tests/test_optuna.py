@@ -153,3 +153,22 @@ def test_one_worker_and_the_same_seed_give_the_same_trials(mnist_dir, tmp_path):
     first = trials("a")
     assert "PRUNED" in {state for _, state, _ in first}  # the pruner's decisions are repeated too
     assert trials("b") == first
+
+
+def test_a_study_continued_with_other_fixed_settings_is_refused(mnist_dir, tmp_path):
+    result, _ = search(tmp_path, "first", "hydra.sweeper.n_trials=2")
+    assert result.returncode == 0, result.stderr
+    result, sweep_dir = search(tmp_path, "second", "hydra.sweeper.n_trials=2", "epochs=2", "train_samples=150")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"mnist_exp: error: study mnist_exp in sqlite:///{tmp_path / 'optuna.db'} searched with epochs=3 "
+        "train_samples=200, this search has epochs=2 train_samples=150: continue it with the same settings, "
+        "or give a new hydra.sweeper.study_name (or another storage) to start a study of its own"]
+    assert len(stored(tmp_path).trials) == 2 and not sweep_dir.exists()
+    setting = stored(tmp_path).user_attrs["mnist_exp_setting"]
+    assert setting["fixed"]["epochs"] == 3 and setting["fixed"]["data.train_images.md5"]
+    assert setting["searched"] == ["hidden_size", "lr"] and setting["objective"] == "final_val_accuracy"
+    # the same settings, the data read from the same files spelled another way: the study goes on
+    result, _ = search(tmp_path, "third", "hydra.sweeper.n_trials=1", f"data.dir={mnist_dir}/.")
+    assert result.returncode == 0, result.stderr
+    assert len(stored(tmp_path).trials) == 3
