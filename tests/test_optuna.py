@@ -172,3 +172,15 @@ def test_a_study_continued_with_other_fixed_settings_is_refused(mnist_dir, tmp_p
     result, _ = search(tmp_path, "third", "hydra.sweeper.n_trials=1", f"data.dir={mnist_dir}/.")
     assert result.returncode == 0, result.stderr
     assert len(stored(tmp_path).trials) == 3
+
+
+def test_a_search_slurm_cannot_take_is_one_line_and_leaves_no_trial_running(tmp_path):
+    import sys
+
+    result = run_cli(["-m", "+search=optuna", "hydra.sweeper.n_trials=3", "epochs=1", "hydra/launcher=submitit_slurm",
+                      f"hydra.sweeper.storage=sqlite:///{tmp_path / 'optuna.db'}", f"hydra.sweep.dir={tmp_path / 's'}"],
+                     cwd=tmp_path, env={"PATH": os.path.dirname(sys.executable)})
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mnist_exp: error: nothing was submitted to SLURM: "), result.stderr
+    assert {t.state.name for t in stored(tmp_path).trials} == {"FAIL"}

@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from hydra_plugins.mnist_exp_launchers import optuna_space, optuna_study
 from hydra_plugins.mnist_exp_launchers.optuna_trial import OBJECTIVE, env_overrides, make_pruner
-from mnist_exp.errors import ConfigError
+from mnist_exp.errors import ConfigError, UserError
 
 log = logging.getLogger(__name__)
 RESULTS = "optimization_results.yaml"
@@ -140,6 +140,9 @@ class _Trials:
             return e
 
     def _tell(self, trial, returned) -> None:
+        if isinstance(returned, UserError):  # the launcher could not run jobs at all (e.g. SLURM took none)
+            self.study.tell(trial, state=_state("FAIL"))
+            raise returned
         value, reason = _outcome(returned)
         if isinstance(value, dict):
             trial.set_user_attr("test_accuracy", value.get("test_accuracy"))
