@@ -34,7 +34,7 @@ def run(pruner: str, workers: int, args, workdir: Path) -> dict:
                            f"hydra.sweeper.storage={storage}", f"hydra.sweep.dir={workdir / f'{pruner}-{workers}'}",
                            *launcher], cwd=workdir, env=env, capture_output=True, text=True, timeout=7200)
     wall = time.perf_counter() - began
-    if done.returncode != 0:
+    if done.returncode not in (0, 1):  # 1: some trials failed or diverged (a high lr), as they may
         sys.exit(f"measure_search: the search failed: {done.stderr.strip()[-500:]}")
     trials = optuna.load_study(study_name="mnist_exp", storage=storage).get_trials()
     first = min(t.datetime_start for t in trials)
@@ -44,6 +44,7 @@ def run(pruner: str, workers: int, args, workdir: Path) -> dict:
             "to_best_s": (best.datetime_complete - first).total_seconds(), "best_val": best.value,
             "its_test": best.user_attrs.get("test_accuracy"), "best_trial": best.number,
             "pruned": sum(t.state.name == "PRUNED" for t in trials),
+            "failed": sum(t.state.name == "FAIL" for t in trials),
             "epochs": sum(len(t.intermediate_values) for t in trials)}
 
 
@@ -57,11 +58,11 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="measure_search-"))
     print(f"{args.trials} trials, {args.epochs} epochs on {args.train} images; records in {workdir}")
     print(f"{'setting':<28}{'wall s':>8}{'to best s':>11}{'best val':>10}{'its test':>10}{'trial':>7}"
-          f"{'pruned':>8}{'epochs':>8}")
+          f"{'pruned':>8}{'failed':>8}{'epochs':>8}")
     for name in args.only.split(","):
         r = run(*SETTINGS[name], args, workdir)
         print(f"{r['setting']:<28}{r['wall_s']:>8.1f}{r['to_best_s']:>11.1f}{r['best_val']:>10.4f}"
-              f"{r['its_test']:>10.4f}{r['best_trial']:>7}{r['pruned']:>8}{r['epochs']:>8}", flush=True)
+              f"{r['its_test']:>10.4f}{r['best_trial']:>7}{r['pruned']:>8}{r['failed']:>8}{r['epochs']:>8}", flush=True)
 
 
 if __name__ == "__main__":
