@@ -48,7 +48,7 @@ FAILURES: List[Tuple[int, str]] = []
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
-def hydra_main(dcfg: DictConfig) -> Union[float, "NoValue"]:
+def hydra_main(dcfg: DictConfig) -> Union[Dict[str, Any], "NoValue"]:
     """Returns the metrics of the epoch the run keeps (see job_value): the Optuna sweeper
     tells Optuna its validation accuracy. A run that failed or diverged returns a `NoValue`,
     which the sweeper tells as a failed trial."""
