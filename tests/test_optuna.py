@@ -92,6 +92,7 @@ def test_a_search_without_validation_data_is_refused(tmp_path):
     assert not sweep_dir.exists()
 
 
+@pytest.mark.slow
 def test_a_pruned_trial_is_recorded_with_the_epochs_it_ran(mnist_dir, tmp_path):
     result, sweep_dir = search(tmp_path, "s", "hydra.sweeper.n_trials=8", "epochs=4",
                                "hydra.sweeper.pruner_args.median.n_startup_trials=2")
@@ -143,6 +144,7 @@ def test_a_joblib_search_keeps_both_workers_busy(mnist_dir, tmp_path):
     assert len(pids) == 2 and os.getpid() not in pids, pids
 
 
+@pytest.mark.slow
 def test_one_worker_and_the_same_seed_give_the_same_trials(mnist_dir, tmp_path):
     def trials(db: str) -> list:
         result, sweep_dir = search(tmp_path, db, "hydra.sweeper.n_trials=7", "epochs=2",
@@ -155,6 +157,7 @@ def test_one_worker_and_the_same_seed_give_the_same_trials(mnist_dir, tmp_path):
     assert trials("b") == first
 
 
+@pytest.mark.slow
 def test_a_study_continued_with_other_fixed_settings_is_refused(mnist_dir, tmp_path):
     result, _ = search(tmp_path, "first", "hydra.sweeper.n_trials=2")
     assert result.returncode == 0, result.stderr
