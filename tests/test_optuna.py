@@ -187,3 +187,26 @@ def test_a_search_slurm_cannot_take_is_one_line_and_leaves_no_trial_running(tmp_
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("mnist_exp: error: nothing was submitted to SLURM: "), result.stderr
     assert {t.state.name for t in stored(tmp_path).trials} == {"FAIL"}
+
+
+@pytest.mark.slow
+def test_a_search_stopped_with_ctrl_c_leaves_no_trial_running_in_its_study(mnist_dir, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = dict(os.environ)
+    env.pop("HYDRA_FULL_ERROR", None)
+    proc = subprocess.Popen([sys.executable, "-m", "mnist_exp", "-m", "+search=optuna", "hydra.sweeper.n_trials=3",
+                             "epochs=300", "train_samples=500", "test_samples=100",
+                             f"hydra.sweeper.storage=sqlite:///{tmp_path / 'optuna.db'}", f"hydra.sweep.dir={tmp_path / 's'}"],
+                            cwd=tmp_path, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 60
+    while not (tmp_path / "s" / "0" / "checkpoint.npz").is_file() and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert [t.state.name for t in stored(tmp_path).trials] == ["FAIL"]
+    assert summary_json(tmp_path / "s" / "0")["status"] == "interrupted"
