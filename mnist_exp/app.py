@@ -48,13 +48,10 @@ FAILURES: List[Tuple[int, str]] = []
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
-def hydra_main(dcfg: DictConfig) -> Union[float, "NoValue"]:
-    """Returns the test accuracy of the weights the run keeps: what a Hydra sweeper maximises.
-
-    A run that failed or diverged returns a `NoValue`, not NaN: hydra-optuna-sweeper tells a
-    value it cannot cast as a failed trial and goes on, while a NaN makes it fail on optuna's
-    refusal of NaN.
-    """
+def hydra_main(dcfg: DictConfig) -> Union[Dict[str, Any], "NoValue"]:
+    """Returns the metrics of the epoch the run keeps (see job_value): the Optuna sweeper
+    tells Optuna its validation accuracy. A run that failed or diverged returns a `NoValue`,
+    which the sweeper tells as a failed trial."""
     from mnist_exp.runner.experiment import run_experiment  # keeps --help and --cfg fast
 
     hydra_cfg = HydraConfig.get()
@@ -82,7 +79,9 @@ def hydra_main(dcfg: DictConfig) -> Union[float, "NoValue"]:
                 extends = target
             else:
                 run_dir = target
-        result = run_experiment(cfg, run_dir, {"job": job}, resume=resuming, extends=extends)
+        trial, on_epoch = search_trial(hydra_cfg, cfg.epochs) if sweeping else ({}, None)
+        result = run_experiment(cfg, run_dir, {"job": job, **trial}, resume=resuming, extends=extends,
+                                on_epoch=on_epoch)
     except ownership.DirectoryInUse as e:  # someone else's directory: write nothing into it
         return _failed(None, job, EXIT_USER_ERROR, str(e))
     except OmegaConfBaseException as e:  # e.g. an ${oc.env:...} that does not resolve
@@ -99,9 +98,33 @@ def hydra_main(dcfg: DictConfig) -> Union[float, "NoValue"]:
         if sweeping:  # a worker runs several jobs: each job's claim ends with it
             for path in claimed:
                 ownership.release(path)
+    return job_value(result, run_dir, job)
+
+
+def job_value(result: Dict[str, Any], run_dir: Path, job: Optional[dict]) -> Union[Dict[str, Any], "NoValue"]:
+    """What the job hands its sweeper: the metrics of the epoch whose weights the run keeps
+    (early stopping may restore an earlier one), its status (completed or pruned) and epochs
+    run; a diverged run's is a NoValue."""
     if result["status"] == "diverged":
         return _failed(run_dir, job, EXIT_DIVERGED, f"run diverged: {result['reason']}; metrics up to then in {run_dir}")
-    return result["final"]["test_accuracy"]  # of the weights the run keeps (early stopping may restore some)
+    return {**(result["final"] or {}), "status": result["status"], "epochs_run": result["epochs_run"]}
+
+
+def search_trial(hydra_cfg, epochs: int) -> Tuple[Dict[str, Any], Any]:
+    """For a job of an Optuna search ({}, None otherwise): its trial, recorded in summary.json,
+    and the hook that reports each epoch to the trial and says when the pruner stops it."""
+    from importlib.util import find_spec
+
+    if find_spec("optuna") is None:
+        return {}, None
+    from hydra_plugins.mnist_exp_launchers.optuna_trial import OBJECTIVE, epoch_reporter, job_trial
+
+    trial = job_trial()
+    if trial is None:
+        return {}, None
+    recorded = {"trial": {"number": trial["number"], "study": trial["study"], "storage": trial["storage"],
+                          "objective": f"final_{OBJECTIVE}"}}
+    return recorded, epoch_reporter(trial, hydra_cfg.sweeper, epochs)
 
 
 def network_of_the_job(cfg: Config, overrides: List[str], choices: Dict[str, Any]) -> Config:
@@ -250,7 +273,7 @@ def refuse_unknown_keys(dcfg: DictConfig, schema: type, prefix: str = "") -> Non
 
 
 EXTRAS = {  # optional integration -> (the word its errors mention, the modules it needs)
-    "optuna": ("optuna", ("optuna", "hydra_plugins.hydra_optuna_sweeper")),
+    "optuna": ("optuna", ("optuna",)),
     "slurm": ("submitit", ("submitit", "hydra_plugins.hydra_submitit_launcher")),
 }
 
@@ -417,12 +440,13 @@ def report_sweep(sweep_dir: Path, stopped: bool = False) -> int:
     from mnist_exp.analysis.summarize import SUMMARY_CSV, planned_jobs, write_summary
 
     table = write_summary(sweep_dir, figure=stopped)
-    bad = table[table["status"] != "completed"]
+    bad = table[~table["status"].isin(["completed", "pruned"])]  # a pruned trial ended as its search wanted
     planned = planned_jobs(sweep_dir) or []
     started = set(table["job"].dropna().astype(int))
     never = [(num, overrides) for num, overrides in enumerate(planned) if num not in started]
     total = max(len(planned), len(table))
-    print(f"sweep of {total} jobs: {len(table) - len(bad)} completed"
+    pruned = int((table["status"] == "pruned").sum())
+    print(f"sweep of {total} jobs: {len(table) - len(bad) - pruned} completed" + (f", {pruned} pruned" if pruned else "")
           + (f", {len(never)} never started" if never else "") + f"; summary in {sweep_dir / SUMMARY_CSV}")
     for _, row in bad.iterrows():
         _fail(f"job {row['job']} {row['status']}: {row['reason']}", EXIT_SWEEP_FAILED)

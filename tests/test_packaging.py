@@ -64,8 +64,17 @@ def test_the_base_install_leaves_optuna_and_submitit_to_extras():
     assert any("submitit" in d for d in project["optional-dependencies"]["slurm"])
 
 
+def test_the_optuna_extra_installs_a_current_optuna_and_no_old_plugin():
+    tomllib = pytest.importorskip("tomllib")
+    extra = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]["optuna"]
+    assert "optuna>=4" in extra and not any("hydra-optuna-sweeper" in d or "<" in d for d in extra)
+    from importlib.metadata import version
+
+    assert int(version("optuna").split(".")[0]) >= 4  # what `pip install -e '.[test]'` put here
+
+
 @pytest.mark.parametrize("extra, modules, args", [
-    ("optuna", "optuna,hydra_plugins.hydra_optuna_sweeper", ["+search=optuna"]),
+    ("optuna", "optuna", ["+search=optuna"]),
     ("slurm", "submitit,hydra_plugins.hydra_submitit_launcher", ["lr=0.1,0.2", "hydra/launcher=submitit_local"]),
 ])
 def test_a_missing_extra_is_named_in_one_line(extra, modules, args, tmp_path):

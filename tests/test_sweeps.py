@@ -141,10 +141,11 @@ def test_optuna_preset_searches_lr_and_hidden_size(mnist_dir, tmp_path):
     result, sweep_dir = sweep(tmp_path, "+search=optuna", "hydra.sweeper.n_trials=3")
     assert result.returncode == 0, result.stderr
     summary = pd.read_csv(sweep_dir / "summary.csv")
-    assert list(summary.columns[:3]) == ["job", "lr", "hidden_size"] and len(summary) == 3
+    assert list(summary.columns[:4]) == ["job", "trial", "lr", "hidden_size"] and len(summary) == 3
     assert summary["lr"].between(0.0005, 0.05).all() and (summary["hidden_size"] % 32 == 0).all()
+    assert summary["hidden_size"].between(32, 256).all()
     best = (sweep_dir / "optimization_results.yaml").read_text()
-    assert f"best_value: {summary['final_test_accuracy'].max()}" in best
+    assert f"best_value: {summary['objective'].max()}" in best
 
 
 def test_compare_runs_pools_seeds_as_mean_and_std(mnist_dir, tmp_path):

@@ -43,7 +43,7 @@ def _leaf_types(schema: type, prefix: str = "") -> Dict[str, type]:
 CONFIG_TYPES = _leaf_types(Config)
 # Keys that say where or how a run ran, not what it is: never what tells settings apart.
 LOCATION_KEYS = (*RUN_KEYS, *(f"data.{key}" for key in DATA_LOCATION))
-METRIC_NAMES = ["train_loss", "train_accuracy", "test_loss", "test_accuracy"]
+METRIC_NAMES = ["train_loss", "train_accuracy", "test_loss", "test_accuracy", "val_loss", "val_accuracy"]
 KILLED = "it stopped without recording how (killed, or its machine went down)"
 _DTYPES = {float: "float64", int: "Int64", str: "string", bool: "boolean"}
 
@@ -96,7 +96,7 @@ def load_runs(paths: Union[PathLike, Iterable[PathLike]], per_class: bool = Fals
     metrics, run dir; with `per_class`, each class's test accuracy (test_accuracy_<class>)."""
     rows = [_run_row(run_dir, per_class) for run_dir in find_run_dirs(paths)]
     classes = sorted({k for row in rows for k in row if k.startswith("test_accuracy_")}, key=_class_order)
-    columns = ["job", *CONFIG_TYPES, "status", "reason", "epochs_run", "final_epoch",
+    columns = ["job", "trial", *CONFIG_TYPES, "status", "reason", "epochs_run", "final_epoch",
                *(f"final_{m}" for m in METRIC_NAMES), "best_epoch", *(f"best_{m}" for m in METRIC_NAMES), *classes,
                "wall_seconds", "started_at", "overrides", "run_dir"]
     return _typed(pd.DataFrame(rows, columns=columns))
@@ -204,7 +204,7 @@ def _run_row(run_dir: Path, per_class: bool = False) -> Dict[str, Any]:
     summary = _summary(run_dir)
     config, job = _section(summary, "config"), _section(summary, "job")
     final, best = _section(summary, "final"), _section(summary, "best")
-    row = {"job": _value_int(job.get("num")),
+    row = {"job": _value_int(job.get("num")), "trial": _value_int(_section(summary, "trial").get("number")),
            **{key: _value(key, _lookup(config, key)) for key in CONFIG_TYPES}, "final_epoch": _value_int(final.get("epoch")),
            "status": _text(summary.get("status")) or "unreadable", "reason": _text(summary.get("reason")),
            "epochs_run": _value_int(summary.get("epochs_run", 0)), "best_epoch": _value_int(best.get("epoch")),
@@ -238,7 +238,7 @@ def _number(value: Any) -> Optional[float]:
 def _typed(df: pd.DataFrame) -> pd.DataFrame:
     """Config columns typed by the schema; ints stay ints (nullable where a value is missing)."""
     types = {key: _DTYPES[t] for key, t in CONFIG_TYPES.items() if t in _DTYPES and key in df}
-    types.update({c: "Int64" for c in ("job", "epoch", "epochs_run", "final_epoch", "best_epoch") if c in df})
+    types.update({c: "Int64" for c in ("job", "trial", "epoch", "epochs_run", "final_epoch", "best_epoch") if c in df})
     for column, dtype in types.items():
         df[column] = df[column].astype(dtype)
         if dtype == "Int64" and df[column].notna().all():

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-STATUSES = ("running", "completed", "diverged", "interrupted", "failed", "unreadable")
+STATUSES = ("running", "completed", "pruned", "diverged", "interrupted", "failed", "unreadable")
 
 
 def differing_keys(runs) -> List[str]:

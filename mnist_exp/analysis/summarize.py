@@ -24,6 +24,7 @@ from mnist_exp.files.reading import read_text
 
 SUMMARY_CSV = "summary.csv"
 COMPARISON_PNG = "comparison.png"
+SEARCH_OBJECTIVE = "final_val_accuracy"  # what mnist_exp's Optuna sweeper maximises (launchers/optuna_trial.py)
 
 
 def overridden_keys(runs: pd.DataFrame) -> List[str]:
@@ -99,10 +100,24 @@ def swept_keys(sweep_dir: Path, runs: pd.DataFrame) -> List[str]:
     return list(dict.fromkeys(declared_sweep_keys(sweep_dir) + varying)) or overridden
 
 
-def sweep_table(runs: pd.DataFrame, keys: List[str]) -> pd.DataFrame:
-    keep = ["job", *keys, "status", "reason", "epochs_run",
+def sweep_table(runs: pd.DataFrame, keys: List[str], objective: Optional[str] = None) -> pd.DataFrame:
+    """One row per job; a search's also has its trial, the objective told to Optuna (of a
+    completed trial) and which metric that is."""
+    runs = runs.copy()
+    chosen = []
+    if objective:
+        runs["objective"] = runs[objective].where(runs["status"] == "completed")
+        runs["objective_metric"] = objective
+        chosen = ["objective", "objective_metric"]
+    keep = ["job", *(["trial"] if objective else []), *keys, "status", *chosen, "reason", "epochs_run",
             *(c for c in runs.columns if c.startswith(("final_", "best_"))), "wall_seconds", "run_dir"]
     return runs[keep].sort_values("job", kind="stable").reset_index(drop=True)
+
+
+def objective_metric(sweep_dir: Path) -> Optional[str]:
+    """The summary column an Optuna search chose by (None for a grid)."""
+    search = _search(sweep_hydra_config(sweep_dir))
+    return SEARCH_OBJECTIVE if search else None
 
 
 def write_summary(sweep_dir: Path, figure: bool = True) -> pd.DataFrame:
@@ -111,7 +126,7 @@ def write_summary(sweep_dir: Path, figure: bool = True) -> pd.DataFrame:
     with FileLock(sweep_dir / ".summary.lock"):
         runs = results.load_runs(sweep_dir)
         keys = swept_keys(sweep_dir, runs)
-        table = sweep_table(runs, keys)
+        table = sweep_table(runs, keys, objective_metric(sweep_dir))
         write_atomic(sweep_dir / SUMMARY_CSV, lambda tmp: table.to_csv(tmp, index=False))
         table.attrs["figure"] = figure and len(table) > 0 and _draw(sweep_dir, table, keys)
     return table

@@ -1,50 +1,184 @@
-"""hydra-optuna-sweeper, made to propose new trials when a stored study is resumed.
+"""mnist_exp's Optuna sweeper (hydra/sweeper=optuna): Optuna's ask-and-tell under Hydra.
 
-The plugin builds its sampler afresh from the config on every invocation, so a study kept in
-sqlite and run again draws from the same seeded state and proposes exactly the trials it
-already ran. This sweeper gives the sampler's generators a state derived from the configured
-seed and the number of trials the study already holds: a resumed study proposes new trials,
-and the same sequence of invocations still proposes the same ones.
+Each trial is one Hydra job, launched by whichever launcher the sweep uses (basic, joblib,
+SLURM). A job reports each epoch's validation accuracy to its trial through the study's
+storage and stops when the pruner says so (optuna_trial.py); the sweeper tells Optuna how
+each job ended: its objective, pruned, or failed. As soon as a job ends its worker gets the
+next trial: no batch waits for its slowest job. The study keeps the settings it searches
+under (the fixed config and the data set): continuing it under other settings is refused.
 """
 
 import logging
-from typing import List
+import math
+import os
+import queue
+import threading
+from pathlib import Path
+from typing import Any, Dict, List, Optional
 
-import numpy as np
-from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper as PluginSweeper
+from hydra.core.plugins import Plugins
+from hydra.plugins.sweeper import Sweeper
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from hydra_plugins.mnist_exp_launchers import optuna_space, optuna_study
+from hydra_plugins.mnist_exp_launchers.optuna_trial import OBJECTIVE, env_overrides, make_pruner
+from mnist_exp.errors import ConfigError, UserError
 
 log = logging.getLogger(__name__)
+RESULTS = "optimization_results.yaml"
 
 
-class OptunaSweeper(PluginSweeper):
+class OptunaSweeper(Sweeper):
+    def __init__(self, n_trials: int, storage: Optional[str] = None, study_name: Optional[str] = None,
+                 direction: str = "maximize", sampler: Any = None, params: Any = None, pruner: Any = "median",
+                 pruner_args: Any = None, n_jobs: Optional[int] = None):
+        self.n_trials, self.storage, self.study_name, self.direction = n_trials, storage, study_name, direction
+        self.sampler = OmegaConf.to_container(sampler, resolve=True) if isinstance(sampler, DictConfig) else sampler
+        self.params = dict(params or {})
+        self.pruner, self.n_jobs = pruner, n_jobs
+        self.pruner_args = OmegaConf.to_container(pruner_args) if isinstance(pruner_args, DictConfig) else pruner_args
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        self.config, self.hydra_context = config, hydra_context
+        self.launcher = Plugins.instance().instantiate_launcher(config=config, hydra_context=hydra_context,
+                                                                 task_function=task_function)
+
     def sweep(self, arguments: List[str]) -> None:
-        impl = self.sweeper
-        done = _trials_stored(impl.storage, impl.study_name)
-        if done:
-            _advance(impl.sampler, done)
+        import optuna
+
+        optuna.logging.disable_default_handler()  # Optuna's lines go to the sweep's log, through Hydra's logging
+        optuna.logging.enable_propagation()
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        space, fixed = optuna_space.search_space(self.params, arguments)
+        task = self._task_config(fixed)
+        if not task.get("val_samples"):
+            raise ConfigError("val_samples=0: an Optuna search chooses on validation data; give val_samples > 0 "
+                              "(+search=optuna sets 1000)")
+        pruner = self._pruner(int(task.get("epochs") or 1))
+        storage = self.storage or f"sqlite:///{Path(str(self.config.hydra.sweep.dir)).absolute() / 'optuna.db'}"
+        name = self.study_name or "mnist_exp"
+        study = optuna_study.open_study(storage, name, self.direction, self.sampler, pruner,
+                                        optuna_study.setting(task, space))
+        workers = self._workers()
+        log.info("study %s in %s: %d trials, %d at a time, pruner %s", name, storage, self.n_trials, workers,
+                 self.pruner)
+        runner = _Trials(self, study, space, fixed, storage, name)
+        runner.run(workers)
+        optuna_study.save_results(study, Path(str(self.config.hydra.sweep.dir)) / RESULTS, runner.numbers)
+
+    def _task_config(self, fixed: List[str]) -> Dict[str, Any]:
+        """The job config every trial shares (the searched keys at their defaults), as plain values."""
+        config = self.hydra_context.config_loader.load_sweep_config(self.config, list(fixed))
+        with open_dict(config):
+            del config["hydra"]
+        return OmegaConf.to_container(config, resolve=True)
+
+    def _pruner(self, epochs: int):
         try:
-            return super().sweep(arguments)
-        except ValueError as e:  # the plugin asks for the best trial of a search in which none completed
-            if "No trials are completed" not in str(e):
-                raise
-            log.warning("no trial completed, so there is no best one (each job's record says why)")
+            return make_pruner(self.pruner, self.pruner_args, epochs)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        except TypeError as e:  # an argument the pruner does not take
+            raise ConfigError(f"hydra.sweeper.pruner_args.{self.pruner}: {e}") from None
+
+    def _workers(self) -> int:
+        """Trials at once: hydra.sweeper.n_jobs, else the launcher's workers; 1 in this process."""
+        launcher = self.config.hydra.launcher
+        target = str(launcher.get("_target_", ""))
+        if "joblib" in target:
+            wanted = self.n_jobs or launcher.get("n_jobs") or -1
+            wanted = wanted if wanted > 0 else max(1, (os.cpu_count() or 1) + 1 + wanted)
+        elif "submitit" in target:
+            wanted = self.n_jobs or launcher.get("array_parallelism") or self.n_trials
+        else:  # the basic launcher runs jobs in this process, one after another
+            wanted = 1
+        return max(1, min(int(wanted), self.n_trials))
 
 
-def _trials_stored(storage, study_name) -> int:
-    if not storage or not study_name:
-        return 0
+class _Trials:
+    """Asks, launches and tells: the asking and telling in this thread, each launch (one job,
+    one trial) in a worker thread, a new one as soon as one ends."""
+
+    def __init__(self, sweeper: OptunaSweeper, study, space, fixed, storage: str, name: str):
+        self.sweeper, self.study, self.space, self.fixed = sweeper, study, space, fixed
+        self.storage, self.name = storage, name
+        self.running: Dict[int, Any] = {}  # job num -> trial
+        self.numbers: List[int] = []  # the trials this sweep ran
+        self.done: "queue.Queue" = queue.Queue()
+
+    def run(self, workers: int) -> None:
+        job = 0
+        try:
+            while job < self.sweeper.n_trials or self.running:
+                while job < self.sweeper.n_trials and len(self.running) < workers:
+                    self._start(job, workers)
+                    job += 1
+                if self.running:
+                    num, returns = self.done.get()
+                    self._tell(self.running.pop(num), returns)
+        except BaseException:  # Ctrl-C, or a launcher that broke: no trial stays RUNNING in the study
+            for trial in self.running.values():
+                self.study.tell(trial, state=_state("FAIL"), skip_if_finished=True)
+            raise
+
+    def _start(self, job: int, workers: int) -> None:
+        trial = self.study.ask(self.space)
+        self.numbers.append(trial.number)
+        overrides = optuna_space.overrides(trial.params, self.fixed) + env_overrides(self.storage, self.name,
+                                                                                   trial.number)
+        self.running[job] = trial
+        if workers == 1:  # in this thread: the basic launcher's jobs run here, with their signal handlers
+            self.done.put((job, self._launch(job, overrides)))
+        else:
+            threading.Thread(target=lambda: self.done.put((job, self._launch(job, overrides))), daemon=True).start()
+
+    def _launch(self, job: int, overrides: List[str]):
+        try:
+            return self.sweeper.launcher.launch([overrides], initial_job_idx=job)[0]
+        except Exception as e:  # noqa: BLE001 (the launcher's own failure: this trial failed)
+            return e
+
+    def _tell(self, trial, returned) -> None:
+        if isinstance(returned, UserError):  # the launcher could not run jobs at all (e.g. SLURM took none)
+            self.study.tell(trial, state=_state("FAIL"))
+            raise returned
+        value, reason = _outcome(returned)
+        if isinstance(value, dict):
+            trial.set_user_attr("test_accuracy", value.get("test_accuracy"))
+            trial.set_user_attr("epochs_run", value.get("epochs_run"))
+        hydra_cfg = getattr(returned, "hydra_cfg", None)
+        run_dir = OmegaConf.select(hydra_cfg, "hydra.runtime.output_dir") if hydra_cfg is not None else None
+        if run_dir:
+            trial.set_user_attr("run_dir", str(run_dir))
+        if reason == "pruned":
+            self.study.tell(trial, state=_state("PRUNED"))
+        elif reason is None:
+            self.study.tell(trial, float(value[OBJECTIVE]))
+        else:
+            log.warning("trial %d failed: %s", trial.number, reason)
+            self.study.tell(trial, state=_state("FAIL"))
+
+
+def _outcome(returned):
+    """(the job's value, None) for a completed job, (value, 'pruned'), or (None, why it failed)."""
+    if isinstance(returned, BaseException):
+        return None, f"{returned.__class__.__name__}: {returned}"
+    try:
+        value = returned.return_value
+    except Exception as e:  # noqa: BLE001 (the job raised: Hydra hands the exception over)
+        return None, f"{e.__class__.__name__}: {e}"
+    if not isinstance(value, dict):
+        return None, repr(value)  # NoValue: the job failed or diverged, its record says why
+    if value.get("status") == "pruned":
+        return value, "pruned"
+    objective = value.get(OBJECTIVE)
+    if not isinstance(objective, (int, float)) or not math.isfinite(objective):
+        return None, f"no {OBJECTIVE} in the job's result"
+    return value, None
+
+
+def _state(name: str):
     import optuna
 
-    try:
-        return len(optuna.load_study(study_name=study_name, storage=storage).trials)
-    except KeyError:  # no such study yet
-        return 0
-
-
-def _advance(sampler, done: int) -> None:
-    """Reseed the sampler's generators (TPE's and its random fallback's, optuna 2.x) from their
-    own seeded state and the count of stored trials."""
-    for owner in (sampler, getattr(sampler, "_random_sampler", None)):
-        rng = getattr(owner, "_rng", None)
-        if isinstance(rng, np.random.RandomState):
-            owner._rng = np.random.RandomState([int(rng.randint(0, 2**31 - 1)), done])
+    return getattr(optuna.trial.TrialState, name)

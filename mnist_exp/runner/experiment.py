@@ -8,7 +8,7 @@ import sys
 from contextlib import closing
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Optional
 
 import numpy as np
 
@@ -62,7 +62,8 @@ def progress_line(m: EpochMetrics, epochs: int, cfg: Optional[Config] = None) ->
 
 
 def run_experiment(cfg: Config, run_dir: Path, extra: Optional[Dict[str, Any]] = None,
-                   resume: bool = False, extends: Optional[Path] = None) -> Dict[str, Any]:
+                   resume: bool = False, extends: Optional[Path] = None,
+                   on_epoch: Optional[Callable[[EpochMetrics], bool]] = None) -> Dict[str, Any]:
     """Train as `cfg` says and record everything in `run_dir`; returns the final summary.
 
     With `resume`, `run_dir` is a run stopped (or finished) earlier: it continues from its
@@ -73,6 +74,8 @@ def run_experiment(cfg: Config, run_dir: Path, extra: Optional[Dict[str, Any]] =
     run had already recorded how it ended. `extra` is stored in it as given (e.g. job info).
     With `extends` (a completed run, and `resume`), the run continues that one's training in
     the new `run_dir`: the completed run's record stays byte-identical.
+    `on_epoch` sees each finished epoch once it is recorded; True stops the run with status
+    pruned (a search's pruner), keeping the record of the epochs it ran.
     """
     validate(cfg)  # a config refused here leaves nothing behind: nothing was written yet
     memory.check(cfg)  # before any data is read
@@ -84,18 +87,18 @@ def run_experiment(cfg: Config, run_dir: Path, extra: Optional[Dict[str, Any]] =
         status.extra["extends"] = str(extends)
     with graceful_interrupts():  # also over the handlers below: a second Ctrl-C waits for them
         try:
-            return _guarded(cfg, run_dir, status, resume, extends)
+            return _guarded(cfg, run_dir, status, resume, extends, on_epoch)
         finally:
             if extends and not status.may_write:  # stopped before its first epoch: the copies go
                 record.discard_extension(run_dir)
 
 
 def _guarded(cfg: Config, run_dir: Path, status: summary.SummaryWriter, resume: bool,
-             extends: Optional[Path]) -> Dict[str, Any]:
+             extends: Optional[Path], on_epoch=None) -> Dict[str, Any]:
     """Run, and record how the run ended whatever stops it."""
     try:
         with FigureHelper() as figure:
-            return _run(cfg, run_dir, status, resume, figure, extends)
+            return _run(cfg, run_dir, status, resume, figure, extends, on_epoch)
     except KeyboardInterrupt as e:
         if status.may_write and not status.ended:
             status.save("interrupted", f"interrupted by {e}" if isinstance(e, Interrupted) else "interrupted")
@@ -122,7 +125,7 @@ def _guarded(cfg: Config, run_dir: Path, status: summary.SummaryWriter, resume: 
 
 
 def _run(cfg: Config, run_dir: Path, status: summary.SummaryWriter, resume: bool,
-         figure: FigureHelper, extends: Optional[Path] = None) -> Dict[str, Any]:
+         figure: FigureHelper, extends: Optional[Path] = None, on_epoch=None) -> Dict[str, Any]:
     verb = f"extend {extends} into" if extends else "resume" if resume else "run"
     log.info("%s %s: %s", verb, run_dir, describe(cfg))
     stopper = EarlyStopping(cfg.early_stopping) if cfg.early_stopping else None
@@ -177,6 +180,10 @@ def _run(cfg: Config, run_dir: Path, status: summary.SummaryWriter, resume: bool
             if not m.finite:
                 state, reason = "diverged", f"loss is not finite at epoch {m.epoch} (lr={cfg.lr:g} too high?)"
                 log.error("diverged: %s", reason)
+                break
+            if on_epoch is not None and on_epoch(m):
+                state, reason = "pruned", f"pruned after epoch {m.epoch}: its validation accuracy lagged the search's"
+                log.info("%s", reason)
                 break
     kept = metrics.tally.last  # the epoch whose weights the run keeps
     if state == "diverged" and not (stopper and stopper.best):

@@ -244,7 +244,8 @@ def plot_search(table, params: List[str], path: Path) -> None:
     fig = _figure(figsize=(5 + 4 * len(params), 4.5))
     axes = fig.subplots(1, 1 + len(params), squeeze=False)[0]
     trials = table.sort_values("job")
-    value = trials["final_test_accuracy"].astype(float).where(trials["status"] == "completed")  # as Optuna was told
+    value = trials["objective"].astype(float) if "objective" in trials \
+        else trials["final_test_accuracy"].astype(float).where(trials["status"] == "completed")  # as Optuna was told
     ax = axes[0]
     ax.plot(trials["job"], value, "o", ms=4, label="trial")
     best = value.fillna(-np.inf).cummax().replace(-np.inf, np.nan)  # failed trials do not end the line
@@ -252,10 +253,10 @@ def plot_search(table, params: List[str], path: Path) -> None:
     failed = trials[value.isna()]
     if len(failed):
         ax.plot(failed["job"], [np.nanmin(value) if value.notna().any() else 0] * len(failed), "x", color="0.4",
-                label="failed or diverged")
+                label="pruned, failed or diverged")
     ax.set_xlabel("trial")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_ylabel("objective: test accuracy")
+    ax.set_ylabel("objective: " + ("validation accuracy" if "objective" in trials else "test accuracy"))
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
     ax.set_title(f"{len(trials)} trials")

@@ -160,7 +160,7 @@ def build(cfg: Config, run_dir: Path, status: str, tally: Tally, started: float,
     `last` is always the last epoch."""
     final = (kept or tally.last) if weights_kept else None
     return {
-        "status": status,  # running, completed, diverged, interrupted or failed
+        "status": status,  # running, completed, pruned, diverged, interrupted or failed
         "reason": reason,
         "run_name": run_dir.name,
         "name": cfg.name,
