@@ -1,0 +1,53 @@
+"""Which config keys tell a set of runs apart: what the run list, the report and diff show.
+
+Keys that say where a run ran (data.dir, resume, ...) never count; the data set is one key,
+`data.name` (its files' names and MD5s stand behind it); a network key of the other
+architecture (an MLP run's `channels`) is not a setting of that run.
+"""
+
+from typing import Any, List, Optional
+
+import pandas as pd
+
+from mnist_exp.analysis import results
+from mnist_exp.config import NETWORK_KEYS
+
+DATA_FILE_KEYS = tuple(k for k in results.CONFIG_TYPES if k.startswith("data.") and k.endswith((".name", ".md5"))
+                       and k != "data.name")
+COMPARED_KEYS = [k for k in results.CONFIG_TYPES if k not in results.LOCATION_KEYS and k not in DATA_FILE_KEYS]
+
+
+def applies(key: str, arch: Any) -> bool:
+    """Whether `key` is a setting of a run of architecture `arch` (unknown: every key is)."""
+    owners = [name for name, keys in NETWORK_KEYS.items() if key in keys]
+    return not owners or not isinstance(arch, str) or arch in owners
+
+
+def value(run: pd.Series, key: str) -> Optional[Any]:
+    """A run's value of `key`, or None where it is missing or not a setting of its architecture."""
+    item = run.get(key)
+    return None if item is None or pd.isna(item) or not applies(key, run.get("arch")) else item
+
+
+def varying_keys(runs: pd.DataFrame) -> List[str]:
+    """Compared keys whose values (where they apply) differ between the runs."""
+    keys = []
+    for key in COMPARED_KEYS:
+        shown = {repr(value(run, key)) for _, run in runs.iterrows() if applies(key, run.get("arch"))}
+        if len(shown) > 1:
+            keys.append(key)
+    return keys
+
+
+def data_files_differ(a: pd.Series, b: pd.Series) -> bool:
+    """Whether two runs read different files (by MD5) under the same data set name."""
+    return any(str(a.get(k)) != str(b.get(k)) for k in DATA_FILE_KEYS if k.endswith(".md5"))
+
+
+def short(item: Any) -> str:
+    """A value as a person reads it: 1e-05 and 0.005 as written, whole numbers without '.0'."""
+    if item is None or (not isinstance(item, str) and pd.isna(item)):
+        return ""
+    if isinstance(item, float):
+        return f"{item:.4g}" if 1e-3 <= abs(item) < 1e4 or item == 0 else f"{item:.3g}"
+    return str(item)
