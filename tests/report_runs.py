@@ -14,9 +14,9 @@ def make_sweep(root: Path) -> Path:
     return root / "sweep"
 
 
-def make_run(root: Path, *overrides: str) -> Path:
-    """One real run in root/single, named and tagged."""
-    result = run_cli([*TINY, "name=single", "tags=[baseline,tiny]", *overrides, f"hydra.run.dir={root / 'single'}"],
+def make_run(root: Path, *overrides: str, folder: str = "single") -> Path:
+    """One real run in root/<folder>, named and tagged (overrides may rename it)."""
+    result = run_cli([*TINY, "name=single", "tags=[baseline,tiny]", *overrides, f"hydra.run.dir={root / folder}"],
                      cwd=root)
     assert result.returncode == 0, result.stderr
-    return root / "single"
+    return root / folder
