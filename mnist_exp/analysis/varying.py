@@ -30,10 +30,11 @@ def value(run: pd.Series, key: str) -> Optional[Any]:
 
 
 def varying_keys(runs: pd.DataFrame) -> List[str]:
-    """Compared keys whose values (where they apply) differ between the runs."""
+    """Compared keys whose values differ between the runs; 'not a setting of this run' counts
+    as a value, so a mix of MLPs and CNNs shows both networks' keys, MLPs alone no `channels`."""
     keys = []
     for key in COMPARED_KEYS:
-        shown = {repr(value(run, key)) for _, run in runs.iterrows() if applies(key, run.get("arch"))}
+        shown = {repr(value(run, key)) for _, run in runs.iterrows()}
         if len(shown) > 1:
             keys.append(key)
     return keys
