@@ -29,15 +29,20 @@ def value(run: pd.Series, key: str) -> Optional[Any]:
     return None if item is None or pd.isna(item) or not applies(key, run.get("arch")) else item
 
 
+def values(runs: pd.DataFrame, key: str) -> pd.Series:
+    """`value` of every run at once (object dtype, None where missing or not applying)."""
+    column = runs[key].astype(object).where(runs[key].notna(), None)
+    owners = [name for name, keys in NETWORK_KEYS.items() if key in keys]
+    if owners and "arch" in runs:
+        arch = runs["arch"].astype(object)
+        column = column.where(arch.isin(owners) | ~arch.map(lambda a: isinstance(a, str)), None)
+    return column
+
+
 def varying_keys(runs: pd.DataFrame) -> List[str]:
     """Compared keys whose values differ between the runs; 'not a setting of this run' counts
     as a value, so a mix of MLPs and CNNs shows both networks' keys, MLPs alone no `channels`."""
-    keys = []
-    for key in COMPARED_KEYS:
-        shown = {repr(value(run, key)) for _, run in runs.iterrows()}
-        if len(shown) > 1:
-            keys.append(key)
-    return keys
+    return [key for key in COMPARED_KEYS if values(runs, key).map(repr).nunique() > 1]
 
 
 def data_files_differ(a: pd.Series, b: pd.Series) -> bool:

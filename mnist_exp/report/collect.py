@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+import numpy as np
 import pandas as pd
 
 from mnist_exp.analysis import results, varying
@@ -29,8 +30,9 @@ def collect(runs: pd.DataFrame, history: pd.DataFrame, out_dir: Path) -> Dict[st
     values all of them share."""
     keys = varying.varying_keys(runs)
     inline = _image_bytes(runs) <= IMAGE_BUDGET
+    shown = runs.assign(**{k: varying.values(runs, k) for k in keys})  # blank where a key does not apply
     return {"keys": keys, "common": _common(runs, keys),
-            "runs": [_run(i, run, keys, out_dir, inline) for i, (_, run) in enumerate(runs.iterrows())],
+            "runs": [_run(i, pd.Series(run), keys, out_dir, inline) for i, run in enumerate(shown.to_dict("records"))],
             "history": _history(history, runs), "inline": inline}
 
 
@@ -56,8 +58,8 @@ def _run(index: int, run: pd.Series, keys: List[str], out_dir: Path, inline: boo
             "name": _plain(run["name"]) or _unnamed(run, run_dir), "tags": _plain(run["tags"]) or "",
             "status": run["status"], "reason": _plain(run["reason"]) or "",
             "data": _plain(run["data.name"]), "arch": _plain(run["arch"]), "started": _plain(run["started_at"]),
-            "values": {k: _plain(varying.value(run, k)) for k in keys},
-            "text": {k: varying.short(varying.value(run, k)) for k in keys},
+            "values": {k: _plain(run[k]) for k in keys},
+            "text": {k: varying.short(run[k]) for k in keys},
             "metrics": {m: _plain(run[m]) for m in METRICS},
             "per_class": {c[len("test_accuracy_"):]: _plain(run[c]) for c in run.index
                           if c.startswith("test_accuracy_") and pd.notna(run[c])},
@@ -123,15 +125,18 @@ def _model_card(path: Path, inline: bool) -> Optional[str]:
 
 
 def _history(history: pd.DataFrame, runs: pd.DataFrame) -> Dict[str, Dict[str, list]]:
-    """Run id -> {"epoch": [...], metric: [...]}, numbers to 5 significant digits."""
+    """Run id -> {"epoch": [...], metric: [...]}, metrics to 6 decimals (accuracies of 10,000
+    images have 4), gaps as null. One sort and split, not a group per run: 1,000 runs stay fast."""
     ids = {d: i for i, d in enumerate(runs["run_dir"])}
+    rows = history[history["run_dir"].isin(ids)].sort_values(["run_dir", "epoch"], kind="stable")
+    if rows.empty:
+        return {}
+    dirs = rows["run_dir"].to_numpy()
+    starts = [0, *(np.flatnonzero(dirs[1:] != dirs[:-1]) + 1), len(rows)]
+    columns = {"epoch": rows["epoch"].astype(int).to_numpy()}
+    columns.update({m: rows[m].astype(float).round(6).to_numpy() for m in CURVE_METRICS})
     curves = {}
-    for run_dir, rows in history.groupby("run_dir", sort=False):
-        if run_dir not in ids:
-            continue
-        rows = rows.sort_values("epoch")
-        curve = {"epoch": rows["epoch"].astype(int).tolist()}
-        for metric in CURVE_METRICS:
-            curve[metric] = [None if pd.isna(v) else float(f"{v:.5g}") for v in rows[metric]]
-        curves[str(ids[run_dir])] = curve
+    for start, end in zip(starts, starts[1:]):
+        curves[str(ids[dirs[start]])] = {name: [None if v != v else v for v in values[start:end].tolist()]
+                                         for name, values in columns.items()}
     return curves
