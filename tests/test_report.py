@@ -97,3 +97,16 @@ def test_without_plotly_the_report_says_which_extra_and_the_sweep_summary_stands
     assert "report.html not written (needs the 'report' extra" in summary.stderr
     assert len(summary.stderr.strip().splitlines()) == 1
     assert (copy / "summary.csv").is_file() and (copy / "comparison.png").is_file() and not (copy / "report.html").exists()
+
+
+@pytest.mark.slow
+def test_an_optuna_search_report_has_its_history_and_importances(mnist_dir, tmp_path):
+    result = run_cli(["-m", "+search=optuna", "hydra.sweeper.n_trials=3", "train_samples=100", "test_samples=100",
+                      "epochs=2", f"hydra.sweep.dir={tmp_path / 'opt'}"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    (view,) = report_data(tmp_path / "opt" / "report.html")["sweeps"]
+    assert view["search"] and view["keys"] == ["lr", "hidden_size"]
+    titles = [json.loads(f)["layout"]["title"]["text"] for f in view["figures"]]
+    assert titles[:2] == ["optimisation history", "parameter importances (rank correlation)"]
+    against = json.loads(view["figures"][2])
+    assert against["layout"]["xaxis"]["type"] == "log"  # lr

@@ -66,7 +66,7 @@ def _against(jobs, keys, objective):
         fig.add_trace(go.Scatter(x=x, y=objective, mode="markers", name=key, showlegend=False,
                                  text=_hover(jobs, keys), hovertemplate="%{text}<br>objective %{y:.4f}<extra></extra>"),
                       row=1, col=col)
-        if _numeric(values) and _wide(values):
+        if _numeric(values) and _wide(values, key):
             fig.update_xaxes(type="log", row=1, col=col)
     fig.update_yaxes(title_text="final test accuracy", row=1, col=1)
     return _layout(fig, "objective against each swept key")
@@ -97,7 +97,7 @@ def _parallel(jobs, keys, objective):
         values = jobs[key]
         if _numeric(values):
             numbers = values.astype(float)
-            log = _wide(values)
+            log = _wide(values, key)
             dimensions.append(dict(label=f"log10 {key}" if log else key,
                                    values=np.log10(numbers) if log else numbers))
         else:
@@ -125,7 +125,7 @@ def _history(jobs, keys, objective):
         low = float(np.nanmin(objective)) if objective.notna().any() else 0.0
         fig.add_trace(go.Scatter(x=failed["job"], y=[low] * len(failed), mode="markers", name="failed or diverged",
                                  marker=dict(symbol="x", color="grey")))
-    fig.update_xaxes(title_text="trial")
+    fig.update_xaxes(title_text="trial", dtick=1)
     fig.update_yaxes(title_text="objective: final test accuracy")
     return _layout(fig, "optimisation history")
 
@@ -150,6 +150,7 @@ def _numeric(values) -> bool:
     return pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
 
 
-def _wide(values) -> bool:
+def _wide(values, key: str) -> bool:
+    """Whether to use a log axis: for lr, and for a positive range wider than 50x (as comparison.png)."""
     numbers = values.astype(float).dropna()
-    return bool(len(numbers)) and (numbers > 0).all() and numbers.max() / numbers.min() > 50
+    return bool(len(numbers)) and (numbers > 0).all() and (key == "lr" or numbers.max() / numbers.min() > 50)
