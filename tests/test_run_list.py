@@ -107,3 +107,16 @@ def test_fit_cuts_long_cells_in_the_middle_and_keeps_run_dirs_whole():
                          "run_dir": ["outputs/2026-12-03/10-00-00.000000"]})
     lines = run_list.fit(text, 110).splitlines()
     assert "…" in lines[1] and lines[1].endswith("outputs/2026-12-03/10-00-00.000000")
+
+
+@pytest.mark.parametrize("module", ["mnist_exp.runs", "mnist_exp.report", "mnist_exp.diff"])
+def test_the_readme_documents_every_option_of_the_result_tools(module, tmp_path):
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    result = run_cli(["--help"], cwd=tmp_path, module=module)
+    assert result.returncode == 0, result.stderr
+    assert f"python -m {module}" in readme
+    for option in set(re.findall(r"(?<![\w-])--[a-z][a-z-]+", result.stdout)) - {"--help"}:
+        assert option in readme, option
