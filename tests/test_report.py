@@ -91,10 +91,12 @@ def test_without_plotly_the_report_says_which_extra_and_the_sweep_summary_stands
     (blocker / "plotly.py").write_text("raise ImportError('no plotly here')\n")
     env = {"PYTHONPATH": str(blocker)}
     report = run_cli([str(copy)], cwd=tmp_path, env=env, module="mnist_exp.report")
-    assert report.returncode == 2 and "needs the 'report' extra" in report.stderr
+    assert report.returncode == 2 and report.stderr.strip().splitlines() == [
+        "python -m mnist_exp.report: error: this needs the 'report' extra, which is not installed: "
+        "pip install -e '.[report]' in a checkout, or pip install 'mnist_exp[report]'"]
     summary = run_cli([str(copy)], cwd=tmp_path, env=env, module="mnist_exp.summarize")
     assert summary.returncode == 0, summary.stderr
-    assert "report.html not written (needs the 'report' extra" in summary.stderr
+    assert "report.html not written (this needs the 'report' extra" in summary.stderr
     assert len(summary.stderr.strip().splitlines()) == 1
     assert (copy / "summary.csv").is_file() and (copy / "comparison.png").is_file() and not (copy / "report.html").exists()
 

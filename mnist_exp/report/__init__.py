@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Iterable, Union
 
 REPORT_HTML = "report.html"
-EXTRA = "needs the 'report' extra: pip install -e '.[report]' (plotly)"
+EXTRA = ("this needs the 'report' extra, which is not installed: pip install -e '.[report]' in a checkout, "
+         "or pip install 'mnist_exp[report]'")
 
 
 class MissingExtra(ImportError):
