@@ -57,8 +57,11 @@ def test_damaged_and_running_runs_are_listed_with_their_status(runs, tmp_path):
     result = run_cli([str(tmp_path / "damaged"), str(tmp_path / "cut"), str(single), "--out", str(tmp_path / "r.html")],
                      cwd=tmp_path, module="mnist_exp.report")
     assert result.returncode == 0, result.stderr
-    statuses = {Path(r["dir"]).name: r["status"] for r in report_data(tmp_path / "r.html")["runs"]}
+    data = report_data(tmp_path / "r.html")
+    statuses = {Path(r["dir"]).name: r["status"] for r in data["runs"]}
     assert statuses == {"damaged": "unreadable", "cut": "completed", "single": "completed"}
+    assert data["keys"] == []  # a run whose config cannot be read does not make every key 'vary'
+    assert sorted(data["history"]) == [str(i) for i, r in enumerate(data["runs"]) if Path(r["dir"]).name != "cut"]  # its curve only
 
 
 def test_the_default_out_is_report_html_here_and_a_directory_takes_it_inside(runs, tmp_path):

@@ -41,8 +41,10 @@ def values(runs: pd.DataFrame, key: str) -> pd.Series:
 
 def varying_keys(runs: pd.DataFrame) -> List[str]:
     """Compared keys whose values differ between the runs; 'not a setting of this run' counts
-    as a value, so a mix of MLPs and CNNs shows both networks' keys, MLPs alone no `channels`."""
-    return [key for key in COMPARED_KEYS if values(runs, key).map(repr).nunique() > 1]
+    as a value, so a mix of MLPs and CNNs shows both networks' keys, MLPs alone no `channels`.
+    Runs whose config could not be read (status unreadable) have no say."""
+    readable = runs[runs["status"] != "unreadable"] if "status" in runs else runs
+    return [key for key in COMPARED_KEYS if values(readable, key).map(repr).nunique() > 1]
 
 
 def data_files_differ(a: pd.Series, b: pd.Series) -> bool:
