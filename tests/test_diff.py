@@ -1,5 +1,7 @@
 """`python -m mnist_exp.diff RUN_A RUN_B`: the differing config keys and the metric deltas."""
 
+import shutil
+
 import pytest
 
 from helpers import run_cli
@@ -54,10 +56,15 @@ def test_a_different_data_set_is_named(pair):
 
 
 @pytest.mark.parametrize("which, message", [("outputs", "holds 3 runs, not one"), ("missing", "no such run"),
-                                            ("empty", "holds 0 runs")])
+                                            ("empty", "holds 0 runs"), ("damaged", "summary.json cannot be read")])
 def test_a_path_that_is_not_one_run_is_one_line_exit_2(pair, tmp_path, which, message):
     a, b, _ = pair
-    target = {"outputs": a.parent, "missing": tmp_path / "missing", "empty": tmp_path}[which]
+    if which == "damaged":
+        shutil.copytree(a, tmp_path / "damaged")
+        (tmp_path / "damaged" / "summary.json").write_text("{not json")
+    target = {"outputs": a.parent, "missing": tmp_path / "missing", "empty": tmp_path / "empty",
+              "damaged": tmp_path / "damaged"}[which]
+    (tmp_path / "empty").mkdir()
     result = run_cli([str(target), str(b)], cwd=tmp_path, module="mnist_exp.diff")
     assert result.returncode == 2 and message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and result.stdout == ""

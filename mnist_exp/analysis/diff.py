@@ -6,6 +6,7 @@ set if it differs, and the metrics of each with B - A.
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 from typing import List, Tuple
 
@@ -45,14 +46,18 @@ def metric_deltas(a: pd.Series, b: pd.Series) -> List[Tuple[str, str, str, str]]
 
 
 def load_pair(run_a: Path, run_b: Path) -> Tuple[pd.Series, pd.Series]:
-    """The two runs' rows of results.load_runs; ValueError if a path holds no single run."""
+    """The two runs' rows of results.load_runs; ValueError if a path holds no single readable run."""
     from mnist_exp.analysis import results
 
     pair = []
     for path in (run_a, run_b):
-        runs = results.load_runs(path)
+        with warnings.catch_warnings():  # a damaged record is the one error line below, not a warning too
+            warnings.simplefilter("ignore")
+            runs = results.load_runs(path)
         if len(runs) != 1:
             raise ValueError(f"{path}: holds {len(runs)} runs, not one (give a run dir)")
+        if runs.iloc[0]["status"] == "unreadable":  # no config to compare: say why, not 'every key differs'
+            raise ValueError(runs.iloc[0]["reason"])
         pair.append(runs.iloc[0])
     return pair[0], pair[1]
 
