@@ -115,3 +115,11 @@ def test_an_optuna_search_report_has_its_history_and_importances(mnist_dir, tmp_
     assert titles[:2] == ["optimisation history", "parameter importances (rank correlation)"]
     against = json.loads(view["figures"][2])
     assert against["layout"]["xaxis"]["type"] == "log"  # lr
+
+
+def test_a_report_that_cannot_be_written_is_one_line_exit_4(runs, tmp_path):
+    _, single = runs
+    (tmp_path / "into" / "report.html").mkdir(parents=True)  # where the file goes, something it cannot replace
+    result = run_cli([str(single), "--out", "into"], cwd=tmp_path, module="mnist_exp.report")
+    assert result.returncode == 4 and result.stderr.startswith("python -m mnist_exp.report: error: cannot write into")
+    assert len(result.stderr.strip().splitlines()) == 1 and (tmp_path / "into" / "report.html").is_dir()

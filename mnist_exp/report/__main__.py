@@ -25,10 +25,10 @@ def main(argv=None) -> int:
         return _error(parser.prog, str(e), 2)
     except FileNotFoundError as e:
         return _error(parser.prog, cli.unreadable(e), 2)
-    except OSError as e:
-        if e.filename is not None and Path(e.filename) != out and out.name not in str(e.filename):
-            return _error(parser.prog, cli.unreadable(e), 2)
-        return _error(parser.prog, f"cannot write {out}: {e.strerror or e}", 4)
+    except OSError as e:  # writing the report (beside `out`: its temp file) is 4, reading the runs 2
+        if e.filename is None or Path(e.filename).absolute().parent == out.absolute().parent:
+            return _error(parser.prog, f"cannot write {out}: {e.strerror or e}", 4)
+        return _error(parser.prog, cli.unreadable(e), 2)
     if not count:
         print(f"no runs under {', '.join(map(str, args.paths))}; wrote an empty report", file=sys.stderr)
     print(f"wrote {out} ({count} runs)")
