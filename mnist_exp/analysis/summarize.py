@@ -2,7 +2,8 @@
 
 summary.csv is rebuilt from the job directories after every job (inside the worker that ran
 it, under a lock), so it is complete whichever jobs failed or whichever launcher ran them;
-comparison.png is drawn when the sweep ends. Rebuild both by hand at any time:
+comparison.png and report.html (mnist_exp.report) are drawn when the sweep ends. Rebuild them
+by hand at any time:
     python -m mnist_exp.summarize outputs/multirun/DATE/TIME
 """
 
@@ -129,7 +130,23 @@ def write_summary(sweep_dir: Path, figure: bool = True) -> pd.DataFrame:
         table = sweep_table(runs, keys, objective_metric(sweep_dir))
         write_atomic(sweep_dir / SUMMARY_CSV, lambda tmp: table.to_csv(tmp, index=False))
         table.attrs["figure"] = figure and len(table) > 0 and _draw(sweep_dir, table, keys)
+        table.attrs["report"] = figure and len(table) > 0 and _report(sweep_dir)
     return table
+
+
+def _report(sweep_dir: Path) -> bool:
+    """report.html beside comparison.png, or False and a one-line warning: a report that cannot
+    be built (no plotly, a damaged run) must never fail the sweep."""
+    from mnist_exp.report import REPORT_HTML, MissingExtra, build_report
+
+    try:
+        build_report(sweep_dir, sweep_dir / REPORT_HTML)
+        return True
+    except Exception as e:  # noqa: BLE001 (the report is a view: whatever stops it, the sweep stands)
+        reason = str(e) if isinstance(e, MissingExtra) else e.strerror if isinstance(e, OSError) and e.strerror \
+            else f"{e.__class__.__name__}: {str(e)[:200]}"
+        warnings.warn(f"{sweep_dir / REPORT_HTML} not written ({reason})", stacklevel=2)
+        return False
 
 
 def _draw(sweep_dir: Path, table: pd.DataFrame, keys: List[str]) -> bool:
@@ -167,7 +184,8 @@ def main(argv=None) -> None:
     shown = [c for c in table.columns if not c.startswith(("final_train", "best_t", "best_train"))]
     shown = [c for c in shown if c not in ("run_dir", "reason")] + ["best_test_accuracy"]
     print(table[shown].to_string(index=False))
-    drawn = f" and {args.sweep_dir / COMPARISON_PNG}" if table.attrs.get("figure") else ""
+    drawn = f", {args.sweep_dir / COMPARISON_PNG}" if table.attrs.get("figure") else ""
+    drawn += f", {args.sweep_dir / 'report.html'}" if table.attrs.get("report") else ""
     print(f"wrote {args.sweep_dir / SUMMARY_CSV}{drawn}")
 
 

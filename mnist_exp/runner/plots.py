@@ -54,7 +54,12 @@ LOSS_NAMES = {"sse": "squared error, summed over the 10 outputs", "cross_entropy
 
 def plot_curves(rows: List[EpochMetrics], title: str, path: Union[Path, BinaryIO], loss: str = "sse",
                 restored_epoch: Optional[int] = None) -> None:
-    """Loss and accuracy, train (and validation) and test, against the epoch, saved as a PNG.
+    """curves_figure saved as a PNG."""
+    _save(curves_figure(rows, title, loss, restored_epoch), path)
+
+
+def curves_figure(rows: List[EpochMetrics], title: str, loss: str = "sse", restored_epoch: Optional[int] = None):
+    """Loss and accuracy, train (and validation) and test, against the epoch.
     The accuracy axis is zoomed to the data; the epoch early stopping restored is marked."""
     from matplotlib.ticker import MaxNLocator
 
@@ -75,13 +80,35 @@ def plot_curves(rows: List[EpochMetrics], title: str, path: Union[Path, BinaryIO
         if restored_epoch is not None:
             ax.axvline(restored_epoch, color="0.3", ls="--", lw=1,
                        label=f"epoch {restored_epoch}: weights kept (early stopping)")
+    if len(epochs) == 1:  # one point: a wider axis and its values written, not a lone dot
+        _single_epoch(rows[0], splits, ax_loss, ax_acc)
+    _mark_divergence(rows, (ax_loss, ax_acc))
     limits = accuracy_limits(rows, splits)
     if limits:
         ax_acc.set_ylim(*limits)
     handles, labels = ax_loss.get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper center", ncol=len(labels), bbox_to_anchor=(0.5, 0.9), frameon=False)
     fig.suptitle(title, fontsize="medium", wrap=True, y=0.99)
-    _save(fig, path)
+    return fig
+
+
+def _single_epoch(row: EpochMetrics, splits: List[str], ax_loss, ax_acc) -> None:
+    for ax, key in ((ax_loss, "loss"), (ax_acc, "accuracy")):
+        ax.set_xlim(row.epoch - 1, row.epoch + 1)
+        for name in splits:
+            value = getattr(row, f"{name}_{key}")
+            if value is not None and np.isfinite(value):
+                ax.annotate(f"{name} {value:.4g}", (row.epoch, value), xytext=(8, 0), textcoords="offset points",
+                            va="center", fontsize="small")
+
+
+def _mark_divergence(rows: List[EpochMetrics], axes) -> None:
+    """A red line at the first epoch whose loss is not finite: where the curve stops and why."""
+    diverged = next((r.epoch for r in rows if not r.finite), None)
+    if diverged is None:
+        return
+    for ax in axes:
+        ax.axvline(diverged, color="C3", lw=1.5, label=f"diverged at epoch {diverged} (loss not finite)")
 
 
 def accuracy_limits(rows: List[EpochMetrics], splits: List[str]) -> Optional[Tuple[float, float]]:
@@ -96,47 +123,62 @@ def accuracy_limits(rows: List[EpochMetrics], splits: List[str]) -> Optional[Tup
 
 
 def plot_confusion(matrix: np.ndarray, classes: List[str], title: str, path: Path) -> None:
+    """confusion_figure saved as a PNG."""
+    _save(confusion_figure(matrix, classes, title), path)
+
+
+def confusion_figure(matrix: np.ndarray, classes: List[str], title: str):
     """The test confusion matrix: counts, true label by row, with each row's share as colour."""
     matrix = np.asarray(matrix)
     shares = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
     fig = _figure(figsize=(7.2, 6.4))
     ax = fig.subplots()
-    image = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    from matplotlib.colors import PowerNorm
+
+    # A power scale: a 5% error shows as a clear blue, not as white beside a dark diagonal.
+    image = ax.imshow(shares, cmap="Blues", norm=PowerNorm(gamma=0.3, vmin=0, vmax=1))
     for (i, j), count in np.ndenumerate(matrix):
         ax.text(j, i, str(count), ha="center", va="center", fontsize="small",
-                color="w" if shares[i, j] > 0.6 else "k")
+                color="w" if image.norm(shares[i, j]) > 0.75 else "k")
     ax.set_xticks(range(len(classes)), classes, rotation=45 if max(map(len, classes)) > 2 else 0)
     ax.set_yticks(range(len(classes)), classes)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     fig.colorbar(image, ax=ax, label="share of the true class")
     ax.set_title(title, fontsize="medium", wrap=True)
-    _save(fig, path)
+    return fig
 
 
 def plot_misclassified(images: np.ndarray, truth: List[int], predicted: List[int], classes: List[str],
                        title: str, path: Path) -> None:
+    """misclassified_figure saved as a PNG."""
+    _save(misclassified_figure(images, truth, predicted, classes, title), path)
+
+
+def misclassified_figure(images: np.ndarray, truth: List[int], predicted: List[int], classes: List[str], title: str):
     """Up to 36 misclassified test images, each with its true and predicted label.
 
     One image of all of them, labelled on one axes: 36 small axes took ~1.3 s to draw, most
     of a short run's time, where this takes ~0.2 s."""
-    count, side, gap, label = len(images), 28, 8, 16  # pixels: an image, between images, above one
-    columns = min(max(count, 1), 9)
+    long = max(map(len, classes), default=1) > 3  # Fashion-MNIST's names: two lines, wider cells
+    count, side, gap, label = len(images), 28, (26 if long else 8), (26 if long else 16)  # pixels
+    columns = min(max(count, 1), 6 if long else 9)
     rows = max(1, -(-count // columns))
     mosaic = np.zeros((rows * (label + side + gap), columns * (side + gap)), np.uint8)  # 0: white in gray_r
-    fig = _figure(figsize=(1.3 * columns + 0.4, 1.45 * rows + 0.6))
+    fig = _figure(figsize=((1.9 if long else 1.3) * columns + 0.4, (1.55 if long else 1.45) * rows + 0.6))
     ax = fig.add_subplot()
     ax.set_axis_off()
     for k in range(count):
         top, left = (k // columns) * (label + side + gap) + label, (k % columns) * (side + gap) + gap // 2
         mosaic[top:top + side, left:left + side] = np.asarray(images[k]).reshape(side, side)
-        ax.text(left + side / 2, top - 3, f"{classes[truth[k]]} → {classes[predicted[k]]}", ha="center",
-                va="bottom", fontsize="small", color="C3")
+        text = f"{classes[truth[k]]}\n→ {classes[predicted[k]]}" if long else f"{classes[truth[k]]} → {classes[predicted[k]]}"
+        ax.text(left + side / 2, top - 2, text, ha="center", va="bottom", fontsize="x-small" if long else "small",
+                color="C3", linespacing=1.0)
     ax.imshow(mosaic, cmap="gray_r", vmin=0, vmax=255, interpolation="nearest")
     if not count:
         ax.text(0.5, 0.5, "no misclassified test image", ha="center", va="center", transform=ax.transAxes)
     fig.suptitle(title, fontsize="medium", wrap=True)
-    _save(fig, path)
+    return fig
 
 
 def run_label(row, keys: List[str]) -> str:
@@ -184,6 +226,24 @@ def _heatmap(ax, table, keys: List[str], fig) -> None:
                 color="k" if light else "w")
     fig.colorbar(image, ax=ax, label="final test accuracy")
     ax.set_title("final test accuracy")
+
+
+def _log_ticks(ax, values) -> None:
+    """Few plain labels on a log axis (0.001, 0.002, 0.005, ...): matplotlib's own label every
+    minor tick of an axis under a decade wide, and they run into each other."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+
+    if not len(values):
+        return
+    low, high = float(values.min()), float(values.max())
+    decades = range(int(np.floor(np.log10(low))), int(np.ceil(np.log10(high))) + 1)
+    for subs in ((1, 2, 5), (1, 3), (1,)):
+        ticks = [m * 10.0 ** d for d in decades for m in subs if low / 1.5 <= m * 10.0 ** d <= high * 1.5]
+        if len(ticks) <= 5:
+            break
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _tick(float(v))))
+    ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def _tick(value) -> str:
@@ -237,6 +297,11 @@ def plot_ranked(history, table, keys: List[str], path: Path) -> None:
 
 
 def plot_search(table, params: List[str], path: Path) -> None:
+    """search_figure saved as a PNG."""
+    _save(search_figure(table, params), path)
+
+
+def search_figure(table, params: List[str]):
     """An Optuna search: the objective of each trial in order with the best so far, and the
     objective against each searched parameter (a grid heatmap would be a sparse diagonal)."""
     from matplotlib.ticker import MaxNLocator
@@ -265,7 +330,7 @@ def plot_search(table, params: List[str], path: Path) -> None:
         ax.set_xlabel(param)
         ax.grid(alpha=0.3)
         ax.set_title(f"objective against {param}")
-    _save(fig, path)
+    return fig
 
 
 def _against(ax, values, objective, param: str) -> None:
@@ -277,6 +342,7 @@ def _against(ax, values, objective, param: str) -> None:
         positive = numbers.dropna()
         if param == "lr" or len(positive) and (positive > 0).all() and positive.max() / positive.min() > 50:
             ax.set_xscale("log")
+            _log_ticks(ax, positive[positive > 0])
         return
     import pandas as pd
 
