@@ -134,7 +134,8 @@ def _history(history: pd.DataFrame, runs: pd.DataFrame) -> Dict[str, Dict[str, l
     dirs = rows["run_dir"].to_numpy()
     starts = [0, *(np.flatnonzero(dirs[1:] != dirs[:-1]) + 1), len(rows)]
     columns = {"epoch": rows["epoch"].astype(int).to_numpy()}
-    columns.update({m: rows[m].astype(float).round(6).to_numpy() for m in CURVE_METRICS})
+    columns.update({m: rows[m].astype(float).round(6).to_numpy() if m in rows else np.full(len(rows), np.nan)
+                    for m in CURVE_METRICS})  # val_* only where some run has a validation split
     curves = {}
     for start, end in zip(starts, starts[1:]):
         curves[str(ids[dirs[start]])] = {name: [None if v != v else v for v in values[start:end].tolist()]
