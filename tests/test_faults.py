@@ -9,6 +9,7 @@ import subprocess
 from functools import lru_cache
 from pathlib import Path
 
+import matplotlib.image
 import numpy as np
 import pandas as pd
 import pytest
@@ -210,6 +211,7 @@ def test_signal_marks_the_run_interrupted_and_resume_completes_it(sig, code, uni
     assert summary["status"] == "interrupted"
     done = metric_columns(run_dir)
     assert 2 <= len(done) < 6 and done["epoch"].tolist() == list(range(len(done)))
+    assert matplotlib.image.imread(run_dir / "curves.png").shape[2] in (3, 4)  # drawn as it stopped
     assert run_cli([f"resume={run_dir}"], cwd=tmp_path).returncode == 0
     pd.testing.assert_frame_equal(metric_columns(run_dir), uninterrupted)
 

@@ -40,13 +40,19 @@ def _remove_stale(path: Path) -> None:
 
 
 def _alive(pid: int) -> bool:
+    """A process that runs: a zombie (dead, not yet reaped, as a killed run's figure helper
+    can stay where nothing reaps orphans) has written its last byte."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # another user's process
         pass
-    return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True
 
 
 def write_atomic(path: Path, write: Callable[[Path], None]) -> None:

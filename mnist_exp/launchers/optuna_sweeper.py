@@ -106,6 +106,7 @@ class _Trials:
         self.running: Dict[int, Any] = {}  # job num -> trial
         self.numbers: List[int] = []  # the trials this sweep ran
         self.done: "queue.Queue" = queue.Queue()
+        self.launched = 0  # trials whose job the launcher ran (or submitted)
 
     def run(self, workers: int) -> None:
         job = 0
@@ -142,7 +143,8 @@ class _Trials:
     def _tell(self, trial, returned) -> None:
         if isinstance(returned, UserError):  # the launcher could not run jobs at all (e.g. SLURM took none)
             self.study.tell(trial, state=_state("FAIL"))
-            raise returned
+            raise returned if self.launched else _none_launched(returned)
+        self.launched += 1
         value, reason = _outcome(returned)
         if isinstance(value, dict):
             trial.set_user_attr("test_accuracy", value.get("test_accuracy"))
@@ -182,3 +184,14 @@ def _state(name: str):
     import optuna
 
     return getattr(optuna.trial.TrialState, name)
+
+
+def _none_launched(error: UserError) -> UserError:
+    """The launcher's refusal of a later trial's job, when no trial's job was taken at all
+    (parallel trials fail in any order): nothing was submitted, and there is no earlier record."""
+    said = str(error)
+    if said.startswith("jobs #") and " were not submitted to SLURM: " in said:
+        reason = said.split(" were not submitted to SLURM: ", 1)[1].rsplit("; the earlier jobs' record is in", 1)[0]
+        return UserError(f"nothing was submitted to SLURM: {reason}")
+    return error
+

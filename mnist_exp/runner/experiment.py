@@ -98,7 +98,12 @@ def _guarded(cfg: Config, run_dir: Path, status: summary.SummaryWriter, resume: 
     """Run, and record how the run ended whatever stops it."""
     try:
         with FigureHelper() as figure:
-            return _run(cfg, run_dir, status, resume, figure, extends, on_epoch)
+            try:
+                return _run(cfg, run_dir, status, resume, figure, extends, on_epoch)
+            except KeyboardInterrupt:
+                if status.may_write and not status.ended:  # a further signal is noted, not raised
+                    _curves_so_far(cfg, run_dir, figure, status.tally.count)
+                raise
     except KeyboardInterrupt as e:
         if status.may_write and not status.ended:
             status.save("interrupted", f"interrupted by {e}" if isinstance(e, Interrupted) else "interrupted")
@@ -181,7 +186,9 @@ def _run(cfg: Config, run_dir: Path, status: summary.SummaryWriter, resume: bool
                 state, reason = "diverged", f"loss is not finite at epoch {m.epoch} (lr={cfg.lr:g} too high?)"
                 log.error("diverged: %s", reason)
                 break
-            if on_epoch is not None and on_epoch(m):
+            with critical():  # the trial's report to its study (a database write) is never cut short
+                pruned = on_epoch is not None and on_epoch(m)
+            if pruned:
                 state, reason = "pruned", f"pruned after epoch {m.epoch}: its validation accuracy lagged the search's"
                 log.info("%s", reason)
                 break
@@ -239,6 +246,18 @@ def title(cfg: Config) -> str:
 
 
 DATA_TITLES = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST"}
+
+
+def _curves_so_far(cfg: Config, run_dir: Path, figure: FigureHelper, count: int) -> None:
+    """curves.png of an interrupted run, from the epochs it finished (the helper has matplotlib
+    warm); a figure that cannot be drawn does not hide the interruption."""
+    try:
+        rows = record.read_metrics(run_dir / record.METRICS, step=max(1, count // FIGURE_POINTS))
+        if rows:
+            figure.draw([("plot_curves", {"rows": rows, "title": f"{title(cfg)} (interrupted)",
+                                          "path": run_dir / record.CURVES, "loss": cfg.loss, "restored_epoch": None})])
+    except Exception as e:  # noqa: BLE001 - the record is what matters here
+        log.warning("curves.png of the interrupted run not drawn: %s", e)
 
 
 def _final_figures(cfg: Config, run_dir: Path, metrics: record.MetricsWriter, kept, stopper) -> list:
