@@ -253,7 +253,7 @@ def test_a_sweep_refuses_an_empty_resume_or_a_path_for_a_name_before_it_starts(a
 
 @pytest.mark.slow
 def test_an_optuna_search_over_arch_takes_a_key_of_one_network(mnist_dir, tmp_path):
-    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    pytest.importorskip("optuna")
     sweep = tmp_path / "s"
     result = run_cli(["-m", "+search=optuna", "hydra.sweeper.n_trials=2",
                       "+hydra.sweeper.params.arch='choice(mlp,cnn)'",
