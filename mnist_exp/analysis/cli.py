@@ -47,6 +47,15 @@ def run_main(prog: str, main: Callable[[], Optional[int]]) -> int:
         return EXIT_INTERRUPTED
 
 
+EXIT_USER_ERROR = 2
+
+
+def fail(prog: str, message: str) -> int:
+    """A result tool's one error line on stderr; returns the exit code for bad input."""
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    return EXIT_USER_ERROR
+
+
 def unreadable(error: OSError) -> str:
     """An error reading the paths asked for, as one line: ours say it all, the system's name the path."""
     if error.filename is None:

@@ -5,7 +5,6 @@ set if it differs, and the metrics of each with B - A.
 """
 
 import argparse
-import sys
 import warnings
 from pathlib import Path
 from typing import List, Tuple
@@ -90,10 +89,8 @@ def main(argv=None) -> int:
     try:
         a, b = load_pair(args.run_a, args.run_b)
     except OSError as e:
-        print(f"{parser.prog}: error: {cli.unreadable(e)}", file=sys.stderr)
-        return 2
+        return cli.fail(parser.prog, cli.unreadable(e))
     except ValueError as e:
-        print(f"{parser.prog}: error: {e}", file=sys.stderr)
-        return 2
+        return cli.fail(parser.prog, str(e))
     print(render(a, b))
     return 0

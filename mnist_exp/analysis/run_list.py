@@ -122,14 +122,11 @@ def main(argv=None) -> int:
     try:
         shown = table(args.path, args.status, args.sort, args.tag, args.name, args.where)
     except OSError as e:  # missing, not a directory, no permission
-        print(f"{parser.prog}: error: {cli.unreadable(e)}", file=sys.stderr)
-        return 2
+        return cli.fail(parser.prog, cli.unreadable(e))
     except KeyError as e:
-        print(f"{parser.prog}: error: --sort {e.args[0]}: not a column of the list", file=sys.stderr)
-        return 2
+        return cli.fail(parser.prog, f"--sort {e.args[0]}: not a column of the list")
     except ValueError as e:
-        print(f"{parser.prog}: error: {e}", file=sys.stderr)
-        return 2
+        return cli.fail(parser.prog, str(e))
     if args.format != "table":
         _export(shown, args.format)
         return 0
