@@ -437,6 +437,7 @@ def check_printed_config(overrides: List[str], config_dir: Optional[str] = None)
 def report_sweep(sweep_dir: Path, stopped: bool = False) -> int:
     """One line per job that did not complete, or never started; exit code 1 if any, else 0.
     A sweep that was `stopped` (Ctrl-C) gets its comparison figure drawn here."""
+    from mnist_exp.analysis.selection import best_line
     from mnist_exp.analysis.summarize import SUMMARY_CSV, planned_jobs, write_summary
 
     table = write_summary(sweep_dir, figure=stopped)
@@ -448,6 +449,9 @@ def report_sweep(sweep_dir: Path, stopped: bool = False) -> int:
     pruned = int((table["status"] == "pruned").sum())
     print(f"sweep of {total} jobs: {len(table) - len(bad) - pruned} completed" + (f", {pruned} pruned" if pruned else "")
           + (f", {len(never)} never started" if never else "") + f"; summary in {sweep_dir / SUMMARY_CSV}")
+    best = best_line(table, table.attrs.get("keys", []))
+    if best:
+        print(best)
     for _, row in bad.iterrows():
         _fail(f"job {row['job']} {row['status']}: {row['reason']}", EXIT_SWEEP_FAILED)
     for num, overrides in never:

@@ -194,7 +194,7 @@ def plot_comparison(history, table, keys: List[str], path: Path) -> None:
     from matplotlib.ticker import MaxNLocator
 
     heatmap = (len(keys) == 2 and table[keys].drop_duplicates().shape[0] > 1
-               and table["final_test_accuracy"].notna().any())  # nothing to colour when every job failed
+               and table["objective"].notna().any())  # nothing to colour when every job failed
     fig = _figure(figsize=(13 if heatmap else 8, 5))
     axes = fig.subplots(1, 2 if heatmap else 1, squeeze=False)
     ax = axes[0, 0]
@@ -214,7 +214,10 @@ def plot_comparison(history, table, keys: List[str], path: Path) -> None:
 
 
 def _heatmap(ax, table, keys: List[str], fig) -> None:
-    grid = table.pivot_table(index=keys[0], columns=keys[1], values="final_test_accuracy", aggfunc="mean")
+    """The objective that judges the sweep (its validation accuracy where it has one) of each
+    completed job, by the two swept keys."""
+    grid = table.pivot_table(index=keys[0], columns=keys[1], values="objective", aggfunc="mean")
+    what = "final val accuracy" if (table["objective_metric"] == "final_val_accuracy").all() else "final test accuracy"
     image = ax.imshow(grid.to_numpy(dtype=float), cmap="viridis", aspect="auto")
     ax.set_yticks(range(len(grid.index)), [_tick(v) for v in grid.index])
     ax.set_xticks(range(len(grid.columns)), [_tick(v) for v in grid.columns])
@@ -224,8 +227,8 @@ def _heatmap(ax, table, keys: List[str], fig) -> None:
         light = not np.isnan(value) and image.norm(value) > 0.6  # viridis turns yellow at the top
         ax.text(j, i, "n/a" if np.isnan(value) else f"{value:.3f}", ha="center", va="center",
                 color="k" if light else "w")
-    fig.colorbar(image, ax=ax, label="final test accuracy")
-    ax.set_title("final test accuracy")
+    fig.colorbar(image, ax=ax, label=what)
+    ax.set_title(what)
 
 
 def _log_ticks(ax, values) -> None:
