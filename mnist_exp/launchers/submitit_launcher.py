@@ -27,7 +27,7 @@ from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLaunche
 from omegaconf import OmegaConf
 
 from hydra_plugins.mnist_exp_launchers import lost_jobs
-from mnist_exp.errors import NotSubmitted, UserError
+from mnist_exp.errors import NotSubmitted
 
 log = logging.getLogger(__name__)
 ROOM_GB = 1.0  # Python, NumPy, Hydra and matplotlib beside the arrays memory.estimate counts
