@@ -18,7 +18,8 @@ from mnist_exp.analysis import compare, results
 from mnist_exp.config import Config, DataConfig
 from mnist_exp.data.datasets import load_dataset
 from mnist_exp.runner.experiment import title
-from mnist_exp.runner.plots import accuracy_limits, setting_curves
+from mnist_exp.analysis.sweep_figures import setting_curves
+from mnist_exp.runner.plots import accuracy_limits
 from mnist_exp.runner.train import EpochMetrics
 
 SMALL = ["train_samples=500", "test_samples=300", "epochs=3"]

@@ -150,7 +150,7 @@ def _report(sweep_dir: Path) -> bool:
 def _draw(sweep_dir: Path, table: pd.DataFrame, keys: List[str]) -> bool:
     """comparison.png (written atomically), or False and a one-line warning: a figure that
     cannot be drawn must not cost the table, which is written already."""
-    from mnist_exp.runner.plots import plot_comparison, plot_search
+    from mnist_exp.analysis.sweep_figures import plot_comparison, plot_search
 
     try:
         searched = searched_params(sweep_dir)
