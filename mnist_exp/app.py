@@ -28,8 +28,8 @@ from mnist_exp.config import (DATA_LOCATION, Config, DataConfig, check_no_preset
                               get_key, register, register_launchers, typed_keys, unused_by, validate)
 from mnist_exp.errors import ConfigError, UserError, record_error
 from mnist_exp.runner.interrupts import Interrupted, ignore_further
-from mnist_exp.runner.record import CHECKPOINT, SUMMARY
-from mnist_exp.runner.summary import load_config
+from mnist_exp.record import CHECKPOINT, SUMMARY
+from mnist_exp.record.summary import load_config
 
 CONF_DIR = str(files("mnist_exp.conf"))  # top-level conf/ in a checkout, packaged when installed
 EXIT_USER_ERROR = 2
@@ -192,7 +192,7 @@ def _failed(run_dir: Optional[Path], job: Optional[dict], code: int, message: st
             config: Optional[dict] = None) -> NoValue:
     FAILURES.append((code, message))
     if run_dir is not None:  # failed before the run began: leave a record
-        from mnist_exp.runner import summary
+        from mnist_exp.record import summary
 
         try:
             summary.record_refusal(run_dir, job, message, config)
@@ -232,7 +232,7 @@ def _nothing_to_resume(resume: str, target: Path, missing: str) -> str:
 
 def _status(summary_path: Path) -> Optional[str]:
     """A run's recorded status, or None if its summary cannot be read (read as every record is)."""
-    from mnist_exp.runner import summary
+    from mnist_exp.record import summary
 
     try:
         return summary.load(summary_path.parent).get("status")

@@ -14,7 +14,7 @@ import pytest
 from helpers import cli_env, run_cli
 from mnist_exp.runner import figure_process
 from mnist_exp.runner.figure_process import FigureHelper
-from mnist_exp.runner.train import EpochMetrics
+from mnist_exp.record.metrics import EpochMetrics
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork") or sys.platform == "darwin", reason="no helper here")
 
@@ -93,7 +93,7 @@ import os, signal, sys
 from pathlib import Path
 from matplotlib.figure import Figure
 from mnist_exp.runner import plots
-from mnist_exp.runner.train import EpochMetrics
+from mnist_exp.record.metrics import EpochMetrics
 
 real = Figure.savefig
 def savefig(self, target, **kwargs):  # half the PNG reaches whatever savefig was given, then kill -9

@@ -8,7 +8,7 @@ import pytest
 
 from mnist_exp.analysis import sweep_figures
 from mnist_exp.runner import plots
-from mnist_exp.runner.train import EpochMetrics
+from mnist_exp.record.metrics import EpochMetrics
 
 FASHION = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 LONG_TITLE = ("a-rather-long-run-name: MNIST MLP 784-100-100-10, lr=0.005 hidden_size=100 epochs=20 "

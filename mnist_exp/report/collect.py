@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from mnist_exp.analysis import results, varying
-from mnist_exp.runner.record import CONFUSION_PNG, CURVES, MISTAKES_PNG, MODEL_CARD
+from mnist_exp.record import CONFUSION_PNG, CURVES, MISTAKES_PNG, MODEL_CARD
 
 # Past this many bytes of run figures in all, every run's figures are linked (relative to the
 # report) rather than inlined: ~20 runs of three PNGs of ~55 KB each.

@@ -8,7 +8,7 @@ from typing import BinaryIO, List, Optional, Tuple, Union
 import numpy as np
 
 from mnist_exp.files.figure_files import new_figure, save
-from mnist_exp.runner.train import EpochMetrics
+from mnist_exp.record.metrics import EpochMetrics
 
 
 def warm_up() -> None:
