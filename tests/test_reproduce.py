@@ -3,6 +3,7 @@ one (`from_run=RUN_DIR`), and Hydra's `--config-path RUN/.hydra --config-name co
 
 import csv
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -147,6 +148,9 @@ def damage(run: Path, how: str) -> Path:
     elif how == "weights":
         (run / "weights.npz").write_bytes(b"not a zip")
         return run
+    elif how == "confusion":
+        (run / "confusion.csv").write_text("true,0,1\n0,1,x\n")
+        return run
     (run / "summary.json").write_text(json.dumps(record))
     return run
 
@@ -155,9 +159,10 @@ def damage(run: Path, how: str) -> Path:
     ("missing", "no such directory"), ("file", "not a directory"), ("empty", "not a run directory"),
     ("sweep", "a sweep directory"), ("summary", "cannot read a run summary"), ("interrupted", "resume="),
     ("running", "the run is interrupted"), ("failed", "the run is failed"), ("pruned", "Optuna search stopped it"),
-    ("checksum", "checksums"), ("row", "metrics.csv"), ("weights", "weights.npz")])
+    ("checksum", "checksums"), ("row", "metrics.csv"), ("weights", "weights.npz"),
+    ("confusion", "not a confusion matrix")])
 def test_bad_input_is_one_line_exit_2_and_runs_nothing(runs, tmp_path, target, message):
-    if target in ("summary", "interrupted", "running", "failed", "pruned", "checksum", "row", "weights"):
+    if target in ("summary", "interrupted", "running", "failed", "pruned", "checksum", "row", "weights", "confusion"):
         path = damage(copy(runs, "mlp", tmp_path), target)
     elif target == "sweep":
         path = runs / "sweep"
@@ -173,8 +178,6 @@ def test_bad_input_is_one_line_exit_2_and_runs_nothing(runs, tmp_path, target, m
 
 
 def test_a_run_still_running_is_refused_naming_its_process(runs, tmp_path):
-    import os
-
     from mnist_exp.files import ownership
 
     run = damage(copy(runs, "mlp", tmp_path), "running")
@@ -195,6 +198,18 @@ def test_a_diverged_run_reproduces_its_divergence(mnist_dir, tmp_path):
     assert summary(tmp_path / "again")["status"] == "diverged"
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("schedule, same", [("constant", True), ("cosine", False)])
+def test_an_extended_run_reproduces_unless_its_schedule_depends_on_epochs(mnist_dir, tmp_path, schedule, same):
+    first = run_cli([*TINY, f"lr_schedule={schedule}", f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    extended = run_cli([f"resume={tmp_path / 'run'}", "epochs=3", f"hydra.run.dir={tmp_path / 'ext'}"], cwd=tmp_path)
+    assert extended.returncode == 0, extended.stderr
+    result = reproduce(tmp_path / "ext", "--out", str(tmp_path / "again"), cwd=tmp_path)
+    assert result.returncode == (0 if same else 1), result.stdout + result.stderr
+    assert summary(tmp_path / "again")["epochs_run"] == 3
+
+
 def test_data_dir_is_where_the_rerun_reads_its_data(runs, mnist_dir, tmp_path):
     (tmp_path / "empty").mkdir()
     result = run_cli([str(runs / "mlp"), "--out", str(tmp_path / "again"), "--data-dir", str(mnist_dir)], cwd=tmp_path,
@@ -203,12 +218,39 @@ def test_data_dir_is_where_the_rerun_reads_its_data(runs, mnist_dir, tmp_path):
     assert summary(tmp_path / "again")["data"]["dir"] == str(mnist_dir)
 
 
-def test_a_used_out_dir_is_refused_and_left_alone(runs, tmp_path):
+def test_a_used_out_dir_or_one_inside_the_run_is_refused_and_left_alone(runs, tmp_path):
     (tmp_path / "again").mkdir()
     (tmp_path / "again" / "mine.txt").write_text("keep")
-    result = reproduce(runs / "mlp", "--out", str(tmp_path / "again"), cwd=tmp_path)
-    assert result.returncode == 2 and "already holds" in result.stderr, result.stderr
-    assert sorted(p.name for p in (tmp_path / "again").iterdir()) == ["mine.txt"]
+    line = one_line(reproduce(runs / "mlp", "--out", str(tmp_path / "again"), cwd=tmp_path), 2)
+    assert "already holds" in line and sorted(p.name for p in (tmp_path / "again").iterdir()) == ["mine.txt"]
+    run = copy(runs, "mlp", tmp_path)
+    before = sorted(p.name for p in run.iterdir())
+    line = one_line(reproduce(run, "--out", str(run / "again"), cwd=tmp_path), 2)
+    assert "inside the run" in line and sorted(p.name for p in run.iterdir()) == before
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_rerun_which_records_itself_interrupted(mnist_dir, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from helpers import cli_env
+
+    long = ["train_samples=5000", "epochs=8", f"hydra.run.dir={tmp_path / 'run'}"]
+    assert run_cli(long, cwd=tmp_path).returncode == 0
+    child = subprocess.Popen([sys.executable, "-m", "mnist_exp.reproduce", str(tmp_path / "run"), "--out",
+                              str(tmp_path / "again")], cwd=tmp_path, env=cli_env(), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 60
+    while not (tmp_path / "again" / "checkpoint.npz").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    os.killpg(child.pid, signal.SIGINT)  # as Ctrl-C at a terminal: both processes
+    out, err = child.communicate(timeout=60)
+    assert child.returncode == 130, out + err
+    assert err.strip().splitlines()[-1] == "python -m mnist_exp.reproduce: interrupted" and "Traceback" not in err
+    assert summary(tmp_path / "again")["status"] == "interrupted"
 
 
 def metrics(run: Path) -> list:
@@ -216,6 +258,7 @@ def metrics(run: Path) -> list:
         return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(f)]
 
 
+@pytest.mark.slow
 def test_from_run_starts_a_new_run_from_the_recorded_config_with_the_changes_given(runs, tmp_path):
     result = run_cli([f"from_run={runs / 'mlp'}", "lr=0.01", f"hydra.run.dir={tmp_path / 'new'}"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -228,6 +271,7 @@ def test_from_run_starts_a_new_run_from_the_recorded_config_with_the_changes_giv
     assert metrics(tmp_path / "new") == metrics(tmp_path / "typed")
 
 
+@pytest.mark.slow
 def test_a_sweep_from_a_recorded_run(runs, tmp_path):
     result = run_cli(["-m", f"from_run={runs / 'mlp'}", "lr=0.01,0.02", f"hydra.sweep.dir={tmp_path / 's'}"],
                      cwd=tmp_path)

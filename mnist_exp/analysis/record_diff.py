@@ -24,6 +24,14 @@ def read_rows(path: Path) -> List[Dict[str, str]]:
     return list(csv.DictReader(io.StringIO(read_text(path))))
 
 
+def confusion_matrix(path: Path) -> bool:
+    """Whether confusion.csv is one: a 'true' column, then a count per class, a row per class."""
+    rows = read_rows(path)
+    header = list(rows[0]) if rows else []
+    return bool(rows) and header[0] == "true" and len(rows) == len(header) - 1 and all(
+        cell is not None and cell.isdigit() for row in rows for key, cell in row.items() if key != "true")
+
+
 def metrics(recorded: Path, rerun: Path) -> Optional[str]:
     """metrics.csv, epoch by epoch, every column but `seconds`."""
     old, new = read_rows(recorded / record.METRICS), read_rows(rerun / record.METRICS)

@@ -59,8 +59,9 @@ def check_record(run_dir: Path) -> Dict[str, Any]:
                          f"says {recorded.get('epochs_run')}")
     if recorded.get("final") is not None:
         record.load_weights(run_dir / record.WEIGHTS)  # its own one-line refusal if damaged
-    if recorded.get("per_class"):
-        record_diff.read_rows(run_dir / record.CONFUSION)
+    if recorded.get("per_class") and not record_diff.confusion_matrix(run_dir / record.CONFUSION):
+        raise ValueError(f"{run_dir / record.CONFUSION}: a damaged record: not a confusion matrix (a 'true' column, "
+                         "then one count per class, one row per class)")
     return recorded
 
 
@@ -123,6 +124,8 @@ def main(argv=None) -> int:
         recorded = check_record(args.run_dir)
         if out.exists() and (not out.is_dir() or any(out.iterdir())):
             raise ValueError(f"--out {out} already holds files: give a new directory")
+        if out.resolve().is_relative_to(args.run_dir.resolve()):
+            raise ValueError(f"--out {out} is inside the run it reproduces: give a directory outside {args.run_dir}")
     except OSError as e:
         return cli.fail(PROG, cli.unreadable(e))
     except (ValueError, UserError) as e:
