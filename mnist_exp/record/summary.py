@@ -140,8 +140,9 @@ class SummaryWriter:
                                                         "after_epochs": previous.get("epochs_run", 0)}]
         self.extra = {k: v for k, v in self.extra.items() if v is not None}
         self.extra.setdefault("job", previous.get("job"))  # a resumed sweep job stays that job
-        if previous.get("extends"):  # an extension resumed stays an extension of its run
-            self.extra.setdefault("extends", previous["extends"])
+        for origin in ("extends", "from_run"):  # an extension or a run from a record resumed stays one
+            if previous.get(origin):
+                self.extra.setdefault(origin, previous[origin])
 
     def build(self, status: str, reason: Optional[str] = None) -> Dict[str, Any]:
         result = build(self.cfg, self.run_dir, status, self.tally, self.started, self.data, reason, self.kept,
