@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from mnist_exp.files import ownership
-from mnist_exp.runner import dir_guard, from_run, sweep
+from mnist_exp.runner import dir_guard, from_run, sweep, sweep_resume
 from mnist_exp.runner.dir_guard import Refused
 from mnist_exp.config import (DATA_LOCATION, Config, DataConfig, check_no_preset_with_resume, check_preset_arch,
                               get_key, override_value, register, register_launchers, typed_keys, unused_by,
@@ -60,11 +60,11 @@ def hydra_main(dcfg: DictConfig) -> Union[Dict[str, Any], "NoValue"]:
     job = {"num": hydra_cfg.job.num, "overrides": dir_guard.typed_overrides(hydra_cfg)} if sweeping else None
     claimed: List[Path] = []  # a single run's own directory was claimed in on_run_start (dir_guard)
     record_failure = sweeping  # a sweep keeps a refused job's record; a single run refused leaves none
-    requeued = sweeping and requeued_job(run_dir)
+    requeued = sweeping and (requeued_job(run_dir) or sweep_resume.continues(run_dir))
     try:
         if sweeping:  # Hydra wrote .hydra/ and the log into the job's dir; nothing else may be there
-            claimed.append(ownership.claim(run_dir, fresh=not requeued,
-                                           ignore=(".hydra", f"{hydra_cfg.job.name}.log")))
+            claimed.append(ownership.claim(run_dir, fresh=not requeued, ignore=(
+                ".hydra", f"{hydra_cfg.job.name}.log", *sweep_resume.set_aside_names(run_dir))))
         refuse_unknown_keys(dcfg, Config)
         cfg: Config = OmegaConf.to_object(dcfg)
         limit_blas_to_the_job()
@@ -72,7 +72,7 @@ def hydra_main(dcfg: DictConfig) -> Union[Dict[str, Any], "NoValue"]:
         origin = {}
         if cfg.from_run is not None and not resuming:  # a new run from a recorded config, with the typed changes
             cfg, origin["from_run"] = from_run.config_from_run(cfg, dir_guard.typed_overrides(hydra_cfg))
-        if sweeping and not resuming:  # a single run's typed keys were checked before its directory (dir_guard)
+        if sweeping and not cfg.resume:  # a single run's typed keys were checked before its directory (dir_guard)
             cfg = network_of_the_job(cfg, dir_guard.typed_overrides(hydra_cfg), hydra_cfg.runtime.choices)
         extends = None
         if resuming and not requeued:  # the run goes on in its own directory; this invocation's holds .hydra/, log
@@ -330,11 +330,13 @@ def _main() -> None:
     register_launchers()
     if os.environ.get("HYDRA_FULL_ERROR") == "1":  # the user asked for full tracebacks
         sys.argv[1:] = check_command_line(sys.argv[1:])
+        _resumed_sweep()
         hydra_main()
         return
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach us instead of Hydra's printer
     try:
         sys.argv[1:] = check_command_line(sys.argv[1:])
+        _resumed_sweep()
         hydra_main()
         if sweep.LAUNCHED is not None:
             sys.exit(report_sweep(sweep.LAUNCHED))
@@ -375,6 +377,13 @@ def _main() -> None:
         sys.exit(_fail(f"interrupted{how}{advice}", getattr(e, "exit_code", EXIT_INTERRUPTED)))
     finally:
         os.environ.pop("HYDRA_FULL_ERROR", None)
+
+
+def _resumed_sweep() -> None:
+    """-m resume=SWEEP_DIR: the command line becomes the sweep's own (runner/sweep_resume.py)."""
+    rebuilt = sweep_resume.command_line(sys.argv[1:])
+    if rebuilt is not None:
+        sys.argv = [sys.argv[0], *rebuilt]
 
 
 OTHER_CONFIG = {"config_path": "--config-path", "config_name": "--config-name",
@@ -488,6 +497,8 @@ def report_sweep(sweep_dir: Path, stopped: bool = False) -> int:
     from mnist_exp.analysis.summarize import SUMMARY_CSV, planned_jobs, write_summary
 
     table = write_summary(sweep_dir, figure=stopped)
+    keys = table.attrs.get("keys", [])
+    table = table[table["status"] != "pending"]  # the never-started ones are counted from the plan
     bad = table[~table["status"].isin(["completed", "pruned"])]  # a pruned trial ended as its search wanted
     planned = planned_jobs(sweep_dir) or []
     started = set(table["job"].dropna().astype(int))
@@ -496,7 +507,7 @@ def report_sweep(sweep_dir: Path, stopped: bool = False) -> int:
     pruned = int((table["status"] == "pruned").sum())
     print(f"sweep of {total} jobs: {len(table) - len(bad) - pruned} completed" + (f", {pruned} pruned" if pruned else "")
           + (f", {len(never)} never started" if never else "") + f"; summary in {sweep_dir / SUMMARY_CSV}")
-    best = best_line(table, table.attrs.get("keys", []))
+    best = best_line(table, keys)
     if best:
         print(best)
     for _, row in bad.iterrows():

@@ -128,7 +128,8 @@ def run_cli(args, cwd, env=None, module="mnist_exp", timeout=300):
                           capture_output=True, text=True, timeout=timeout)
 
 
-def start(args, cwd, stdout=subprocess.PIPE, env=None) -> subprocess.Popen:
-    """Start the app as run_cli does, without waiting: to signal or kill it meanwhile."""
+def start(args, cwd, stdout=subprocess.PIPE, env=None, **popen) -> subprocess.Popen:
+    """Start the app as run_cli does, without waiting: to signal or kill it meanwhile
+    (start_new_session=True in `popen`: its whole process group, workers too)."""
     return subprocess.Popen([sys.executable, "-m", "mnist_exp", *args], cwd=cwd, env=cli_env(env),
-                            stdout=stdout, stderr=subprocess.PIPE, text=True)
+                            stdout=stdout, stderr=subprocess.PIPE, text=True, **popen)

@@ -153,7 +153,7 @@ def _summary(run_dir: Path) -> Dict[str, Any]:
         return {"status": "unreadable", "reason": reason}
 
 
-def _value(key: str, value: Any) -> Any:
+def typed_value(key: str, value: Any) -> Any:
     """A config value as its schema type, or None (missing) when the record holds something else:
     a hand-edited or damaged summary must not make the whole column unusable."""
     kind = CONFIG_TYPES[key]
@@ -208,7 +208,7 @@ def _run_row(run_dir: Path, per_class: bool = False) -> Dict[str, Any]:
     config, job = _section(summary, "config"), _section(summary, "job")
     final, best = _section(summary, "final"), _section(summary, "best")
     row = {"job": _value_int(job.get("num")), "trial": _value_int(_section(summary, "trial").get("number")),
-           **{key: _value(key, _lookup(config, key)) for key in CONFIG_TYPES}, "final_epoch": _value_int(final.get("epoch")),
+           **{key: typed_value(key, _lookup(config, key)) for key in CONFIG_TYPES}, "final_epoch": _value_int(final.get("epoch")),
            "status": _text(summary.get("status")) or "unreadable", "reason": _text(summary.get("reason")),
            "epochs_run": _value_int(summary.get("epochs_run", 0)), "best_epoch": _value_int(best.get("epoch")),
            "wall_seconds": _number(summary.get("wall_seconds")), "started_at": _text(summary.get("started_at")),

@@ -125,11 +125,40 @@ def write_summary(sweep_dir: Path, figure: bool = True) -> pd.DataFrame:
         runs = results.load_runs(sweep_dir)
         keys = swept_keys(sweep_dir, runs)
         table = sweep_table(runs, keys, is_search(sweep_dir))
-        table.attrs["keys"] = keys
-        write_atomic(sweep_dir / SUMMARY_CSV, lambda tmp: table.to_csv(tmp, index=False))
-        table.attrs["figure"] = figure and len(table) > 0 and _draw(sweep_dir, table, keys)
-        table.attrs["report"] = figure and len(table) > 0 and _report(sweep_dir)
-    return table
+        whole = with_pending(table, planned_jobs(sweep_dir) or [])
+        whole.attrs["keys"] = keys
+        write_atomic(sweep_dir / SUMMARY_CSV, lambda tmp: whole.to_csv(tmp, index=False))
+        whole.attrs["figure"] = figure and len(table) > 0 and _draw(sweep_dir, table, keys)
+        whole.attrs["report"] = figure and len(table) > 0 and _report(sweep_dir)
+    return whole
+
+
+def with_pending(table: pd.DataFrame, planned: List[str]) -> pd.DataFrame:
+    """The table with a `pending` row for each planned job that has no record yet, its swept
+    values read from its overrides (a search's trials have none before they are asked)."""
+    started = set(table["job"].dropna().astype(int))
+    pending = [{"job": num, "status": "pending", **_values(overrides, table.columns)}
+               for num, overrides in enumerate(planned) if num not in started]
+    if not pending:
+        return table
+    rows = pd.DataFrame(pending).astype({k: table[k].dtype for k in pending[0] if k in table and k != "status"},
+                                        errors="ignore")
+    whole = pd.concat([table, rows], ignore_index=True) if len(table) else rows.reindex(columns=table.columns)
+    return whole.sort_values("job", kind="stable").reset_index(drop=True)
+
+
+def _values(overrides: str, columns) -> dict:
+    """{key: typed value} of a job's plain overrides that are columns of the table."""
+    values = {}
+    for item in overrides.split():
+        key, _, text = item.partition("=")
+        key = key.lstrip("+~")
+        if key in columns and key in results.CONFIG_TYPES:
+            try:
+                values[key] = results.typed_value(key, yaml.safe_load(text))
+            except yaml.YAMLError:
+                continue
+    return values
 
 
 def _report(sweep_dir: Path) -> bool:

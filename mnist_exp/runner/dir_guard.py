@@ -47,7 +47,10 @@ class ClaimDirectories(Callback):
             raise Refused(f"hydra.sweep.subdir={subdir} would put several jobs in one directory: "
                           "it must contain ${hydra.job.num} (the default) or ${hydra.job.id}")
         check_typed(config, single_run=False)
-        CLAIMED.append(_claim(config, "hydra.sweep.dir", "sweep"))
+        from mnist_exp.runner import sweep_resume
+
+        if sweep_resume.RESUMING is None:  # a resumed sweep's directory is claimed already, and is never discarded
+            CLAIMED.append(_claim(config, "hydra.sweep.dir", "sweep"))
 
 
 def discard_unused() -> None:

@@ -44,6 +44,10 @@ class PrepareSweep(Callback):
             from hydra_plugins.mnist_exp_launchers.submitit_launcher import SlurmLauncher
 
             Plugins.instance().register(SlurmLauncher)
+        if "mnist_exp_launchers.grid_resume" in str(config.hydra.sweeper.get("_target_", "")):
+            from hydra_plugins.mnist_exp_launchers.grid_resume import ResumedGrid
+
+            Plugins.instance().register(ResumedGrid)
         if "mnist_exp_launchers.optuna_sweeper" in str(config.hydra.sweeper.get("_target_", "")):
             from hydra_plugins.mnist_exp_launchers.optuna_sweeper import OptunaSweeper
 
@@ -54,7 +58,7 @@ class PrepareSweep(Callback):
             if not isinstance(trials, int) or isinstance(trials, bool) or trials < 1:
                 raise Refused(f"hydra.sweeper.n_trials={trials} is out of range: an Optuna search needs "
                               "at least 1 trial")
-        elif "basic_sweeper" in str(sweeper.get("_target_", "")):
+        elif "basic_sweeper" in str(sweeper.get("_target_", "")) or "grid_resume" in str(sweeper.get("_target_", "")):
             _check_grid_size(config)
 
 
@@ -100,11 +104,17 @@ def _values(override) -> int:
 class SweepSummary(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         """Also keeps the sweep's config as multirun.yaml, which only Hydra's basic sweeper
-        writes: the summary reads the planned jobs and searched keys of any sweep from it."""
+        writes: the summary reads the planned jobs and searched keys of any sweep from it, and
+        lists them all (pending) from the start. A resumed sweep keeps the multirun.yaml it has."""
         global LAUNCHED
+        from mnist_exp.analysis.summarize import write_summary
+        from mnist_exp.runner import sweep_resume
+
         LAUNCHED = Path(config.hydra.sweep.dir).resolve()
         LAUNCHED.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(config, LAUNCHED / "multirun.yaml")
+        if sweep_resume.RESUMING is None:
+            OmegaConf.save(config, LAUNCHED / "multirun.yaml")
+        write_summary(LAUNCHED, figure=False)
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
         hydra_cfg = HydraConfig.get()
