@@ -22,7 +22,8 @@ from mnist_exp.errors import ConfigError, UserError
 
 JOB_KEYS = ("hydra.job.num", "hydra.job.id")  # a sweep subdir must tell its jobs apart
 CLAIMED = []  # the run's or sweep's directory, once claimed: the CLI removes it if nothing ever ran
-UNUSED = (".hydra", "mnist_exp.log", "multirun.yaml")  # what Hydra and the sweep summary write first
+# what Hydra and the sweep summary write first (summary.csv: the jobs, all pending)
+UNUSED = (".hydra", "mnist_exp.log", "multirun.yaml", "summary.csv", ".summary.lock")
 
 
 class Refused(BaseException):
