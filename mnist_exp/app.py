@@ -28,8 +28,8 @@ from mnist_exp.config import (DATA_LOCATION, Config, DataConfig, check_no_preset
                               validate)
 from mnist_exp.errors import ConfigError, UserError, record_error
 from mnist_exp.runner.interrupts import Interrupted, ignore_further
-from mnist_exp.runner.record import CHECKPOINT, SUMMARY
-from mnist_exp.runner.summary import load_config
+from mnist_exp.record import CHECKPOINT, SUMMARY
+from mnist_exp.record.summary import load_config
 
 CONF_DIR = str(files("mnist_exp.conf"))  # top-level conf/ in a checkout, packaged when installed
 EXIT_USER_ERROR = 2
@@ -195,7 +195,7 @@ def _failed(run_dir: Optional[Path], job: Optional[dict], code: int, message: st
             config: Optional[dict] = None) -> NoValue:
     FAILURES.append((code, message))
     if run_dir is not None:  # failed before the run began: leave a record
-        from mnist_exp.runner import summary
+        from mnist_exp.record import summary
 
         try:
             summary.record_refusal(run_dir, job, message, config)
@@ -235,7 +235,7 @@ def _nothing_to_resume(resume: str, target: Path, missing: str) -> str:
 
 def _status(summary_path: Path) -> Optional[str]:
     """A run's recorded status, or None if its summary cannot be read (read as every record is)."""
-    from mnist_exp.runner import summary
+    from mnist_exp.record import summary
 
     try:
         return summary.load(summary_path.parent).get("status")
@@ -484,6 +484,7 @@ def check_printed_config(overrides: List[str], config_dir: Optional[str] = None)
 def report_sweep(sweep_dir: Path, stopped: bool = False) -> int:
     """One line per job that did not complete, or never started; exit code 1 if any, else 0.
     A sweep that was `stopped` (Ctrl-C) gets its comparison figure drawn here."""
+    from mnist_exp.analysis.selection import best_line
     from mnist_exp.analysis.summarize import SUMMARY_CSV, planned_jobs, write_summary
 
     table = write_summary(sweep_dir, figure=stopped)
@@ -495,6 +496,9 @@ def report_sweep(sweep_dir: Path, stopped: bool = False) -> int:
     pruned = int((table["status"] == "pruned").sum())
     print(f"sweep of {total} jobs: {len(table) - len(bad) - pruned} completed" + (f", {pruned} pruned" if pruned else "")
           + (f", {len(never)} never started" if never else "") + f"; summary in {sweep_dir / SUMMARY_CSV}")
+    best = best_line(table, table.attrs.get("keys", []))
+    if best:
+        print(best)
     for _, row in bad.iterrows():
         _fail(f"job {row['job']} {row['status']}: {row['reason']}", EXIT_SWEEP_FAILED)
     for num, overrides in never:

@@ -118,7 +118,7 @@ def test_tampered_per_class_results_are_named_by_class(runs, tmp_path):
 
 
 def test_another_code_version_is_a_warning_naming_both_commits(runs, tmp_path):
-    from mnist_exp.runner.summary import git_commit
+    from mnist_exp.record.summary import git_commit
 
     run = copy(runs, "mlp", tmp_path)
     record = summary(run)

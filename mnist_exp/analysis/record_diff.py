@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 
 from mnist_exp.files.reading import read_text
-from mnist_exp.runner import record
+from mnist_exp import record
 
 NOT_COMPARED = ("seconds",)
 

@@ -22,7 +22,8 @@ from mnist_exp.analysis import liveness, record_diff
 from mnist_exp.config import override_value
 from mnist_exp.data.datasets import ROLES
 from mnist_exp.errors import UserError
-from mnist_exp.runner import record, summary
+from mnist_exp import record
+from mnist_exp.record import summary
 
 PROG = "python -m mnist_exp.reproduce"
 REPRODUCIBLE = ("completed", "diverged")

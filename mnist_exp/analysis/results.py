@@ -24,7 +24,7 @@ import pandas as pd
 from mnist_exp.analysis import liveness
 from mnist_exp.config import DATA_LOCATION, RUN_KEYS, Config
 from mnist_exp.files.reading import open_regular, read_text, why
-from mnist_exp.runner.record import METRICS, SUMMARY
+from mnist_exp.record import METRICS, SUMMARY
 
 PathLike = Union[str, Path]
 

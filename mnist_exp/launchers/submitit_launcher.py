@@ -27,7 +27,7 @@ from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLaunche
 from omegaconf import OmegaConf
 
 from hydra_plugins.mnist_exp_launchers import lost_jobs
-from mnist_exp.errors import UserError
+from mnist_exp.errors import NotSubmitted
 
 log = logging.getLogger(__name__)
 ROOM_GB = 1.0  # Python, NumPy, Hydra and matplotlib beside the arrays memory.estimate counts
@@ -113,15 +113,9 @@ class SlurmLauncher(PluginLauncher):
         return lost_jobs.record(self, num, overrides, directory, status, reason + lost_jobs.resume_hint(directory))
 
 
-def _not_submitted(error: Exception, first: int, sweep_dir) -> UserError:
-    """One line for jobs SLURM never received (all, or from job `first` of a search's later
-    batch on: the earlier ones' record stays), in the first words of sbatch or submitit."""
+def _not_submitted(error: Exception, first: int, sweep_dir) -> NotSubmitted:
     said = [line.strip() for line in str(error).splitlines() if line.strip()]
-    reason = said[0] if said else error.__class__.__name__
-    if first:
-        return UserError(f"jobs #{first} on were not submitted to SLURM: {reason}; the earlier jobs' record is "
-                         f"in {sweep_dir}")
-    return UserError(f"nothing was submitted to SLURM: {reason}")
+    return NotSubmitted(said[0] if said else error.__class__.__name__, first, sweep_dir)
 
 
 def _state(job: Any) -> str:

@@ -17,8 +17,14 @@ import mnist_exp
 from mnist_exp.config import Config, known_keys, validate
 from mnist_exp.errors import UserError
 from mnist_exp.files.reading import read_text, why
-from mnist_exp.runner.record import SUMMARY, Tally, save_json
-from mnist_exp.runner.train import EpochMetrics
+from mnist_exp.files.atomic import write_atomic
+from mnist_exp.record.metrics import EpochMetrics, Tally
+from mnist_exp.record.names import SUMMARY
+
+
+def save_json(path: Path, data: Dict[str, Any]) -> None:
+    text = json.dumps(data, indent=2, allow_nan=True) + "\n"
+    write_atomic(path, lambda tmp: tmp.write_text(text))
 
 
 @lru_cache(maxsize=1)
