@@ -199,6 +199,18 @@ def test_a_diverged_run_reproduces_its_divergence(mnist_dir, tmp_path):
 
 
 @pytest.mark.slow
+def test_the_rerun_has_the_blas_threads_the_run_had(mnist_dir, tmp_path):
+    """With 2 threads instead of 1 these mini-batches' weights differed in their last bits."""
+    args = ["batch_size=64", "hidden_size=512", "train_samples=5000", "test_samples=200", "epochs=1"]
+    run = run_cli([*args, f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path, env={"OPENBLAS_NUM_THREADS": "1"})
+    assert run.returncode == 0, run.stderr
+    result = run_cli([str(tmp_path / "run"), "--out", str(tmp_path / "again")], cwd=tmp_path,
+                     module="mnist_exp.reproduce", env={"OPENBLAS_NUM_THREADS": "2"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert summary(tmp_path / "again")["runtime"]["blas_threads"] == 1
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("schedule, same", [("constant", True), ("cosine", False)])
 def test_an_extended_run_reproduces_unless_its_schedule_depends_on_epochs(mnist_dir, tmp_path, schedule, same):
     first = run_cli([*TINY, f"lr_schedule={schedule}", f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path)
