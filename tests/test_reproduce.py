@@ -61,6 +61,17 @@ def test_an_untouched_run_reproduces_identically_into_a_new_run(runs, which, tmp
     assert {p.name: p.read_bytes() for p in recorded.iterdir() if p.is_file()} == before  # the record is untouched
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("sweep", [["lr=0.005,0.01", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
+                                   ["+search=optuna", "hydra.sweeper.n_trials=2"]], ids=["joblib", "optuna"])
+def test_a_job_of_a_joblib_sweep_or_an_optuna_search_reproduces(mnist_dir, tmp_path, sweep):
+    result = run_cli(["-m", *sweep, *TINY, f"hydra.sweep.dir={tmp_path / 's'}"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    result = reproduce(tmp_path / "s" / "1", "--out", str(tmp_path / "again"), cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip().splitlines()[-1].startswith("identical")
+
+
 def test_the_rerun_goes_under_outputs_by_default(runs, tmp_path):
     result = reproduce(runs / "mlp", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
