@@ -305,6 +305,18 @@ def test_a_sweep_from_a_recorded_run(runs, tmp_path):
         assert record["from_run"]["changed"] == {"lr": [0.005, lr]}
 
 
+def test_from_run_reads_the_data_where_this_user_keeps_it(mnist_dir, tmp_path):
+    """The record's data.dir may be gone (or another user's): the default data set is read from
+    MNIST_EXP_DATA_DIR, and the checksums say it is the same data."""
+    gone = Path(shutil.copytree(mnist_dir, tmp_path / "gone"))
+    first = run_cli([*TINY, f"data.dir={gone}", f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    shutil.rmtree(gone)
+    result = reproduce(tmp_path / "run", "--out", str(tmp_path / "again"), cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert summary(tmp_path / "again")["data"]["dir"] == str(mnist_dir) and not gone.exists()
+
+
 def test_from_run_of_a_cnn_takes_its_network_keys(runs, tmp_path):
     result = run_cli([f"from_run={runs / 'cnn'}", "dense_width=4", "train_samples=50",
                       f"hydra.run.dir={tmp_path / 'new'}"], cwd=tmp_path)
