@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Tuple
 
 from mnist_exp.config import DATA_LOCATION, RUN_KEYS, Config, check_from_run, check_network_keys, get_key, typed_keys
 from mnist_exp.errors import ConfigError
-from mnist_exp.record.names import SUMMARY
+from mnist_exp.record import SUMMARY
 from mnist_exp.record.summary import load_config
 
 GROUPS = ("arch", "data")  # config groups that are also keys: choosing one sets other keys too
