@@ -447,14 +447,15 @@ def recorded_run_flags(argv: List[str], args) -> Optional[List[str]]:
         return None
     if args.config_name not in (None, "config", "config.yaml"):
         return None
-    hydra_dir = Path(args.config_path[len("file://"):] if args.config_path.startswith("file://") else args.config_path)
-    run = hydra_dir.expanduser().parent
+    path = args.config_path[len("file://"):] if args.config_path.startswith("file://") else args.config_path
+    hydra_dir = Path(path).expanduser()
+    run = hydra_dir.parent
     if hydra_dir.name != ".hydra" or not (hydra_dir / "config.yaml").is_file() or not (run / SUMMARY).is_file():
         return None
     if any(o.lstrip("+~").startswith("from_run=") for o in args.overrides):
         return None  # two runs to start from
     rest, skip = [], False
-    for i, item in enumerate(argv):
+    for item in argv:
         if skip:
             skip = False
             continue
