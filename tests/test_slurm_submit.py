@@ -60,3 +60,22 @@ def test_a_slurm_sweep_where_slurm_is_not_installed_is_one_line_exit_2(tmp_path)
                      env={"PATH": os.path.dirname(sys.executable)}, timeout=120)
     assert "srun" in refused_in_one_line(result)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_detached_search_is_refused_before_anything_is_submitted(tmp_path):
+    """An Optuna search needs each trial's value to ask for the next: it cannot walk away."""
+    result = run_cli(["-m", "+search=optuna", "hydra.sweeper.n_trials=2", "hydra/launcher=submitit_slurm",
+                      "hydra.launcher.wait=false", f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path, timeout=120)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "hydra.launcher.wait=false" in lines[0] and "Optuna" in lines[0], result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_wait_that_is_not_a_boolean_is_one_line_exit_2(tmp_path):
+    result = run_cli([*SWEEP, "hydra.launcher.wait=later", f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path,
+                     timeout=120)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "wait" in lines[0] and "later" in lines[0], result.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -19,7 +19,7 @@ import yaml
 from filelock import FileLock
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from mnist_exp.analysis import results, selection
+from mnist_exp.analysis import results, selection, slurm_jobs
 from mnist_exp.files.atomic import write_atomic
 from mnist_exp.files.reading import read_text
 
@@ -118,11 +118,14 @@ def is_search(sweep_dir: Path) -> bool:
     return _search(sweep_hydra_config(sweep_dir)) is not None
 
 
-def write_summary(sweep_dir: Path, figure: bool = True) -> pd.DataFrame:
-    """(Re)write summary.csv (and comparison.png) from the job dirs; safe to call concurrently."""
+def write_summary(sweep_dir: Path, figure: bool = True, ask_slurm: bool = True) -> pd.DataFrame:
+    """(Re)write summary.csv (and comparison.png) from the job dirs; safe to call concurrently.
+    With `ask_slurm`, a SLURM sweep's job states are collected first (analysis/slurm_jobs.py)."""
     sweep_dir = Path(sweep_dir)
     with FileLock(sweep_dir / ".summary.lock"):
-        runs = results.load_runs(sweep_dir)
+        if ask_slurm and os.path.lexists(sweep_dir / slurm_jobs.RECORD):
+            slurm_jobs.collect(sweep_dir, results.run_statuses(sweep_dir))
+        runs = results.load_runs(sweep_dir, ask_slurm=False)
         keys = swept_keys(sweep_dir, runs)
         table = sweep_table(runs, keys, is_search(sweep_dir))
         whole = with_pending(table, planned_jobs(sweep_dir) or [])
