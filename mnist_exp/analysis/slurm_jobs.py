@@ -158,7 +158,7 @@ def _going(state: Optional[str]) -> bool:
 def _decide(job_id: Optional[str], state: Optional[str], started: bool, directory: Path):
     """(status, reason) from SLURM's state, or None where the run's own record stands."""
     if not state:
-        return None if started else ("pending", f"SLURM job {job_id} had not started when last asked")
+        return None if started else ("pending", f"SLURM job {job_id} has not started (as far as is known here)")
     word = state.split()[0].rstrip("+")
     if word in WAITING:
         return "pending", f"SLURM job {job_id} is {state}" + (" (requeued: it resumes its run)" if started else "")
