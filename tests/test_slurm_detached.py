@@ -25,7 +25,12 @@ GRID = ["epochs=2,300", "seed=1,2", "train_samples=2000", "test_samples=200"]
 def statuses(sweep_dir: Path, env=None) -> pd.DataFrame:
     result = run_cli([str(sweep_dir)], cwd=sweep_dir.parent, module="mnist_exp.summarize", env=env, timeout=120)
     assert result.returncode == 0, result.stderr
-    return pd.read_csv(sweep_dir / "summary.csv").set_index("job")
+    table = pd.read_csv(sweep_dir / "summary.csv").set_index("job")
+    counts = ", ".join(f"{n} {status}" for status, n in table["status"].value_counts().items())
+    assert f"\n4 jobs: {counts}\n" in result.stdout  # the state in words below the table
+    for job in table.index[table["status"].isin(["pending", "cancelled"])]:
+        assert f"\njob {job} {table.loc[job, 'status']}: {table.loc[job, 'reason']}\n" in result.stdout
+    return table
 
 
 def settled(sweep_dir: Path, seconds: float = 240) -> pd.DataFrame:

@@ -214,12 +214,23 @@ def main(argv=None) -> None:
     shown = [c for c in table.columns if not c.startswith(("final_train", "best_t", "best_train"))]
     shown = [c for c in shown if c not in ("run_dir", "reason", "objective_metric")] + ["best_test_accuracy"]
     print(table[shown].to_string(index=False))
+    print(state_lines(table))
     drawn = f", {args.sweep_dir / COMPARISON_PNG}" if table.attrs.get("figure") else ""
     drawn += f", {args.sweep_dir / 'report.html'}" if table.attrs.get("report") else ""
     print(f"wrote {args.sweep_dir / SUMMARY_CSV}{drawn}")
     best = selection.best_line(table, table.attrs["keys"])
     if best:
         print(best)
+
+
+def state_lines(table: pd.DataFrame) -> str:
+    """The sweep's state in words: how many jobs have each status, then why each job that is
+    not completed is where it is (pending, running, cancelled, failed ...)."""
+    counts = table["status"].value_counts()
+    lines = [f"{len(table)} jobs: " + ", ".join(f"{n} {status}" for status, n in counts.items())]
+    for _, row in table[(table["status"] != "completed") & table["reason"].notna()].iterrows():
+        lines.append(f"job {row['job']} {row['status']}: {row['reason']}")
+    return "\n".join(lines)
 
 
 def _exit(message: str, code: int) -> None:
