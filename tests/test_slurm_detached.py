@@ -6,6 +6,8 @@ commands. Every wait is bounded.
 
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
 import time
@@ -14,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from helpers import run_cli
+from helpers import run_cli, start
 from test_slurm import SLURM, cluster, wait_for  # noqa: F401 (cluster: the module's autouse fixture)
 
 DETACHED = [*SLURM, "hydra.launcher.wait=false", "hydra.launcher.array_parallelism=2"]
@@ -22,13 +24,18 @@ DETACHED = [*SLURM, "hydra.launcher.wait=false", "hydra.launcher.array_paralleli
 GRID = ["epochs=2,300", "seed=1,2", "train_samples=2000", "test_samples=200"]
 
 
-def statuses(sweep_dir: Path, env=None) -> pd.DataFrame:
+def statuses(sweep_dir: Path, env=None, tries: int = 5) -> pd.DataFrame:
+    """summary.csv as summarize wrote it, checked against the state it printed (a job ending
+    meanwhile rewrites summary.csv: then summarize is asked again)."""
     result = run_cli([str(sweep_dir)], cwd=sweep_dir.parent, module="mnist_exp.summarize", env=env, timeout=120)
     assert result.returncode == 0, result.stderr
     table = pd.read_csv(sweep_dir / "summary.csv").set_index("job")
-    counts = ", ".join(f"{n} {status}" for status, n in table["status"].value_counts().items())
-    assert f"\n4 jobs: {counts}\n" in result.stdout  # the state in words below the table
-    for job in table.index[table["status"].isin(["pending", "cancelled"])]:
+    said = next(line for line in result.stdout.splitlines() if re.match(r"\d+ jobs: ", line))
+    counts = {f"{n} {status}" for status, n in table["status"].value_counts().items()}
+    if set(said.split(": ", 1)[1].split(", ")) != counts and tries > 1:
+        return statuses(sweep_dir, env, tries - 1)
+    assert said.startswith(f"{len(table)} jobs: ") and set(said.split(": ", 1)[1].split(", ")) == counts
+    for job in table.index[table["status"].isin(["cancelled", "failed"])]:
         assert f"\njob {job} {table.loc[job, 'status']}: {table.loc[job, 'reason']}\n" in result.stdout
     return table
 
@@ -108,3 +115,30 @@ def follow(sweep_dir: Path, ids: dict, tmp_path: Path) -> None:
     no_slurm = {"PATH": os.path.dirname(sys.executable)}  # a laptop with a copy of the sweep dir
     offline = statuses(sweep_dir, env=no_slurm)
     pd.testing.assert_frame_equal(offline[["status", "reason"]], table[["status", "reason"]])
+
+
+@pytest.mark.slow
+def test_a_waiting_submitter_killed_leaves_a_sweep_the_readers_still_follow(mnist_dir, tmp_path):
+    """The login session dies with the launcher waiting: SLURM runs the jobs on, and a job
+    killed on its node (SIGKILL: no word from the run) is shown failed, with SLURM's state."""
+    sweep_dir = tmp_path / "s"
+    proc = start(["-m", "epochs=2,300", "seed=1", "train_samples=2000", "test_samples=200", *SLURM,
+                  f"hydra.sweep.dir={sweep_dir}"], tmp_path)
+    array = None
+    try:
+        wait_for(sweep_dir / "slurm_jobs.json", 120)
+        proc.kill()
+        proc.communicate(timeout=30)
+        ids = {job["num"]: job["slurm_id"] for job in json.loads((sweep_dir / "slurm_jobs.json").read_text())["jobs"]}
+        array = ids[0].split("_")[0]
+        wait_for(sweep_dir / "1" / "checkpoint.npz", 240)
+        pid = int((sweep_dir / "1" / ".mnist_exp.lock").read_text().split()[1])  # "pid N on HOST since T"
+        os.kill(pid, signal.SIGKILL)
+        table = settled(sweep_dir)
+    finally:
+        proc.kill()
+        if array:
+            subprocess.run(["scancel", array], timeout=30)
+    assert table.loc[0, "status"] == "completed"
+    assert table.loc[1, "status"] == "failed", table.loc[1, "reason"]
+    assert table.loc[1, "reason"] == f"SLURM job {ids[1]} ended FAILED; continue it with resume={sweep_dir / '1'}"

@@ -226,7 +226,7 @@ def main(argv=None) -> None:
 def state_lines(table: pd.DataFrame) -> str:
     """The sweep's state in words: how many jobs have each status, then why each job that is
     not completed is where it is (pending, running, cancelled, failed ...)."""
-    counts = table["status"].value_counts()
+    counts = table["status"].value_counts(sort=False)  # in the order the jobs show them
     lines = [f"{len(table)} jobs: " + ", ".join(f"{n} {status}" for status, n in counts.items())]
     for _, row in table[(table["status"] != "completed") & table["reason"].notna()].iterrows():
         lines.append(f"job {row['job']} {row['status']}: {row['reason']}")
