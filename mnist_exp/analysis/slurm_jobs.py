@@ -66,9 +66,6 @@ def ask_slurm(job_ids: Iterable[str]) -> Optional[Dict[str, str]]:
     arrays = sorted({i.split("_")[0] for i in job_ids})
     ended = _ask(["sacct", "-n", "-X", "-P", "-o", "JobID,State", "-j", ",".join(arrays)])
     live = _ask(["squeue", "-h", "-r", "-o", "%i|%T", "-j", ",".join(arrays)])
-    if live is None and len(arrays) > 1:  # squeue refuses them all if one array is gone: ask each
-        asked = [_ask(["squeue", "-h", "-r", "-o", "%i|%T", "-j", array]) for array in arrays]
-        live = None if None in asked else [line for lines in asked for line in lines]
     if ended is None and live is None:
         return None
     states: Dict[str, str] = {}
@@ -90,8 +87,8 @@ def _ask(command: List[str]) -> Optional[List[tuple]]:
         out = subprocess.run(command, capture_output=True, text=True, timeout=SLURM_SECONDS)
     except (OSError, subprocess.TimeoutExpired):
         return None
-    if out.returncode != 0:
-        return None
+    if out.returncode != 0:  # squeue of jobs that left the queue long ago: none of them is live
+        return [] if "Invalid job id specified" in out.stderr else None
     return [tuple(part.strip() for part in line.split("|", 1)) for line in out.stdout.splitlines() if "|" in line]
 
 
