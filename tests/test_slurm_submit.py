@@ -69,7 +69,8 @@ def test_a_slurm_sweep_where_slurm_is_not_installed_is_one_line_exit_2(tmp_path)
 def test_a_detached_search_is_refused_before_anything_is_submitted(tmp_path):
     """An Optuna search needs each trial's value to ask for the next: it cannot walk away."""
     result = run_cli(["-m", "+search=optuna", "hydra.sweeper.n_trials=2", "hydra/launcher=submitit_slurm",
-                      "hydra.launcher.wait=false", f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path, timeout=120)
+                      "hydra.launcher.wait=false", f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path,
+                     timeout=120)
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "hydra.launcher.wait=false" in lines[0] and "Optuna" in lines[0], result.stderr

@@ -3,9 +3,9 @@ or that SLURM ended outside the run (cancelled, killed, out of memory, a lost no
 
 The launcher writes `slurm_jobs.json` into the sweep dir as it submits (each job's number,
 overrides, config, directory and SLURM id). Nobody may be waiting for the jobs (wait=false),
-so the readers ask SLURM (sacct, squeue) about the jobs whose own record has not ended, and `summarize`
-keeps SLURM's answer in that file and in the lost jobs' summary.json (collect): a copy of the
-sweep dir read where no SLURM command exists shows the state last collected.
+so the readers ask SLURM (sacct, squeue) about the jobs whose own record has not ended, and
+`summarize` keeps SLURM's answer in that file and in the lost jobs' summary.json (collect): a
+copy of the sweep dir read where no SLURM command exists shows the state last collected.
 """
 
 import json
