@@ -30,11 +30,11 @@ def statuses(sweep_dir: Path, env=None, tries: int = 5) -> pd.DataFrame:
     result = run_cli([str(sweep_dir)], cwd=sweep_dir.parent, module="mnist_exp.summarize", env=env, timeout=120)
     assert result.returncode == 0, result.stderr
     table = pd.read_csv(sweep_dir / "summary.csv").set_index("job")
-    said = next(line for line in result.stdout.splitlines() if re.match(r"\d+ jobs: ", line))
+    said = next(line for line in result.stdout.splitlines() if re.match(r"\d+ jobs?: ", line))
     counts = {f"{n} {status}" for status, n in table["status"].value_counts().items()}
     if set(said.split(": ", 1)[1].split(", ")) != counts and tries > 1:
         return statuses(sweep_dir, env, tries - 1)
-    assert said.startswith(f"{len(table)} jobs: ") and set(said.split(": ", 1)[1].split(", ")) == counts
+    assert said.startswith(f"{len(table)} jobs: " if len(table) > 1 else "1 job: ") and set(said.split(": ", 1)[1].split(", ")) == counts
     for job in table.index[table["status"].isin(["cancelled", "failed"])]:
         assert f"\njob {job} {table.loc[job, 'status']}: {table.loc[job, 'reason']}\n" in result.stdout
     return table

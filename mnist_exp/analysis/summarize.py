@@ -227,7 +227,7 @@ def state_lines(table: pd.DataFrame) -> str:
     """The sweep's state in words: how many jobs have each status, then why each job that is
     not completed is where it is (pending, running, cancelled, failed ...)."""
     counts = table["status"].value_counts(sort=False)  # in the order the jobs show them
-    lines = [f"{len(table)} jobs: " + ", ".join(f"{n} {status}" for status, n in counts.items())]
+    lines = [f"{len(table)} job{'s' * (len(table) != 1)}: " + ", ".join(f"{n} {status}" for status, n in counts.items())]
     for _, row in table[(table["status"] != "completed") & table["reason"].notna()].iterrows():
         lines.append(f"job {row['job']} {row['status']}: {row['reason']}")
     return "\n".join(lines)

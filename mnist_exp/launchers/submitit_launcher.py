@@ -90,7 +90,7 @@ class SlurmLauncher(PluginLauncher):
 
         sweep.DETACHED = True
         ids = " ".join(str(job.job_id) for job in jobs)
-        print(f"submitted {len(jobs)} jobs to SLURM, not waiting for them (hydra.launcher.wait=false): {ids}\n"
+        print(f"submitted {len(jobs)} job{'s' * (len(jobs) != 1)} to SLURM, not waiting for them (hydra.launcher.wait=false): {ids}\n"
               f"sweep dir: {sweep_dir.absolute()}\n"
               f"follow it with: python -m mnist_exp.summarize {sweep_dir.absolute()}", flush=True)
         return [JobReturn(overrides=list(o), working_dir=str(sweep_dir), task_name=self.config.hydra.job.name,
