@@ -343,7 +343,7 @@ def _main() -> None:
         _resumed_sweep()
         hydra_main()
         if sweep.LAUNCHED is not None:
-            sys.exit(report_sweep(sweep.LAUNCHED))
+            sys.exit(0 if sweep.DETACHED else report_sweep(sweep.LAUNCHED))  # detached: the launcher said where
         if FAILURES:
             dir_guard.discard_unused()  # a run refused before it started leaves nothing behind
             for code, message in FAILURES:

@@ -364,7 +364,11 @@ def register_launchers() -> None:
         from hydra_plugins.hydra_submitit_launcher.config import SlurmQueueConf
     except ImportError:
         return
-    store.store(group="hydra/launcher", name="submitit_slurm", provider="mnist_exp", node=SlurmQueueConf(
+    @dataclass
+    class SlurmConf(SlurmQueueConf):
+        wait: bool = True  # false: submit the array, print its ids and return (the jobs record themselves)
+
+    store.store(group="hydra/launcher", name="submitit_slurm", provider="mnist_exp", node=SlurmConf(
         _target_="hydra_plugins.mnist_exp_launchers.submitit_launcher.SlurmLauncher",
         cpus_per_task=1,  # a job's BLAS threads follow it (SLURM_CPUS_PER_TASK)
         max_num_timeout=3,  # a job at its time limit is requeued (and resumes) up to 3 times

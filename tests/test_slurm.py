@@ -103,10 +103,10 @@ def test_a_cancelled_job_is_recorded_and_the_others_complete(mnist_dir, tmp_path
     table = pd.read_csv(sweep_dir / "summary.csv")
     assert len(table) == 2
     cancelled = table[table["job"] == 0].iloc[0]
-    assert cancelled["status"] == "interrupted" and "CANCELLED" in cancelled["reason"]
+    assert cancelled["status"] == "cancelled" and "CANCELLED" in cancelled["reason"]
     assert table.loc[table["job"] == 1, "status"].item() == "completed"
     failures = [line for line in stderr.splitlines() if line.startswith("mnist_exp: error: job")]
-    assert len(failures) == 1 and "job 0 interrupted" in failures[0]
+    assert len(failures) == 1 and "job 0 cancelled" in failures[0]
 
 
 # A one-minute limit with the warning signal due at once: slurmctld checks time limits every

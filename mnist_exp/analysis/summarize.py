@@ -20,7 +20,7 @@ import yaml
 from filelock import FileLock
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from mnist_exp.analysis import results, selection
+from mnist_exp.analysis import results, selection, slurm_jobs
 from mnist_exp.files.atomic import write_atomic
 from mnist_exp.files.reading import read_text
 
@@ -119,11 +119,14 @@ def is_search(sweep_dir: Path) -> bool:
     return _search(sweep_hydra_config(sweep_dir)) is not None
 
 
-def write_summary(sweep_dir: Path, figure: bool = True) -> pd.DataFrame:
-    """(Re)write summary.csv (and comparison.png) from the job dirs; safe to call concurrently."""
+def write_summary(sweep_dir: Path, figure: bool = True, ask_slurm: bool = True) -> pd.DataFrame:
+    """(Re)write summary.csv (and comparison.png) from the job dirs; safe to call concurrently.
+    With `ask_slurm`, a SLURM sweep's job states are collected first (analysis/slurm_jobs.py)."""
     sweep_dir = Path(sweep_dir)
     with FileLock(sweep_dir / ".summary.lock"):
-        runs = results.load_runs(sweep_dir)
+        if ask_slurm and os.path.lexists(sweep_dir / slurm_jobs.RECORD):
+            slurm_jobs.collect(sweep_dir, results.run_statuses(sweep_dir))
+        runs = results.load_runs(sweep_dir, ask_slurm=False)
         keys = swept_keys(sweep_dir, runs)
         table = sweep_table(runs, keys, is_search(sweep_dir))
         whole = with_pending(table, planned_jobs(sweep_dir) or [])
@@ -216,12 +219,23 @@ def main(argv=None) -> None:
     shown = [c for c in table.columns if not c.startswith(("final_train", "best_t", "best_train"))]
     shown = [c for c in shown if c not in ("run_dir", "reason", "objective_metric")] + ["best_test_accuracy"]
     print(table[shown].to_string(index=False))
+    print(state_lines(table))
     drawn = f", {args.sweep_dir / COMPARISON_PNG}" if table.attrs.get("figure") else ""
     drawn += f", {args.sweep_dir / 'report.html'}" if table.attrs.get("report") else ""
     print(f"wrote {args.sweep_dir / SUMMARY_CSV}{drawn}")
     best = selection.best_line(table, table.attrs["keys"])
     if best:
         print(best)
+
+
+def state_lines(table: pd.DataFrame) -> str:
+    """The sweep's state in words: how many jobs have each status, then why each job that is
+    not completed is where it is (pending, running, cancelled, failed ...)."""
+    counts = table["status"].value_counts(sort=False)  # in the order the jobs show them
+    lines = [f"{len(table)} job{'s' * (len(table) != 1)}: " + ", ".join(f"{n} {status}" for status, n in counts.items())]
+    for _, row in table[(table["status"] != "completed") & table["reason"].notna()].iterrows():
+        lines.append(f"job {row['job']} {row['status']}: {row['reason']}")
+    return "\n".join(lines)
 
 
 def _exit(message: str, code: int) -> None:
