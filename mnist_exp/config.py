@@ -7,12 +7,15 @@ by `validate`, before any data is read or any training starts.
 import math
 import re
 from dataclasses import dataclass, field, fields, is_dataclass
+from importlib.resources import files
 from typing import Any, List, Mapping, Optional, Set, Tuple
 from urllib.parse import urlsplit
 
 from hydra.core.config_store import ConfigStore
 
 from mnist_exp.errors import ConfigError
+
+CONF_DIR = str(files("mnist_exp.conf"))  # top-level conf/ in a checkout, packaged when installed
 
 
 @dataclass

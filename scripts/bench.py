@@ -74,8 +74,9 @@ def data_config() -> DataConfig:
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from mnist_exp.app import CONF_DIR
+    from mnist_exp.config import CONF_DIR, register
 
+    register()
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         return OmegaConf.to_object(compose("config")).data
 
@@ -246,7 +247,7 @@ def main() -> None:
         figures = {
             "exact_path": bench_exact(dataset, sizes),
             "minibatch": bench_minibatch(dataset, sizes),
-            "startup": {"import_app": timed_process(["-c", "import mnist_exp.app"]),
+            "startup": {"import_app": timed_process(["-c", "import mnist_exp.cli.main"]),
                         "cfg_job": timed_process(["-m", "mnist_exp", "--cfg", "job"])},
             "default_run_warm_cache": default_runs(runs, sizes.repeats),
             "first_epoch": bench_first_epoch(cfg),

@@ -7,6 +7,9 @@ from pathlib import Path
 import pytest
 
 from helpers import LoopbackServer, make_files
+from mnist_exp.config import register
+
+register()  # the config schema, which tests composing conf/ with Hydra's compose API need (the CLI registers its own)
 
 
 @pytest.fixture(scope="session", autouse=True)

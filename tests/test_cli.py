@@ -160,7 +160,7 @@ def test_help_shows_every_config_group_choice_as_it_is_typed(tmp_path):
     added with +group=choice: each is shown so, and composes as shown."""
     from hydra import compose, initialize_config_dir
 
-    from mnist_exp.app import CONF_DIR
+    from mnist_exp.config import CONF_DIR
 
     help_text = run_cli(["--help"], cwd=tmp_path).stdout
     conf = Path(CONF_DIR)

@@ -77,7 +77,7 @@ def test_a_disabled_helper_forks_nothing(tmp_path):
 
 def test_a_run_leaves_matplotlib_to_its_helper(mnist_dir, tmp_path):
     """The run itself never imports matplotlib, yet writes its figure."""
-    code = ("import sys; from mnist_exp.app import main; sys.argv[0] = 'mnist_exp'\n"
+    code = ("import sys; from mnist_exp.cli.main import main; sys.argv[0] = 'mnist_exp'\n"
             "try:\n    main()\nfinally:\n    print('matplotlib' in sys.modules)")
     env = cli_env()
     done = subprocess.run([sys.executable, "-c", code, "epochs=2", "train_samples=100", "test_samples=100",

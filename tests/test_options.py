@@ -16,7 +16,7 @@ from mnist_exp.nn import mlp, reference
 from mnist_exp.nn.layers import EpochBits, Training, dropout_mask
 from mnist_exp.nn.losses import loss_and_grad
 from mnist_exp.nn.stack import Param
-from mnist_exp.app import CONF_DIR
+from mnist_exp.config import CONF_DIR
 from mnist_exp.config import Config, DataConfig, validate
 from mnist_exp.data.datasets import Split, load_dataset, split
 from mnist_exp.errors import ConfigError

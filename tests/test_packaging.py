@@ -23,7 +23,7 @@ def installed(tmp_path_factory) -> Path:
 def run_installed(target: Path, args, cwd: Path):
     env = cli_env({"PYTHONPATH": str(target)})
     return subprocess.run([sys.executable, "-c", "import mnist_exp, sys; print(mnist_exp.__file__, file=sys.stderr);"
-                           " from mnist_exp.app import main; sys.argv[0] = 'mnist_exp'; main()", *args],
+                           " from mnist_exp.cli.main import main; sys.argv[0] = 'mnist_exp'; main()", *args],
                           cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
 
 

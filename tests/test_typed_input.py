@@ -137,7 +137,7 @@ def test_every_key_a_preset_sets_is_overridden_by_the_typed_value_in_either_orde
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from mnist_exp.app import CONF_DIR
+    from mnist_exp.config import CONF_DIR
 
     values = yaml.safe_load((CONF / "experiment" / f"{preset}.yaml").read_text())
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):

@@ -29,7 +29,7 @@ def resume_hint(directory: Path) -> str:
 def record(launcher, num: int, overrides: List[str], directory: Path, status: str, reason: str) -> JobReturn:
     """Mark the job's record `status` with `reason` (unless the run had recorded how it ended),
     log it, and return what the sweeper expects of a failed job."""
-    from mnist_exp.app import NoValue
+    from mnist_exp.cli.task import NoValue
     from mnist_exp.record.summary import record_lost
 
     record_lost(directory, status, reason, {"num": num, "overrides": list(overrides)})

@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from hydra_plugins.mnist_exp_launchers import lost_jobs
 from hydra_plugins.mnist_exp_launchers.optuna_trial import OBJECTIVE
-from mnist_exp.runner import sweep_resume
+from mnist_exp.cli import sweep_resume
 
 log = logging.getLogger(__name__)
 SWEEP_ATTR = "sweep_dir"  # each trial's user attribute: the sweep that asked it

@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from hydra_plugins.mnist_exp_launchers import optuna_resume, optuna_space, optuna_study
 from hydra_plugins.mnist_exp_launchers.optuna_trial import OBJECTIVE, env_overrides, make_pruner
 from mnist_exp.errors import ConfigError, NotSubmitted, UserError
-from mnist_exp.runner import sweep_resume
+from mnist_exp.cli import invocation
 
 log = logging.getLogger(__name__)
 RESULTS = "optimization_results.yaml"
@@ -67,7 +67,7 @@ class OptunaSweeper(Sweeper):
         sweep_dir = Path(str(self.config.hydra.sweep.dir)).absolute()
         runner = _Trials(self, study, space, fixed, storage, name, sweep_dir)
         planned, kept = [(job, None, None) for job in range(self.n_trials)], []
-        resume = sweep_resume.RESUMING
+        resume = invocation.current().resuming
         if resume is not None:
             planned, kept = optuna_resume.plan(self, study, fixed, sweep_dir, resume.retry_failed)
         runner.run(workers, planned)

@@ -86,9 +86,9 @@ class SlurmLauncher(PluginLauncher):
     def _detached(self, sweep_dir: Path, jobs: list, numbers: List[int],
                   job_overrides: Sequence[Sequence[str]]) -> List[JobReturn]:
         """wait=false: say where the sweep is and which jobs SLURM has, and return at once."""
-        from mnist_exp.runner import sweep
+        from mnist_exp.cli import invocation
 
-        sweep.DETACHED = True
+        invocation.current().detached = True
         ids = " ".join(str(job.job_id) for job in jobs)
         print(f"submitted {len(jobs)} job{'s' * (len(jobs) != 1)} to SLURM, not waiting for them (hydra.launcher.wait=false): {ids}\n"
               f"sweep dir: {sweep_dir.absolute()}\n"

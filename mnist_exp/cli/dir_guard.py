@@ -17,11 +17,11 @@ from omegaconf.errors import OmegaConfBaseException
 
 from mnist_exp.config import (check_names, check_network_keys, check_no_preset_with_resume, check_preset_arch,
                                check_resume, check_typed_names, swept_keys, typed_keys)
+from mnist_exp.cli import invocation
 from mnist_exp.files import ownership
 from mnist_exp.errors import UserError
 
 JOB_KEYS = ("hydra.job.num", "hydra.job.id")  # a sweep subdir must tell its jobs apart
-CLAIMED = []  # the run's or sweep's directory, once claimed: the CLI removes it if nothing ever ran
 # what Hydra, the sweep summary (summary.csv: the jobs, all pending) and an Optuna search (its
 # study, in the sweep dir by default) write first; a fresh claim found the directory empty, so
 # they are this invocation's own
@@ -40,7 +40,7 @@ class Refused(BaseException):
 class ClaimDirectories(Callback):
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         check_typed(config, single_run=True)
-        CLAIMED.append(_claim(config, "hydra.run.dir", "run"))
+        invocation.current().claimed.append(_claim(config, "hydra.run.dir", "run"))
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         subdir = OmegaConf.to_container(config.hydra.sweep, resolve=False).get("subdir")
@@ -48,16 +48,15 @@ class ClaimDirectories(Callback):
             raise Refused(f"hydra.sweep.subdir={subdir} would put several jobs in one directory: "
                           "it must contain ${hydra.job.num} (the default) or ${hydra.job.id}")
         check_typed(config, single_run=False)
-        from mnist_exp.runner import sweep_resume
 
-        if sweep_resume.RESUMING is None:  # a resumed sweep's directory is claimed already, and is never discarded
-            CLAIMED.append(_claim(config, "hydra.sweep.dir", "sweep"))
+        if invocation.current().resuming is None:  # a resumed sweep's directory is claimed already, and is never discarded
+            invocation.current().claimed.append(_claim(config, "hydra.sweep.dir", "sweep"))
 
 
 def discard_unused() -> None:
     """Remove the claimed directory of a run refused before it started, or of a sweep whose
     launch failed before any job: they hold only what Hydra wrote first."""
-    for directory in CLAIMED:
+    for directory in invocation.current().claimed:
         ownership.discard(directory, UNUSED)
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+from mnist_exp.cli import invocation
 from mnist_exp.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -38,14 +39,10 @@ class Resume:
     retry_failed: bool
 
 
-RESUMING: Optional[Resume] = None  # the sweep this process resumes (set by command_line)
-
-
 def command_line(argv: List[str]) -> Optional[List[str]]:
     """The command line that resumes the sweep `-m resume=SWEEP_DIR` names, or None when `argv`
     asks for no such thing. Refuses (ConfigError) what would change the sweep; claims its
     directory, so a sweep another process runs is refused before anything is written."""
-    global RESUMING
     from hydra._internal.utils import get_args_parser
 
     try:
@@ -72,7 +69,7 @@ def command_line(argv: List[str]) -> Optional[List[str]]:
     from mnist_exp.files import ownership
 
     ownership.claim(target, fresh=False, what="sweep")  # held to the end; a live owner is refused
-    RESUMING = Resume(target, retry)
+    invocation.current().resuming = Resume(target, retry)
     return ["--multirun", *_rebuilt(recorded, given, target)]
 
 

@@ -10,19 +10,17 @@ their failures instead of raising (see app.py). `python -m mnist_exp.summarize D
 import logging
 import math
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from mnist_exp.cli import invocation
+
 log = logging.getLogger(__name__)
 
-# The sweep directory of the multirun this process launched: the CLI reports on it at exit.
-LAUNCHED: Optional[Path] = None
-# Set by the SLURM launcher with wait=false: the jobs were submitted, not run; nothing to report yet.
-DETACHED = False
 MAX_JOBS = 10_000  # a grid sweep of more jobs is refused: Hydra lists every job's overrides up front
 
 
@@ -39,7 +37,7 @@ class PrepareSweep(Callback):
         from hydra.core.plugins import Plugins
         from hydra_plugins.mnist_exp_launchers.joblib_launcher import JoblibLauncher
 
-        from mnist_exp.runner.dir_guard import Refused
+        from mnist_exp.cli.dir_guard import Refused
 
         Plugins.instance().register(JoblibLauncher)
         if "mnist_exp_launchers.submitit_launcher" in str(config.hydra.launcher.get("_target_", "")):
@@ -74,7 +72,7 @@ def _check_grid_size(config: DictConfig) -> None:
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
 
-    from mnist_exp.runner.dir_guard import Refused
+    from mnist_exp.cli.dir_guard import Refused
 
     params = config.hydra.sweeper.get("params") or {}
     arguments = [f"{key}={value}" for key, value in params.items()] + list(config.hydra.overrides.task)
@@ -111,15 +109,14 @@ class SweepSummary(Callback):
         """Also keeps the sweep's config as multirun.yaml, which only Hydra's basic sweeper
         writes: the summary reads the planned jobs and searched keys of any sweep from it, and
         lists them all (pending) from the start. A resumed sweep keeps the multirun.yaml it has."""
-        global LAUNCHED
         from mnist_exp.analysis.summarize import write_summary
-        from mnist_exp.runner import sweep_resume
 
-        LAUNCHED = Path(config.hydra.sweep.dir).resolve()
-        LAUNCHED.mkdir(parents=True, exist_ok=True)
-        if sweep_resume.RESUMING is None:
-            OmegaConf.save(config, LAUNCHED / "multirun.yaml")
-        write_summary(LAUNCHED, figure=False)
+        run = invocation.current()
+        run.sweep_dir = Path(config.hydra.sweep.dir).resolve()  # the CLI reports on it at exit
+        run.sweep_dir.mkdir(parents=True, exist_ok=True)
+        if run.resuming is None:
+            OmegaConf.save(config, run.sweep_dir / "multirun.yaml")
+        write_summary(run.sweep_dir, figure=False)
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
         hydra_cfg = HydraConfig.get()
@@ -136,4 +133,4 @@ class SweepSummary(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from mnist_exp.analysis.summarize import write_summary
 
-        write_summary(Path(config.hydra.sweep.dir).resolve(), figure=not DETACHED)  # no figure of jobs not run
+        write_summary(Path(config.hydra.sweep.dir).resolve(), figure=not invocation.current().detached)  # no figure of jobs not run
