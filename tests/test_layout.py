@@ -11,7 +11,14 @@ ALLOWED = {  # folder -> what its modules may import from mnist_exp (anywhere in
     "data": {"config", "errors", "files", "data"},
     "nn": {"errors", "files", "data", "nn"},  # plain arguments: never the runner's Config
     "record": {"config", "errors", "files", "nn", "record"},  # the run directory's one owner: below the runner
+    "runner": {"config", "errors", "files", "data", "nn", "record", "runner"},  # runs one experiment, Hydra aside
+    "analysis": {"config", "errors", "files", "data", "nn", "record", "runner", "analysis"},  # reads records
+    "report": {"config", "errors", "files", "record", "runner", "analysis", "report"},
+    "cli": {"config", "errors", "files", "data", "nn", "record", "runner", "analysis", "report", "cli"},
 }
+# The one import against the layers, each with its reason: the summarize tool (analysis/summarize.py's
+# main, run as python -m mnist_exp.summarize) also rebuilds the sweep's report.html.
+EXCEPTIONS = {("analysis/summarize.py", "report")}
 
 
 def imported(path: Path):
@@ -33,7 +40,8 @@ def test_lower_layers_never_import_higher_ones(folder):
     modules = sorted((PACKAGE / folder).glob("*.py"))
     assert modules, folder
     wrong = [f"{path.relative_to(PACKAGE)}:{line} imports mnist_exp.{name}" for path in modules
-             for line, name in imported(path) if name not in ALLOWED[folder]]
+             for line, name in imported(path)
+             if name not in ALLOWED[folder] and (str(path.relative_to(PACKAGE)), name) not in EXCEPTIONS]
     assert wrong == []
 
 
