@@ -130,7 +130,7 @@ def _slurm_rows(rows: List[Dict[str, Any]], sweeps: set, ask: bool) -> List[Dict
                 continue
             config = job.get("config") if isinstance(job.get("config"), dict) else {}
             added.append({"job": _value_int(job["num"]),
-                          **{key: _value(key, _lookup(config, key)) for key in CONFIG_TYPES},
+                          **{key: typed_value(key, _lookup(config, key)) for key in CONFIG_TYPES},
                           "status": job["status"], "reason": job["reason"], "epochs_run": 0,
                           "overrides": " ".join(map(str, job.get("overrides") or [])), "run_dir": str(job["dir"])})
     return added

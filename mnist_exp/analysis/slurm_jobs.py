@@ -17,11 +17,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional
 
+from filelock import FileLock
+
 from mnist_exp.files.reading import read_text, why
 from mnist_exp.record.names import CHECKPOINT
 from mnist_exp.record.summary import save_json
 
 RECORD = "slurm_jobs.json"
+LOCK = ".slurm_jobs.lock"
 OPEN = (None, "running", "interrupted")  # a run's own status that SLURM's word may overrule (as record_lost does)
 WAITING = ("PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "SUSPENDED", "RESIZING")
 GOING = ("RUNNING", "COMPLETING", "CONFIGURING", "STAGE_OUT", "SIGNALING")
@@ -46,14 +49,22 @@ def read(sweep_dir: Path) -> Optional[Dict[str, Any]]:
         return None
 
 
+def _locked(sweep_dir: Path) -> FileLock:
+    """The record's writers (launches in threads or processes, summarize) take turns."""
+    return FileLock(Path(sweep_dir) / LOCK)
+
+
 def add_jobs(sweep_dir: Path, jobs: List[Dict[str, Any]], wait: bool) -> None:
-    """The launcher's note of jobs it submitted (a search or a batched grid adds several times)."""
-    record = read(sweep_dir) or {"jobs": [], "states": {}}
-    numbers = {job["num"] for job in jobs}
-    record["jobs"] = sorted([j for j in record["jobs"] if j.get("num") not in numbers] + jobs, key=lambda j: j["num"])
-    record["wait"] = wait
-    record.setdefault("submitted_at", _now())
-    save_json(Path(sweep_dir) / RECORD, record)
+    """The launcher's note of jobs it submitted (a search, a batched grid or a resume adds
+    several times; a job submitted again replaces its earlier line)."""
+    with _locked(sweep_dir):
+        record = read(sweep_dir) or {"jobs": [], "states": {}}
+        numbers = {job["num"] for job in jobs}
+        record["jobs"] = sorted([j for j in record["jobs"] if j.get("num") not in numbers] + jobs,
+                                key=lambda j: j["num"])
+        record["wait"] = wait
+        record.setdefault("submitted_at", _now())
+        save_json(Path(sweep_dir) / RECORD, record)
 
 
 def ask_slurm(job_ids: Iterable[str]) -> Optional[Dict[str, str]]:
@@ -133,18 +144,19 @@ def collect(sweep_dir: Path, own: Dict[Path, Optional[str]]) -> None:
     job that started and that SLURM ended, in its summary.json, as a waiting launcher would."""
     from mnist_exp.record.summary import record_lost
 
-    record = read(sweep_dir)
-    if record is None:
-        return
-    states = job_states(sweep_dir, record, own, ask=True)
-    kept = record.setdefault("states", {})
-    for job in states:
-        if job["state"]:
-            kept[job["slurm_id"]] = {"state": job["state"], "checked_at": _now()}
-        if job["started"] and job["status"] in ("cancelled", "interrupted", "failed"):
-            record_lost(job["dir"], job["status"], job["reason"], {"num": job["num"], "overrides": job["overrides"]})
-    if states:
-        save_json(Path(sweep_dir) / RECORD, record)
+    with _locked(sweep_dir):
+        record = read(sweep_dir)
+        if record is None:
+            return
+        states = job_states(sweep_dir, record, own, ask=True)
+        kept = record.setdefault("states", {})
+        for job in states:
+            if job["state"]:
+                kept[job["slurm_id"]] = {"state": job["state"], "checked_at": _now()}
+            if job["started"] and job["status"] in ("cancelled", "interrupted", "failed"):
+                record_lost(job["dir"], job["status"], job["reason"], {"num": job["num"], "overrides": job["overrides"]})
+        if states:
+            save_json(Path(sweep_dir) / RECORD, record)
 
 
 def _going(state: Optional[str]) -> bool:
