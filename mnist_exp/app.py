@@ -28,7 +28,7 @@ from mnist_exp.config import (DATA_LOCATION, Config, DataConfig, check_no_preset
                               validate)
 from mnist_exp.errors import ConfigError, UserError, record_error
 from mnist_exp.runner.interrupts import Interrupted, ignore_further
-from mnist_exp.record import CHECKPOINT, SUMMARY
+from mnist_exp.record import CHECKPOINT, METRICS, SUMMARY
 from mnist_exp.record.summary import load_config
 
 CONF_DIR = str(files("mnist_exp.conf"))  # top-level conf/ in a checkout, packaged when installed
@@ -82,7 +82,8 @@ def hydra_main(dcfg: DictConfig) -> Union[Dict[str, Any], "NoValue"]:
                 extends = target
             else:
                 run_dir = target
-        trial, on_epoch = search_trial(hydra_cfg, cfg.epochs) if sweeping else ({}, None)
+        trial, on_epoch = search_trial(hydra_cfg, cfg.epochs, run_dir if requeued else None) if sweeping \
+            else ({}, None)
         result = run_experiment(cfg, run_dir, {"job": job, **trial, **origin}, resume=resuming, extends=extends,
                                 on_epoch=on_epoch)
     except ownership.DirectoryInUse as e:  # someone else's directory: write nothing into it
@@ -113,9 +114,10 @@ def job_value(result: Dict[str, Any], run_dir: Path, job: Optional[dict]) -> Uni
     return {**(result["final"] or {}), "status": result["status"], "epochs_run": result["epochs_run"]}
 
 
-def search_trial(hydra_cfg, epochs: int) -> Tuple[Dict[str, Any], Any]:
+def search_trial(hydra_cfg, epochs: int, resumed: Optional[Path] = None) -> Tuple[Dict[str, Any], Any]:
     """For a job of an Optuna search ({}, None otherwise): its trial, recorded in summary.json,
-    and the hook that reports each epoch to the trial and says when the pruner stops it."""
+    and the hook that reports each epoch to the trial and says when the pruner stops it (a
+    `resumed` job's recorded epochs are reported first, where the trial lacks them)."""
     from importlib.util import find_spec
 
     if find_spec("optuna") is None:
@@ -127,7 +129,7 @@ def search_trial(hydra_cfg, epochs: int) -> Tuple[Dict[str, Any], Any]:
         return {}, None
     recorded = {"trial": {"number": trial["number"], "study": trial["study"], "storage": trial["storage"],
                           "objective": f"final_{OBJECTIVE}"}}
-    return recorded, epoch_reporter(trial, hydra_cfg.sweeper, epochs)
+    return recorded, epoch_reporter(trial, hydra_cfg.sweeper, epochs, resumed / METRICS if resumed else None)
 
 
 def network_of_the_job(cfg: Config, overrides: List[str], choices: Dict[str, Any]) -> Config:
@@ -227,6 +229,8 @@ def resumed_config(cfg: Config, overrides: List[str]) -> Tuple[Config, Path]:
 
 
 def _nothing_to_resume(resume: str, target: Path, missing: str) -> str:
+    if (target / sweep_resume.MULTIRUN).is_file():
+        return f"resume={resume}: that is a sweep directory; finish the sweep with -m resume={resume}"
     if missing == CHECKPOINT and _status(target / SUMMARY) == "diverged":  # diverged before any finite epoch
         return f"resume={resume}: the run diverged; continuing it would repeat that: start a new run (e.g. with a lower lr)"
     return (f"resume={resume}: no {missing} there, so no run to continue (a run stopped "
@@ -443,14 +447,15 @@ def recorded_run_flags(argv: List[str], args) -> Optional[List[str]]:
         return None
     if args.config_name not in (None, "config", "config.yaml"):
         return None
-    hydra_dir = Path(args.config_path[len("file://"):] if args.config_path.startswith("file://") else args.config_path)
-    run = hydra_dir.expanduser().parent
+    path = args.config_path[len("file://"):] if args.config_path.startswith("file://") else args.config_path
+    hydra_dir = Path(path).expanduser()
+    run = hydra_dir.parent
     if hydra_dir.name != ".hydra" or not (hydra_dir / "config.yaml").is_file() or not (run / SUMMARY).is_file():
         return None
     if any(o.lstrip("+~").startswith("from_run=") for o in args.overrides):
         return None  # two runs to start from
     rest, skip = [], False
-    for i, item in enumerate(argv):
+    for item in argv:
         if skip:
             skip = False
             continue

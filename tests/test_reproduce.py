@@ -61,6 +61,17 @@ def test_an_untouched_run_reproduces_identically_into_a_new_run(runs, which, tmp
     assert {p.name: p.read_bytes() for p in recorded.iterdir() if p.is_file()} == before  # the record is untouched
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("sweep", [["lr=0.005,0.01", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
+                                   ["+search=optuna", "hydra.sweeper.n_trials=2"]], ids=["joblib", "optuna"])
+def test_a_job_of_a_joblib_sweep_or_an_optuna_search_reproduces(mnist_dir, tmp_path, sweep):
+    result = run_cli(["-m", *sweep, *TINY, f"hydra.sweep.dir={tmp_path / 's'}"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    result = reproduce(tmp_path / "s" / "1", "--out", str(tmp_path / "again"), cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip().splitlines()[-1].startswith("identical")
+
+
 def test_the_rerun_goes_under_outputs_by_default(runs, tmp_path):
     result = reproduce(runs / "mlp", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -199,6 +210,18 @@ def test_a_diverged_run_reproduces_its_divergence(mnist_dir, tmp_path):
 
 
 @pytest.mark.slow
+def test_the_rerun_has_the_blas_threads_the_run_had(mnist_dir, tmp_path):
+    """With 2 threads instead of 1 these mini-batches' weights differed in their last bits."""
+    args = ["batch_size=64", "hidden_size=512", "train_samples=5000", "test_samples=200", "epochs=1"]
+    run = run_cli([*args, f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path, env={"OPENBLAS_NUM_THREADS": "1"})
+    assert run.returncode == 0, run.stderr
+    result = run_cli([str(tmp_path / "run"), "--out", str(tmp_path / "again")], cwd=tmp_path,
+                     module="mnist_exp.reproduce", env={"OPENBLAS_NUM_THREADS": "2"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert summary(tmp_path / "again")["runtime"]["blas_threads"] == 1
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("schedule, same", [("constant", True), ("cosine", False)])
 def test_an_extended_run_reproduces_unless_its_schedule_depends_on_epochs(mnist_dir, tmp_path, schedule, same):
     first = run_cli([*TINY, f"lr_schedule={schedule}", f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path)
@@ -280,6 +303,18 @@ def test_a_sweep_from_a_recorded_run(runs, tmp_path):
         record = summary(tmp_path / "s" / str(job))
         assert record["config"]["lr"] == lr and record["config"]["hidden_size"] == 16
         assert record["from_run"]["changed"] == {"lr": [0.005, lr]}
+
+
+def test_from_run_reads_the_data_where_this_user_keeps_it(mnist_dir, tmp_path):
+    """The record's data.dir may be gone (or another user's): the default data set is read from
+    MNIST_EXP_DATA_DIR, and the checksums say it is the same data."""
+    gone = Path(shutil.copytree(mnist_dir, tmp_path / "gone"))
+    first = run_cli([*TINY, f"data.dir={gone}", f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    shutil.rmtree(gone)
+    result = reproduce(tmp_path / "run", "--out", str(tmp_path / "again"), cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert summary(tmp_path / "again")["data"]["dir"] == str(mnist_dir) and not gone.exists()
 
 
 def test_from_run_of_a_cnn_takes_its_network_keys(runs, tmp_path):

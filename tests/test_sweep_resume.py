@@ -52,7 +52,8 @@ def kill_midway(args, sweep_dir: Path, cwd: Path, finished: int, timeout: float 
         while time.time() < deadline:
             jobs = [d for d in sweep_dir.glob("[0-9]*") if d.is_dir()]
             done = [d for d in jobs if status(d) == "completed"]
-            midway = [d for d in jobs if status(d) == "running" and 1 <= rows(d) < 4 and (d / "checkpoint.npz").is_file()]
+            midway = [d for d in jobs
+                      if status(d) == "running" and 1 <= rows(d) < 4 and (d / "checkpoint.npz").is_file()]
             if len(done) >= finished and midway:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=30)
@@ -149,6 +150,10 @@ def test_a_resume_that_would_change_the_sweep_is_refused(done_sweep, tmp_path, c
     assert fingerprint(done_sweep) == before and not (tmp_path / "elsewhere").exists()
 
 
+def test_a_sweep_dir_given_to_a_single_run_says_how_to_resume_it(done_sweep, tmp_path):
+    refused(run_cli([f"resume={done_sweep}"], cwd=tmp_path), "a sweep directory", f"-m resume={done_sweep}")
+
+
 def test_the_sweeps_own_overrides_may_be_typed_again(done_sweep, tmp_path):
     result = run_cli(["-m", f"resume={done_sweep}", *TINY], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -206,14 +211,20 @@ def test_an_optuna_search_resumed_continues_its_study_to_n_trials(mnist_dir, tmp
     sweep_dir = tmp_path / "search"
     args = ["+search=optuna", "hydra.sweeper.n_trials=4", "hydra.sweeper.pruner=none", "val_samples=300",
             "train_samples=3000", "test_samples=300", "epochs=4", "hydra.sweeper.sampler.seed=1"]
-    kill_midway(args, sweep_dir, tmp_path, finished=1)
+    midway = kill_midway(args, sweep_dir, tmp_path, finished=1)
     result = run_cli(["-m", f"resume={sweep_dir}"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     study = optuna.load_study(study_name="mnist_exp", storage=f"sqlite:///{sweep_dir / 'optuna.db'}")
-    states = [t.state.name for t in study.get_trials()]
-    assert states.count("COMPLETE") == 4 and "RUNNING" not in states, states
+    trials = study.get_trials()
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 4  # the killed trial went on, no fifth one
     assert [status(sweep_dir / str(j)) for j in range(4)] == ["completed"] * 4
     assert not (sweep_dir / "4").exists()
+    for job_dir in midway:  # from its checkpoint, under its own trial, which holds every epoch's value
+        assert "continuing after epoch" in (job_dir / "mnist_exp.log").read_text()
+        number = json.loads((job_dir / "summary.json").read_text())["trial"]["number"]
+        assert sorted(trials[number].intermediate_values) == [0, 1, 2, 3]
+    results = (sweep_dir / "optimization_results.yaml").read_text()
+    assert "complete: 4" in results, results
 
 
 def test_joblib_lines_name_their_job_and_each_log_holds_its_own(mnist_dir, tmp_path):

@@ -12,6 +12,7 @@ failed or pruned one has no end to compare with.
 
 import argparse
 import datetime
+import os
 import signal
 import subprocess
 import sys
@@ -96,14 +97,23 @@ def default_out() -> Path:
     return Path("outputs") / now.strftime("%Y-%m-%d") / now.strftime("%H-%M-%S.%f")
 
 
-def rerun(run_dir: Path, out: Path, data_dir: Any = None) -> int:
-    """The rerun, as a user would start it (its lines on this console); its exit code. Ctrl-C
-    reaches it too, and is waited for: it records itself as interrupted."""
+BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def rerun(run_dir: Path, out: Path, recorded: Dict[str, Any], data_dir: Any = None) -> int:
+    """The rerun, as a user would start it (its lines on this console); its exit code. It gets
+    the BLAS threads the run had: a matrix product split over other threads can sum in another
+    order, and weights then differ in their last bits (measured: 1 thread against 2, batches of
+    64). Ctrl-C reaches it too, and is waited for: it records itself as interrupted."""
     args = [sys.executable, "-m", "mnist_exp", f"from_run={override_value(str(run_dir.resolve()))}",
             f"hydra.run.dir={override_value(str(out))}"]
     if data_dir is not None:
         args.append(f"data.dir={override_value(str(Path(data_dir).resolve()))}")
-    child = subprocess.Popen(args)
+    env = dict(os.environ)
+    threads = (recorded.get("runtime") or {}).get("blas_threads")
+    if isinstance(threads, int) and threads >= 1:
+        env.update({name: str(threads) for name in BLAS_THREADS})
+    child = subprocess.Popen(args, env=env)
     try:
         return child.wait()
     except KeyboardInterrupt:
@@ -133,7 +143,7 @@ def main(argv=None) -> int:
         return cli.fail(PROG, str(e))
     for line in code_warnings(recorded, args.run_dir):
         print(f"{PROG}: warning: {line}", file=sys.stderr)
-    code = rerun(args.run_dir, out, args.data_dir)
+    code = rerun(args.run_dir, out, recorded, args.data_dir)
     if code not in (0, 3):  # 3: diverged, as a diverged run's rerun should
         cli.fail(PROG, f"the rerun ended with exit {code} (its line above says why): nothing compared")
         return code if code != 1 else cli.EXIT_USER_ERROR
@@ -146,7 +156,7 @@ def compare(run_dir: Path, out: Path, recorded: Dict[str, Any]) -> int:
     again = summary.load(out)
     found = record_diff.first_difference(run_dir, out, recorded, again)
     if found:
-        print(f"differs: {found}")
+        print(f"differs: {found}{_threads_note(recorded, again)}")
         return 1
     weights = run_dir / record.WEIGHTS
     kept = f"{len(record.read_specs(weights, 'weights'))} arrays of weights.npz" if weights.exists() else "no weights"
@@ -155,3 +165,9 @@ def compare(run_dir: Path, out: Path, recorded: Dict[str, Any]) -> int:
     print(f"identical: {recorded.get('epochs_run')} epochs of metrics.csv (every column but seconds), {kept} "
           f"(bit for bit), {classes}; {recorded.get('status')}")
     return 0
+
+
+def _threads_note(recorded: Dict[str, Any], again: Dict[str, Any]) -> str:
+    """Other BLAS threads (this machine could not give the run's) may explain last-bit differences."""
+    then, now = ((s.get("runtime") or {}).get("blas_threads") for s in (recorded, again))
+    return f" (the run had {then} BLAS threads, the rerun {now})" if then != now else ""

@@ -63,7 +63,8 @@ class JoblibLauncher(PluginLauncher):
         return lost_jobs.record(self, idx, overrides, directory, "interrupted", reason)
 
 
-def execute_job(idx: int, overrides: Sequence[str], hydra_context, config, task_function, singleton_state) -> JobReturn:
+def execute_job(idx: int, overrides: Sequence[str], hydra_context, config, task_function,
+                singleton_state) -> JobReturn:
     """The plugin's execute_job (in the worker), with the job's number before its console lines."""
     setup_globals()
     Singleton.set_state(singleton_state)

@@ -21,9 +21,10 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from hydra_plugins.mnist_exp_launchers import optuna_space, optuna_study
+from hydra_plugins.mnist_exp_launchers import optuna_resume, optuna_space, optuna_study
 from hydra_plugins.mnist_exp_launchers.optuna_trial import OBJECTIVE, env_overrides, make_pruner
 from mnist_exp.errors import ConfigError, NotSubmitted, UserError
+from mnist_exp.runner import sweep_resume
 
 log = logging.getLogger(__name__)
 RESULTS = "optimization_results.yaml"
@@ -63,9 +64,14 @@ class OptunaSweeper(Sweeper):
         workers = self._workers()
         log.info("study %s in %s: %d trials, %d at a time, pruner %s", name, storage, self.n_trials, workers,
                  self.pruner)
-        runner = _Trials(self, study, space, fixed, storage, name)
-        runner.run(workers)
-        optuna_study.save_results(study, Path(str(self.config.hydra.sweep.dir)) / RESULTS, runner.numbers)
+        sweep_dir = Path(str(self.config.hydra.sweep.dir)).absolute()
+        runner = _Trials(self, study, space, fixed, storage, name, sweep_dir)
+        planned, kept = [(job, None, None) for job in range(self.n_trials)], []
+        resume = sweep_resume.RESUMING
+        if resume is not None:
+            planned, kept = optuna_resume.plan(self, study, fixed, sweep_dir, resume.retry_failed)
+        runner.run(workers, planned)
+        optuna_study.save_results(study, sweep_dir / RESULTS, kept + runner.numbers)
 
     def _task_config(self, fixed: List[str]) -> Dict[str, Any]:
         """The job config every trial shares (the searched keys at their defaults), as plain values."""
@@ -100,21 +106,21 @@ class _Trials:
     """Asks, launches and tells: the asking and telling in this thread, each launch (one job,
     one trial) in a worker thread, a new one as soon as one ends."""
 
-    def __init__(self, sweeper: OptunaSweeper, study, space, fixed, storage: str, name: str):
+    def __init__(self, sweeper: OptunaSweeper, study, space, fixed, storage: str, name: str, sweep_dir: Path):
         self.sweeper, self.study, self.space, self.fixed = sweeper, study, space, fixed
-        self.storage, self.name = storage, name
+        self.storage, self.name, self.sweep_dir = storage, name, sweep_dir
         self.running: Dict[int, Any] = {}  # job num -> trial
         self.numbers: List[int] = []  # the trials this sweep ran
         self.done: "queue.Queue" = queue.Queue()
         self.launched = 0  # trials whose job the launcher ran (or submitted)
 
-    def run(self, workers: int) -> None:
-        job = 0
+    def run(self, workers: int, planned: List[optuna_resume.Planned]) -> None:
+        """Runs the planned jobs: (job number, the trial it goes on with, or the params of a new one)."""
+        queue = list(planned)
         try:
-            while job < self.sweeper.n_trials or self.running:
-                while job < self.sweeper.n_trials and len(self.running) < workers:
-                    self._start(job, workers)
-                    job += 1
+            while queue or self.running:
+                while queue and len(self.running) < workers:
+                    self._start(*queue.pop(0), workers)
                 if self.running:
                     num, returns = self.done.get()
                     self._tell(self.running.pop(num), returns)
@@ -123,8 +129,12 @@ class _Trials:
                 self.study.tell(trial, state=_state("FAIL"), skip_if_finished=True)
             raise
 
-    def _start(self, job: int, workers: int) -> None:
-        trial = self.study.ask(self.space)
+    def _start(self, job: int, trial, params: Optional[Dict[str, Any]], workers: int) -> None:
+        if trial is None:
+            if params is not None:  # a resumed job's parameters, as a new trial
+                self.study.enqueue_trial(params, skip_if_exists=False)
+            trial = self.study.ask(self.space)
+            trial.set_user_attr(optuna_resume.SWEEP_ATTR, str(self.sweep_dir))
         self.numbers.append(trial.number)
         overrides = optuna_space.overrides(trial.params, self.fixed) + env_overrides(self.storage, self.name,
                                                                                    trial.number)

@@ -7,7 +7,9 @@ which every launcher applies around the task), so nothing extra appears among th
 overrides; the pruner is built from the job's copy of the sweeper's config.
 """
 
+import csv
 import os
+from pathlib import Path
 from typing import Any, Callable, Dict, Optional
 
 OBJECTIVE = "val_accuracy"  # of the epoch a run keeps: what a search maximises; test accuracy only beside it
@@ -46,9 +48,11 @@ def job_trial() -> Optional[Dict[str, Any]]:
     return {"storage": os.environ[ENV_STORAGE], "study": os.environ[ENV_STUDY], "number": int(os.environ[ENV_TRIAL])}
 
 
-def epoch_reporter(trial_info: Dict[str, Any], sweeper_cfg, epochs: int) -> Callable[[Any], bool]:
+def epoch_reporter(trial_info: Dict[str, Any], sweeper_cfg, epochs: int,
+                   recorded: Optional[Path] = None) -> Callable[[Any], bool]:
     """on_epoch for run_experiment: reports the epoch's objective to the trial (step = epoch)
-    and returns True when the pruner says stop."""
+    and returns True when the pruner says stop. A resumed job first reports the epochs its
+    `recorded` metrics.csv holds that the trial lacks (a kill can fall between the two)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -57,6 +61,8 @@ def epoch_reporter(trial_info: Dict[str, Any], sweeper_cfg, epochs: int) -> Call
                               pruner=pruner or optuna.pruners.NopPruner())
     trial_id = study._storage.get_trial_id_from_study_id_trial_number(study._study_id, trial_info["number"])
     trial = optuna.trial.Trial(study, trial_id)
+    if recorded is not None:
+        _report_recorded(trial, study, trial_id, recorded)
 
     def on_epoch(metrics) -> bool:
         value = getattr(metrics, OBJECTIVE)
@@ -66,3 +72,20 @@ def epoch_reporter(trial_info: Dict[str, Any], sweeper_cfg, epochs: int) -> Call
         return pruner is not None and trial.should_prune()
 
     return on_epoch
+
+
+def _report_recorded(trial, study, trial_id: int, metrics_csv: Path) -> None:
+    """Each recorded epoch's objective the trial has no value for (an unreadable file: none)."""
+    try:
+        with open(metrics_csv, newline="") as f:
+            rows = list(csv.DictReader(f))
+    except OSError:
+        return
+    known = study._storage.get_trial(trial_id).intermediate_values
+    for row in rows:
+        try:
+            epoch, value = int(row["epoch"]), float(row[OBJECTIVE])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if epoch not in known:
+            trial.report(value, epoch)

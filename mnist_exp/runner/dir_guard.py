@@ -22,9 +22,9 @@ from mnist_exp.errors import UserError
 
 JOB_KEYS = ("hydra.job.num", "hydra.job.id")  # a sweep subdir must tell its jobs apart
 CLAIMED = []  # the run's or sweep's directory, once claimed: the CLI removes it if nothing ever ran
-# what Hydra, the sweep summary (multirun.yaml, and summary.csv listing every job as pending from
-# the start) and an Optuna search (its study, in the sweep dir by default) write first; a fresh
-# claim found the directory empty, so they are this invocation's own
+# what Hydra, the sweep summary (summary.csv: the jobs, all pending) and an Optuna search (its
+# study, in the sweep dir by default) write first; a fresh claim found the directory empty, so
+# they are this invocation's own
 UNUSED = (".hydra", "mnist_exp.log", "multirun.yaml", "summary.csv", ".summary.lock", "optuna.db")
 
 
