@@ -27,7 +27,7 @@ from mnist_exp.config import (DATA_LOCATION, Config, DataConfig, check_no_preset
                               get_key, override_value, register, register_launchers, typed_keys, unused_by,
                               validate)
 from mnist_exp.errors import ConfigError, UserError, record_error
-from mnist_exp.runner.interrupts import Interrupted, ignore_further
+from mnist_exp.runner.interrupts import Interrupted, RunStopped, ignore_further
 from mnist_exp.record import CHECKPOINT, METRICS, SUMMARY
 from mnist_exp.record.summary import load_config
 
@@ -105,13 +105,13 @@ def hydra_main(dcfg: DictConfig) -> Union[Dict[str, Any], "NoValue"]:
     return job_value(result, run_dir, job)
 
 
-def job_value(result: Dict[str, Any], run_dir: Path, job: Optional[dict]) -> Union[Dict[str, Any], "NoValue"]:
+def job_value(result, run_dir: Path, job: Optional[dict]) -> Union[Dict[str, Any], "NoValue"]:
     """What the job hands its sweeper: the metrics of the epoch whose weights the run keeps
     (early stopping may restore an earlier one), its status (completed or pruned) and epochs
     run; a diverged run's is a NoValue."""
-    if result["status"] == "diverged":
-        return _failed(run_dir, job, EXIT_DIVERGED, f"run diverged: {result['reason']}; metrics up to then in {run_dir}")
-    return {**(result["final"] or {}), "status": result["status"], "epochs_run": result["epochs_run"]}
+    if result.status == "diverged":
+        return _failed(run_dir, job, EXIT_DIVERGED, f"run diverged: {result.reason}; metrics up to then in {run_dir}")
+    return {**(result.final or {}), "status": result.status, "epochs_run": result.epochs_run}
 
 
 def search_trial(hydra_cfg, epochs: int, resumed: Optional[Path] = None) -> Tuple[Dict[str, Any], Any]:
@@ -370,15 +370,7 @@ def _main() -> None:
         ignore_further()
         if sweep.LAUNCHED is not None:
             report_sweep(sweep.LAUNCHED, stopped=True)
-        how = f" by {e}" if isinstance(e, Interrupted) else ""
-        where = getattr(e, "run_dir", None)
-        if getattr(e, "ended", False):
-            advice = f" after the run ended; its record in {where} is complete"
-        elif where:
-            advice = f"; finished epochs are kept, continue with resume={where}"
-        else:
-            advice = "; no epoch had finished, so there is nothing to resume"
-        sys.exit(_fail(f"interrupted{how}{advice}", getattr(e, "exit_code", EXIT_INTERRUPTED)))
+        sys.exit(_fail(*_stopped(e)))
     finally:
         os.environ.pop("HYDRA_FULL_ERROR", None)
 
@@ -388,6 +380,20 @@ def _resumed_sweep() -> None:
     rebuilt = sweep_resume.command_line(sys.argv[1:])
     if rebuilt is not None:
         sys.argv = [sys.argv[0], *rebuilt]
+
+
+def _stopped(e: KeyboardInterrupt) -> Tuple[str, int]:
+    """The line and exit code for a Ctrl-C or signal: what was kept, and how to go on."""
+    cause = e.cause if isinstance(e, RunStopped) else e
+    how = f" by {cause}" if isinstance(cause, Interrupted) else ""
+    where = e.resume_from if isinstance(e, RunStopped) else None
+    if isinstance(e, RunStopped) and e.ended:
+        advice = f" after the run ended; its record in {where} is complete"
+    elif where:
+        advice = f"; finished epochs are kept, continue with resume={where}"
+    else:
+        advice = "; no epoch had finished, so there is nothing to resume"
+    return f"interrupted{how}{advice}", cause.exit_code if isinstance(cause, Interrupted) else EXIT_INTERRUPTED
 
 
 OTHER_CONFIG = {"config_path": "--config-path", "config_name": "--config-name",

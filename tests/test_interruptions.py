@@ -106,9 +106,9 @@ def test_an_epochs_bookkeeping_does_not_read_the_history_again(tmp_path, tiny_fi
     monkeypatch.setattr(record, "read_metrics", lambda *a, **k: reads.append(a) or read_metrics(*a, **k))
     cfg = Config(train_samples=50, test_samples=20, epochs=60, data=data_config(tiny_files, cache, ["http://127.0.0.1:9/"]))
     result = run_experiment(cfg, tmp_path / "run")
-    assert result["epochs_run"] == 60 and len(reads) == 1
+    assert result.epochs_run == 60 and result.status == "completed" and len(reads) == 1
     best = pd.read_csv(tmp_path / "run" / "metrics.csv").sort_values(["test_accuracy", "epoch"], ascending=[False, True])
-    assert result["best"]["epoch"] == best["epoch"].iloc[0]
+    assert result.best["epoch"] == best["epoch"].iloc[0]
 
 
 @pytest.mark.slow

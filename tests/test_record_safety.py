@@ -282,7 +282,7 @@ def test_a_signal_during_the_final_writes_leaves_the_completed_record_alone(tmp_
     from mnist_exp.config import Config
     from mnist_exp.runner.experiment import run_experiment
     from mnist_exp.runner.figure_process import FigureHelper
-    from mnist_exp.runner.interrupts import Interrupted
+    from mnist_exp.runner.interrupts import Interrupted, RunStopped
 
     cache = tmp_path / "cache"
     cache.mkdir()
@@ -297,9 +297,9 @@ def test_a_signal_during_the_final_writes_leaves_the_completed_record_alone(tmp_
         return draw(self, *args)
 
     monkeypatch.setattr(FigureHelper, "draw", draw_then_get_a_signal)
-    with pytest.raises(Interrupted) as info:
+    with pytest.raises(RunStopped) as info:
         run_experiment(cfg, tmp_path / "run")
-    assert info.value.ended
+    assert info.value.ended and isinstance(info.value.cause, Interrupted)
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "completed"
     assert "status: completed" in (tmp_path / "run" / "model_card.md").read_text()
 

@@ -6,7 +6,7 @@ Callable without Hydra: `run_experiment(Config(lr=0.01), Path("some/dir"))`.
 import logging
 import sys
 from contextlib import closing
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional
 
@@ -20,7 +20,7 @@ from mnist_exp.config import OPTION_KEYS, Config, validate
 from mnist_exp.data.datasets import load_dataset, split
 from mnist_exp.errors import UserError, record_error
 from mnist_exp.runner.figure_process import FigureHelper
-from mnist_exp.runner.interrupts import Interrupted, critical, graceful_interrupts
+from mnist_exp.runner.interrupts import Interrupted, RunStopped, critical, graceful_interrupts
 from mnist_exp.nn.models import check_checkpoint
 from mnist_exp.runner.networks import build, network, restore
 from mnist_exp.nn.optim import lr_at
@@ -28,6 +28,24 @@ from mnist_exp.record.metrics import EpochMetrics
 from mnist_exp.runner.train import EarlyStopping, train
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a run that ran to its end ended, as its summary.json records it. A run stopped by a
+    signal raises RunStopped instead, and one that failed raises its error, once recorded."""
+    status: str  # completed, pruned or diverged
+    reason: Optional[str]
+    final: Optional[Dict[str, Any]]  # the metrics of the epoch whose weights the run keeps (None: no weights)
+    best: Optional[Dict[str, Any]]  # the epoch of highest test accuracy
+    epochs_run: int
+    run_dir: Path
+    resumable: bool  # a checkpoint to extend it from (resume=RUN epochs=N)
+
+    @classmethod
+    def of(cls, summary: Dict[str, Any], run_dir: Path) -> "Outcome":
+        return cls(summary["status"], summary["reason"], summary["final"], summary["best"], summary["epochs_run"],
+                   run_dir, (run_dir / record.CHECKPOINT).is_file())
 FIGURE_POINTS = 2000  # curves.png plots at most about this many epochs of a long run
 
 
@@ -66,8 +84,8 @@ def progress_line(m: EpochMetrics, epochs: int, cfg: Optional[Config] = None) ->
 
 def run_experiment(cfg: Config, run_dir: Path, extra: Optional[Dict[str, Any]] = None,
                    resume: bool = False, extends: Optional[Path] = None,
-                   on_epoch: Optional[Callable[[EpochMetrics], bool]] = None) -> Dict[str, Any]:
-    """Train as `cfg` says and record everything in `run_dir`; returns the final summary.
+                   on_epoch: Optional[Callable[[EpochMetrics], bool]] = None) -> Outcome:
+    """Train as `cfg` says and record everything in `run_dir`; returns how it ended (Outcome).
 
     With `resume`, `run_dir` is a run stopped (or finished) earlier: it continues from its
     last checkpoint up to `cfg.epochs`, giving exactly the metrics of an uninterrupted run,
@@ -97,7 +115,7 @@ def run_experiment(cfg: Config, run_dir: Path, extra: Optional[Dict[str, Any]] =
 
 
 def _guarded(cfg: Config, run_dir: Path, status: summary.SummaryWriter, resume: bool,
-             extends: Optional[Path], on_epoch=None) -> Dict[str, Any]:
+             extends: Optional[Path], on_epoch=None) -> Outcome:
     """Run, and record how the run ended whatever stops it."""
     try:
         with FigureHelper() as figure:
@@ -110,9 +128,8 @@ def _guarded(cfg: Config, run_dir: Path, status: summary.SummaryWriter, resume: 
     except KeyboardInterrupt as e:
         if status.may_write and not status.ended:
             status.save("interrupted", f"interrupted by {e}" if isinstance(e, Interrupted) else "interrupted")
-        e.run_dir = run_dir if (run_dir / record.CHECKPOINT).is_file() else None  # the CLI says what to resume
-        e.ended = status.ended
-        raise
+        resumable = run_dir if (run_dir / record.CHECKPOINT).is_file() else None  # the CLI says what to resume
+        raise RunStopped(e, resumable, status.ended) from e
     except SystemExit:  # submitit's answer to SIGUSR2 (preemption, time limit): requeued, then resumed
         if status.may_write and not status.ended:
             status.save("interrupted", "stopped by the scheduler (preempted or at its time limit); "
@@ -133,7 +150,7 @@ def _guarded(cfg: Config, run_dir: Path, status: summary.SummaryWriter, resume: 
 
 
 def _run(cfg: Config, run_dir: Path, status: summary.SummaryWriter, resume: bool,
-         figure: FigureHelper, extends: Optional[Path] = None, on_epoch=None) -> Dict[str, Any]:
+         figure: FigureHelper, extends: Optional[Path] = None, on_epoch=None) -> Outcome:
     verb = f"extend {extends} into" if extends else "resume" if resume else "run"
     log.info("%s %s: %s", verb, run_dir, describe(cfg))
     stopper = EarlyStopping(cfg.early_stopping) if cfg.early_stopping else None
@@ -228,7 +245,7 @@ def _run(cfg: Config, run_dir: Path, status: summary.SummaryWriter, resume: bool
         log.info("%s: test accuracy %.*f (the weights of epoch %d%s), best %.*f at epoch %d; record in %s", state,
                  d, final["test_accuracy"], final["epoch"], restored, d, result["best"]["test_accuracy"],
                  result["best"]["epoch"], run_dir)
-    return result
+    return Outcome.of(result, run_dir)
 
 
 def _last_finite(cfg: Config, run_dir: Path, model, metrics_path: Path) -> Optional[EpochMetrics]:

@@ -9,7 +9,8 @@ twice) is noted, not raised, so it cannot cut short the recording of the first.
 import signal
 import threading
 from contextlib import contextmanager
-from typing import Iterator
+from pathlib import Path
+from typing import Iterator, Optional
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -22,6 +23,21 @@ class Interrupted(KeyboardInterrupt):
     @property
     def exit_code(self) -> int:
         return 128 + self.signum  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
+
+
+class RunStopped(KeyboardInterrupt):
+    """A run that Ctrl-C or a signal (`cause`) stopped, once its record says so: `resume_from`
+    is its directory when a finished epoch can be continued (None when none finished), `ended`
+    whether the run had recorded its end before the signal came (its record is complete). Still
+    a KeyboardInterrupt: it stops a sweep as the signal would."""
+
+    def __init__(self, cause: KeyboardInterrupt, resume_from: Optional[Path], ended: bool):
+        super().__init__(*cause.args)
+        self.cause, self.resume_from, self.ended = cause, resume_from, ended
+
+    @property
+    def exit_code(self) -> int:
+        return self.cause.exit_code if isinstance(self.cause, Interrupted) else 130
 
 
 _state = {"depth": 0, "pending": None, "stopping": False}
