@@ -142,3 +142,34 @@ def test_a_waiting_submitter_killed_leaves_a_sweep_the_readers_still_follow(mnis
     assert table.loc[0, "status"] == "completed"
     assert table.loc[1, "status"] == "failed", table.loc[1, "reason"]
     assert table.loc[1, "reason"] == f"SLURM job {ids[1]} ended FAILED; continue it with resume={sweep_dir / '1'}"
+
+
+@pytest.mark.slow
+def test_a_detached_sweeps_cancelled_job_is_finished_by_a_resume_of_the_sweep(mnist_dir, tmp_path):
+    """-m resume=SWEEP_DIR of a detached sweep submits (detached again) only the cancelled job,
+    which continues from its checkpoint to the numbers of an uninterrupted run."""
+    sweep_dir, long_job = tmp_path / "s", ["epochs=40", "train_samples=2000", "test_samples=200"]
+    submitted = run_cli(["-m", "epochs=2,40", *long_job[1:], *DETACHED, f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path,
+                        timeout=120)
+    assert submitted.returncode == 0, submitted.stderr
+    first = {job["num"]: job["slurm_id"] for job in json.loads((sweep_dir / "slurm_jobs.json").read_text())["jobs"]}
+    again = first
+    try:
+        wait_for(sweep_dir / "1" / "checkpoint.npz", 240)
+        subprocess.run(["scancel", first[1]], check=True, timeout=30)
+        assert settled(sweep_dir)["status"].tolist() == ["completed", "cancelled"]
+        kept = {name: (sweep_dir / "0" / name).read_bytes() for name in ("summary.json", "metrics.csv", "weights.npz")}
+        resumed = run_cli(["-m", f"resume={sweep_dir}"], cwd=tmp_path, timeout=120)
+        assert resumed.returncode == 0, resumed.stderr
+        again = {job["num"]: job["slurm_id"] for job in json.loads((sweep_dir / "slurm_jobs.json").read_text())["jobs"]}
+        assert again[0] == first[0] and again[1] != first[1] and "submitted 1 job to SLURM" in resumed.stdout
+        assert settled(sweep_dir)["status"].tolist() == ["completed", "completed"]
+    finally:
+        subprocess.run(["scancel", first[1].split("_")[0], again[1]], timeout=30)  # no job left running
+    assert {name: (sweep_dir / "0" / name).read_bytes() for name in kept} == kept  # left byte-identical
+    summary = json.loads((sweep_dir / "1" / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["resumed"][0]["after_epochs"] >= 1
+    whole = run_cli(long_job + [f"hydra.run.dir={tmp_path / 'whole'}"], cwd=tmp_path)
+    assert whole.returncode == 0, whole.stderr
+    pd.testing.assert_frame_equal(pd.read_csv(sweep_dir / "1" / "metrics.csv").drop(columns="seconds"),
+                                  pd.read_csv(tmp_path / "whole" / "metrics.csv").drop(columns="seconds"))

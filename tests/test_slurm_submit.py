@@ -66,24 +66,25 @@ def test_a_slurm_sweep_where_slurm_is_not_installed_is_one_line_exit_2(tmp_path)
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_detached_search_is_refused_before_anything_is_submitted(tmp_path):
-    """An Optuna search needs each trial's value to ask for the next: it cannot walk away."""
-    result = run_cli(["-m", "+search=optuna", "hydra.sweeper.n_trials=2", "hydra/launcher=submitit_slurm",
-                      "hydra.launcher.wait=false", f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path,
-                     timeout=120)
+def refused_before_anything(args, tmp_path: Path) -> str:
+    """The one line of a sweep refused before it began (exit 2, nothing written)."""
+    result = run_cli([*args, f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path, timeout=120)
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "hydra.launcher.wait=false" in lines[0] and "Optuna" in lines[0], result.stderr
-    assert list(tmp_path.iterdir()) == []
+    assert len(lines) == 1 and list(tmp_path.iterdir()) == [], result.stderr
+    return lines[0]
+
+
+def test_a_detached_search_is_refused_before_anything_is_submitted(tmp_path):
+    """An Optuna search needs each trial's value to ask for the next: it cannot walk away."""
+    line = refused_before_anything(["-m", "+search=optuna", "hydra.sweeper.n_trials=2", "hydra/launcher=submitit_slurm",
+                                    "hydra.launcher.wait=false"], tmp_path)
+    assert "hydra.launcher.wait=false" in line and "Optuna" in line
 
 
 def test_a_wait_that_is_not_a_boolean_is_one_line_exit_2(tmp_path):
-    result = run_cli([*SWEEP, "hydra.launcher.wait=later", f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path,
-                     timeout=120)
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "wait" in lines[0] and "later" in lines[0], result.stderr
-    assert list(tmp_path.iterdir()) == []
+    line = refused_before_anything([*SWEEP, "hydra.launcher.wait=later"], tmp_path)
+    assert "wait" in line and "later" in line
 
 
 def test_the_readers_show_a_slurm_sweeps_jobs_without_slurm_and_survive_a_damaged_record(tmp_path):
@@ -108,3 +109,27 @@ def test_the_readers_show_a_slurm_sweeps_jobs_without_slurm_and_survive_a_damage
     assert damaged.returncode == 2 and "Traceback" not in damaged.stderr
     warning, error = damaged.stderr.strip().splitlines()
     assert "slurm_jobs.json: cannot be read" in warning and "no runs found" in error
+
+
+def _note_jobs(sweep_dir: str, first: int) -> None:
+    from mnist_exp.analysis import slurm_jobs
+
+    for num in range(first, first + 20):
+        slurm_jobs.add_jobs(Path(sweep_dir), [{"num": num, "slurm_id": f"7_{num}", "overrides": [], "dir": str(num)}],
+                            wait=False)
+
+
+def test_launches_noting_their_jobs_at_once_lose_none(tmp_path):
+    """A resumed sweep submits its jobs one launch at a time, from threads (and two sweeps'
+    processes may share a dir's record): each note is kept."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_note_jobs, args=(str(tmp_path), first)) for first in (0, 20, 40)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    assert [w.exitcode for w in workers] == [0, 0, 0]
+    record = json.loads((tmp_path / "slurm_jobs.json").read_text())
+    assert [job["num"] for job in record["jobs"]] == list(range(60))

@@ -17,11 +17,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional
 
+from filelock import FileLock
+
 from mnist_exp.files.reading import read_text, why
 from mnist_exp.record.names import CHECKPOINT
 from mnist_exp.record.summary import save_json
 
 RECORD = "slurm_jobs.json"
+LOCK = ".slurm_jobs.lock"
 OPEN = (None, "running", "interrupted")  # a run's own status that SLURM's word may overrule (as record_lost does)
 WAITING = ("PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "SUSPENDED", "RESIZING")
 GOING = ("RUNNING", "COMPLETING", "CONFIGURING", "STAGE_OUT", "SIGNALING")
@@ -46,14 +49,25 @@ def read(sweep_dir: Path) -> Optional[Dict[str, Any]]:
         return None
 
 
+def _locked(sweep_dir: Path) -> FileLock:
+    """The record's writers (launches in threads or processes, summarize) take turns."""
+    return FileLock(Path(sweep_dir) / LOCK)
+
+
 def add_jobs(sweep_dir: Path, jobs: List[Dict[str, Any]], wait: bool) -> None:
-    """The launcher's note of jobs it submitted (a search or a batched grid adds several times)."""
-    record = read(sweep_dir) or {"jobs": [], "states": {}}
-    numbers = {job["num"] for job in jobs}
-    record["jobs"] = sorted([j for j in record["jobs"] if j.get("num") not in numbers] + jobs, key=lambda j: j["num"])
-    record["wait"] = wait
-    record.setdefault("submitted_at", _now())
-    save_json(Path(sweep_dir) / RECORD, record)
+    """The launcher's note of jobs it submitted (a search, a batched grid or a resume adds
+    several times; a job submitted again replaces its earlier line)."""
+    with _locked(sweep_dir):
+        record = read(sweep_dir) or {"jobs": [], "states": {}}
+        earlier = {j.get("num"): j for j in record["jobs"] if isinstance(j, dict)}
+        for job in jobs:  # submitted again (a resume): its run's record is from an earlier SLURM job
+            if job["num"] in earlier:
+                job["earlier_ids"] = earlier[job["num"]].get("earlier_ids", []) + [earlier[job["num"]].get("slurm_id")]
+        record["jobs"] = sorted([j for n, j in earlier.items() if n not in {job["num"] for job in jobs}] + jobs,
+                                key=lambda j: j["num"])
+        record["wait"] = wait
+        record.setdefault("submitted_at", _now())
+        save_json(Path(sweep_dir) / RECORD, record)
 
 
 def ask_slurm(job_ids: Iterable[str]) -> Optional[Dict[str, str]]:
@@ -109,7 +123,9 @@ def job_states(sweep_dir: Path, record: Dict[str, Any], own: Dict[Path, Optional
     reason, started}. `own` maps each job dir that has a summary.json to the status it shows
     (None if unreadable); a job whose run recorded its end is left out."""
     jobs = [dict(j, dir=_job_dir(sweep_dir, j)) for j in record["jobs"] if isinstance(j, dict) and "num" in j]
-    open_jobs = [j for j in jobs if j["dir"] not in own or own[j["dir"]] in OPEN]
+    for job in jobs:  # a run recorded by an earlier SLURM job of a job submitted again has not started
+        job["started"] = job["dir"] in own and not _earlier_run(job)
+    open_jobs = [j for j in jobs if not j["started"] or own[j["dir"]] in OPEN]
     kept = {i: s for i, s in (record.get("states") or {}).items() if isinstance(s, dict)}
     known = {i: s.get("state") for i, s in kept.items()}
     unsettled = [j["slurm_id"] for j in open_jobs if j.get("slurm_id") and _going(known.get(j["slurm_id"]))]
@@ -117,14 +133,14 @@ def job_states(sweep_dir: Path, record: Dict[str, Any], own: Dict[Path, Optional
     known.update(asked or {})
     states = []
     for job in open_jobs:
-        started, job_id = job["dir"] in own, job.get("slurm_id")
+        started, job_id = job["started"], job.get("slurm_id")
         decided = _decide(job_id, known.get(job_id), started, job["dir"])
         if not decided:
             continue
         status, reason = decided
         if asked is None and status in ("pending", "running") and job_id in kept:  # it may have moved on since
             reason += f" (as of {kept[job_id].get('checked_at')})"
-        states.append({**job, "status": status, "reason": reason, "started": started, "state": known.get(job_id)})
+        states.append({**job, "status": status, "reason": reason, "state": known.get(job_id)})
     return states
 
 
@@ -133,18 +149,32 @@ def collect(sweep_dir: Path, own: Dict[Path, Optional[str]]) -> None:
     job that started and that SLURM ended, in its summary.json, as a waiting launcher would."""
     from mnist_exp.record.summary import record_lost
 
-    record = read(sweep_dir)
-    if record is None:
-        return
-    states = job_states(sweep_dir, record, own, ask=True)
-    kept = record.setdefault("states", {})
-    for job in states:
-        if job["state"]:
-            kept[job["slurm_id"]] = {"state": job["state"], "checked_at": _now()}
-        if job["started"] and job["status"] in ("cancelled", "interrupted", "failed"):
-            record_lost(job["dir"], job["status"], job["reason"], {"num": job["num"], "overrides": job["overrides"]})
-    if states:
-        save_json(Path(sweep_dir) / RECORD, record)
+    with _locked(sweep_dir):
+        record = read(sweep_dir)
+        if record is None:
+            return
+        states = job_states(sweep_dir, record, own, ask=True)
+        kept = record.setdefault("states", {})
+        for job in states:
+            if job["state"]:
+                kept[job["slurm_id"]] = {"state": job["state"], "checked_at": _now()}
+            if job["started"] and job["status"] in ("cancelled", "interrupted", "failed"):
+                record_lost(job["dir"], job["status"], job["reason"], {"num": job["num"], "overrides": job["overrides"]})
+        if states:
+            save_json(Path(sweep_dir) / RECORD, record)
+
+
+def _earlier_run(job: Dict[str, Any]) -> bool:
+    """Whether a job submitted again (earlier_ids) has not started yet: its record is still the
+    one an earlier SLURM job wrote (runtime.slurm), so SLURM's word on the new one decides."""
+    if not job.get("earlier_ids"):
+        return False
+    try:
+        slurm = json.loads(read_text(job["dir"] / "summary.json"))["runtime"]["slurm"]
+        ran_as = f"{slurm['array_job_id']}_{slurm['array_task_id']}" if slurm.get("array_job_id") else slurm["job_id"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return ran_as != job.get("slurm_id")
 
 
 def _going(state: Optional[str]) -> bool:
