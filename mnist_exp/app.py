@@ -450,13 +450,13 @@ def check_printed_config(overrides: List[str], config_dir: Optional[str] = None)
 def report_sweep(sweep_dir: Path, stopped: bool = False) -> int:
     """One line per job that did not complete, or never started; exit code 1 if any, else 0.
     A sweep that was `stopped` (Ctrl-C) gets its comparison figure drawn here."""
-    from mnist_exp.analysis.summarize import SUMMARY_CSV, planned_jobs, write_summary
+    from mnist_exp.analysis.summarize import SUMMARY_CSV, planned_jobs, started_jobs, write_summary
 
     table = write_summary(sweep_dir, figure=stopped)
     table = table[table["status"] != "pending"]  # the never-started ones are counted from the plan
     bad = table[~table["status"].isin(["completed", "pruned"])]  # a pruned trial ended as its search wanted
     planned = planned_jobs(sweep_dir) or []
-    started = set(table["job"].dropna().astype(int))
+    started = started_jobs(table)
     never = [(num, overrides) for num, overrides in enumerate(planned) if num not in started]
     total = max(len(planned), len(table))
     pruned = int((table["status"] == "pruned").sum())
