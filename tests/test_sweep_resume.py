@@ -16,6 +16,8 @@ from helpers import run_cli, start
 
 GRID = ["lr=0.002,0.004,0.006,0.008,0.01", "train_samples=3000", "test_samples=500", "epochs=4"]
 JOBLIB = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
+SEARCH = ["+search=optuna", "hydra.sweeper.n_trials=4", "hydra.sweeper.pruner=none", "val_samples=300",
+          "train_samples=3000", "test_samples=300", "epochs=4", "hydra.sweeper.sampler.seed=1"]
 TINY = ["lr=0.01,0.02", "train_samples=100", "test_samples=100", "epochs=1"]
 
 
@@ -33,6 +35,14 @@ def rows(job_dir: Path) -> int:
         return 0
 
 
+def owns(pid: int, directory: Path) -> bool:
+    """The process holds the directory's lock (its lock file names it)."""
+    try:
+        return (directory / ".mnist_exp.lock").read_text().startswith(f"pid {pid} ")
+    except OSError:
+        return False
+
+
 def fingerprint(directory: Path) -> dict:
     """Every file below `directory` (hidden ones too): its bytes' hash and its mtime."""
     return {str(p.relative_to(directory)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
@@ -43,10 +53,12 @@ def metrics(job_dir: Path) -> pd.DataFrame:
     return pd.read_csv(job_dir / "metrics.csv").drop(columns="seconds")
 
 
-def kill_midway(args, sweep_dir: Path, cwd: Path, finished: int, timeout: float = 120) -> list:
-    """Start the sweep, and SIGKILL its whole process group once `finished` jobs completed and
-    another job has recorded an epoch but not its last; returns the jobs that were midway."""
-    proc = start(["-m", *args, f"hydra.sweep.dir={sweep_dir}"], cwd, start_new_session=True)
+def kill_midway(args, sweep_dir: Path, cwd: Path, finished: int, timeout: float = 120, meanwhile=None) -> list:
+    """Start the sweep (or its resume), and SIGKILL its whole process group once `finished` jobs
+    completed and another job has recorded an epoch but not its last; returns the jobs that were
+    midway. `meanwhile()` runs once, while the sweep runs."""
+    where = [] if any(a.startswith("resume=") for a in args) else [f"hydra.sweep.dir={sweep_dir}"]
+    proc = start(["-m", *args, *where], cwd, start_new_session=True)
     deadline = time.time() + timeout
     try:
         while time.time() < deadline:
@@ -54,6 +66,9 @@ def kill_midway(args, sweep_dir: Path, cwd: Path, finished: int, timeout: float 
             done = [d for d in jobs if status(d) == "completed"]
             midway = [d for d in jobs
                       if status(d) == "running" and 1 <= rows(d) < 4 and (d / "checkpoint.npz").is_file()]
+            if meanwhile is not None and midway and owns(proc.pid, sweep_dir):
+                meanwhile()
+                meanwhile = None
             if len(done) >= finished and midway:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=30)
@@ -98,6 +113,22 @@ def test_a_killed_sweep_resumed_ends_as_an_uninterrupted_one(uninterrupted, tmp_
     table = pd.read_csv(sweep_dir / "summary.csv")
     assert list(table["status"]) == ["completed"] * 5
     assert not list(sweep_dir.glob("[5-9]*"))  # the same job numbers, no new ones
+
+
+@pytest.mark.slow
+def test_a_resume_killed_in_turn_and_resumed_again_still_ends_as_an_uninterrupted_one(uninterrupted, tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    kill_midway(GRID, sweep_dir, tmp_path, finished=1)
+    done = sum(status(d) == "completed" for d in sweep_dir.glob("[0-9]*"))
+
+    def second_resume():  # while the first one runs
+        refused(run_cli(["-m", f"resume={sweep_dir}"], cwd=tmp_path), str(sweep_dir), "in use")
+
+    kill_midway([f"resume={sweep_dir}"], sweep_dir, tmp_path, finished=done + 1, meanwhile=second_resume)
+    result = run_cli(["-m", f"resume={sweep_dir}"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    for job in range(5):
+        pd.testing.assert_frame_equal(metrics(sweep_dir / str(job)), metrics(uninterrupted / str(job)))
 
 
 def test_the_summary_lists_every_job_from_the_start(mnist_dir, tmp_path):
@@ -209,9 +240,7 @@ def test_failed_jobs_stay_failed_unless_retried(mnist_dir, tmp_path):
 def test_an_optuna_search_resumed_continues_its_study_to_n_trials(mnist_dir, tmp_path):
     optuna = pytest.importorskip("optuna")
     sweep_dir = tmp_path / "search"
-    args = ["+search=optuna", "hydra.sweeper.n_trials=4", "hydra.sweeper.pruner=none", "val_samples=300",
-            "train_samples=3000", "test_samples=300", "epochs=4", "hydra.sweeper.sampler.seed=1"]
-    midway = kill_midway(args, sweep_dir, tmp_path, finished=1)
+    midway = kill_midway(SEARCH, sweep_dir, tmp_path, finished=1)
     result = run_cli(["-m", f"resume={sweep_dir}"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     study = optuna.load_study(study_name="mnist_exp", storage=f"sqlite:///{sweep_dir / 'optuna.db'}")
@@ -225,6 +254,34 @@ def test_an_optuna_search_resumed_continues_its_study_to_n_trials(mnist_dir, tmp
         assert sorted(trials[number].intermediate_values) == [0, 1, 2, 3]
     results = (sweep_dir / "optimization_results.yaml").read_text()
     assert "complete: 4" in results, results
+
+
+@pytest.mark.slow
+def test_an_optuna_search_stopped_with_ctrl_c_goes_on_with_the_same_parameters(mnist_dir, tmp_path):
+    optuna = pytest.importorskip("optuna")
+    sweep_dir = tmp_path / "search"
+    proc = start(["-m", *SEARCH, f"hydra.sweep.dir={sweep_dir}"], tmp_path, start_new_session=True)
+    try:
+        while not any(status(d) == "running" and rows(d) >= 1 and (d / "checkpoint.npz").is_file()
+                      for d in sweep_dir.glob("[0-9]*")):
+            assert proc.poll() is None, proc.stderr.read()
+            time.sleep(0.02)
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C at a terminal: the whole foreground group
+        assert proc.wait(timeout=60) == 130
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    study = optuna.load_study(study_name="mnist_exp", storage=f"sqlite:///{sweep_dir / 'optuna.db'}")
+    stopped = [t for t in study.get_trials() if t.state.name == "FAIL"]
+    assert len(stopped) == 1, study.get_trials()  # the Ctrl-C told it failed
+    result = run_cli(["-m", f"resume={sweep_dir}"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    trials = study.get_trials()
+    assert [t.state.name for t in trials].count("COMPLETE") == 4 and len(trials) == 5
+    again = [t for t in trials if t.params == stopped[0].params and t.state.name == "COMPLETE"]
+    assert again and sorted(again[0].intermediate_values) == [0, 1, 2, 3]  # its recorded epochs told too
+    assert [status(sweep_dir / str(j)) for j in range(4)] == ["completed"] * 4 and not (sweep_dir / "4").exists()
 
 
 def test_joblib_lines_name_their_job_and_each_log_holds_its_own(mnist_dir, tmp_path):
