@@ -131,6 +131,7 @@ def test_a_resume_killed_in_turn_and_resumed_again_still_ends_as_an_uninterrupte
         pd.testing.assert_frame_equal(metrics(sweep_dir / str(job)), metrics(uninterrupted / str(job)))
 
 
+@pytest.mark.slow
 def test_the_summary_lists_every_job_from_the_start(mnist_dir, tmp_path):
     sweep_dir = tmp_path / "sweep"
     result = run_cli(["-m", *TINY, "hidden_size=0,10", f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)
@@ -148,8 +149,10 @@ def test_the_summary_lists_every_job_from_the_start(mnist_dir, tmp_path):
     assert list(table["lr"]) == [0.01, 0.01, 0.02, 0.02] and list(table["hidden_size"]) == [0, 10, 0, 10]
 
 
-@pytest.fixture
-def done_sweep(mnist_dir, tmp_path) -> Path:
+@pytest.fixture(scope="module")
+def done_sweep(mnist_dir, tmp_path_factory) -> Path:
+    """A completed sweep of two jobs (tests may rebuild its summary, nothing else)."""
+    tmp_path = tmp_path_factory.mktemp("done")
     sweep_dir = tmp_path / "done"
     assert run_cli(["-m", *TINY, f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path).returncode == 0
     return sweep_dir
@@ -185,6 +188,13 @@ def test_a_sweep_dir_given_to_a_single_run_says_how_to_resume_it(done_sweep, tmp
     refused(run_cli([f"resume={done_sweep}"], cwd=tmp_path), "a sweep directory", f"-m resume={done_sweep}")
 
 
+@pytest.mark.parametrize("flag", [["--cfg", "job"], ["--info"], ["--config-dir", "."]])
+def test_hydras_flags_are_refused_with_a_sweep_resume(done_sweep, tmp_path, flag):
+    before = fingerprint(done_sweep)
+    refused(run_cli(["-m", f"resume={done_sweep}", *flag], cwd=tmp_path), flag[0], "cannot be given")
+    assert fingerprint(done_sweep) == before
+
+
 def test_the_sweeps_own_overrides_may_be_typed_again(done_sweep, tmp_path):
     result = run_cli(["-m", f"resume={done_sweep}", *TINY], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -217,6 +227,7 @@ def test_retry_failed_is_a_word_of_the_sweep_resume_only(tmp_path):
     refused(run_cli(["-m", "lr=0.1,0.2", "retry_failed=true"], cwd=tmp_path), "retry_failed")
 
 
+@pytest.mark.slow
 def test_failed_jobs_stay_failed_unless_retried(mnist_dir, tmp_path):
     data = tmp_path / "data"  # empty: every job fails, as with a data disk not mounted
     data.mkdir()
@@ -284,6 +295,7 @@ def test_an_optuna_search_stopped_with_ctrl_c_goes_on_with_the_same_parameters(m
     assert [status(sweep_dir / str(j)) for j in range(4)] == ["completed"] * 4 and not (sweep_dir / "4").exists()
 
 
+@pytest.mark.slow
 def test_joblib_lines_name_their_job_and_each_log_holds_its_own(mnist_dir, tmp_path):
     sweep_dir = tmp_path / "sweep"
     result = run_cli(["-m", "lr=0.01,0.02,0.03", "train_samples=300", "test_samples=100", "epochs=2", *JOBLIB,

@@ -65,6 +65,11 @@ def command_line(argv: List[str]) -> Optional[List[str]]:
             return None  # -m resume=RUN_DIR: a one-job sweep that continues a run, as before
         raise ConfigError(f"resume={resume}: not a sweep directory (no {MULTIRUN} there); "
                           "resume=RUN_DIR without -m continues a single run")
+    flags = [flag for flag, on in (("--cfg", args.cfg), ("--info", args.info), ("--help", args.help),
+                                   ("--hydra-help", args.hydra_help), ("--config-dir", args.config_dir),
+                                   ("--shell-completion", args.shell_completion)) if on]
+    if flags:  # the sweep runs as it was started: its own config, its own presets
+        raise ConfigError(f"resume={resume}: {flags[0]} cannot be given with -m resume=SWEEP_DIR")
     retry = _retry(typed.get(RETRY))
     recorded = _recorded(target, resume)
     given = [o for o in args.overrides if _key(o) not in ("resume", RETRY)]
@@ -100,9 +105,9 @@ def _recorded(target: Path, resume: str) -> Dict[str, List[str]]:
     from mnist_exp.files.reading import read_text
 
     try:
-        overrides = yaml.safe_load(read_text(target / MULTIRUN))["hydra"]["overrides"]
-        recorded = {part: [str(o) for o in overrides.get(part) or []] for part in ("task", "hydra")}
-        grid = "basic_sweeper" in str(yaml.safe_load(read_text(target / MULTIRUN))["hydra"]["sweeper"]["_target_"])
+        hydra_cfg = yaml.safe_load(read_text(target / MULTIRUN))["hydra"]
+        recorded = {part: [str(o) for o in hydra_cfg["overrides"].get(part) or []] for part in ("task", "hydra")}
+        grid = "basic_sweeper" in str(hydra_cfg["sweeper"]["_target_"])
     except Exception as e:  # noqa: BLE001 (damaged, not YAML, not a mapping: the sweep cannot be rebuilt)
         raise ConfigError(f"resume={resume}: {target / MULTIRUN} cannot be read "
                           f"({e.__class__.__name__}: {str(e)[:200]}), so the sweep cannot be rebuilt") from None
