@@ -372,7 +372,9 @@ def _main() -> None:
             report_sweep(sweep.LAUNCHED, stopped=True)
         how = f" by {e}" if isinstance(e, Interrupted) else ""
         where = getattr(e, "run_dir", None)
-        if getattr(e, "ended", False):
+        if sweep.LAUNCHED is not None:  # its other jobs too: the sweep goes on where it stopped
+            advice = f"; continue the sweep with python -m mnist_exp -m resume={sweep.LAUNCHED}"
+        elif getattr(e, "ended", False):
             advice = f" after the run ended; its record in {where} is complete"
         elif where:
             advice = f"; finished epochs are kept, continue with resume={where}"

@@ -279,6 +279,7 @@ def test_an_optuna_search_stopped_with_ctrl_c_goes_on_with_the_same_parameters(m
             time.sleep(0.02)
         os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C at a terminal: the whole foreground group
         assert proc.wait(timeout=60) == 130
+        assert f"continue the sweep with python -m mnist_exp -m resume={sweep_dir}" in proc.stderr.read()
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
