@@ -21,15 +21,15 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from mnist_exp.files import ownership
-from mnist_exp.runner import sweep
-from mnist_exp.runner import dir_guard, sweep_resume
+from mnist_exp.runner import dir_guard, from_run, sweep, sweep_resume
 from mnist_exp.runner.dir_guard import Refused
 from mnist_exp.config import (DATA_LOCATION, Config, DataConfig, check_no_preset_with_resume, check_preset_arch,
-                              get_key, register, register_launchers, typed_keys, unused_by, validate)
+                              get_key, override_value, register, register_launchers, typed_keys, unused_by,
+                              validate)
 from mnist_exp.errors import ConfigError, UserError, record_error
 from mnist_exp.runner.interrupts import Interrupted, ignore_further
-from mnist_exp.runner.record import CHECKPOINT, METRICS, SUMMARY
-from mnist_exp.runner.summary import load_config
+from mnist_exp.record import CHECKPOINT, METRICS, SUMMARY
+from mnist_exp.record.summary import load_config
 
 CONF_DIR = str(files("mnist_exp.conf"))  # top-level conf/ in a checkout, packaged when installed
 EXIT_USER_ERROR = 2
@@ -69,6 +69,9 @@ def hydra_main(dcfg: DictConfig) -> Union[Dict[str, Any], "NoValue"]:
         cfg: Config = OmegaConf.to_object(dcfg)
         limit_blas_to_the_job()
         resuming = bool(cfg.resume) or requeued
+        origin = {}
+        if cfg.from_run is not None and not resuming:  # a new run from a recorded config, with the typed changes
+            cfg, origin["from_run"] = from_run.config_from_run(cfg, dir_guard.typed_overrides(hydra_cfg))
         if sweeping and not cfg.resume:  # a single run's typed keys were checked before its directory (dir_guard)
             cfg = network_of_the_job(cfg, dir_guard.typed_overrides(hydra_cfg), hydra_cfg.runtime.choices)
         extends = None
@@ -81,7 +84,7 @@ def hydra_main(dcfg: DictConfig) -> Union[Dict[str, Any], "NoValue"]:
                 run_dir = target
         trial, on_epoch = search_trial(hydra_cfg, cfg.epochs, run_dir if requeued else None) if sweeping \
             else ({}, None)
-        result = run_experiment(cfg, run_dir, {"job": job, **trial}, resume=resuming, extends=extends,
+        result = run_experiment(cfg, run_dir, {"job": job, **trial, **origin}, resume=resuming, extends=extends,
                                 on_epoch=on_epoch)
     except ownership.DirectoryInUse as e:  # someone else's directory: write nothing into it
         return _failed(None, job, EXIT_USER_ERROR, str(e))
@@ -194,7 +197,7 @@ def _failed(run_dir: Optional[Path], job: Optional[dict], code: int, message: st
             config: Optional[dict] = None) -> NoValue:
     FAILURES.append((code, message))
     if run_dir is not None:  # failed before the run began: leave a record
-        from mnist_exp.runner import summary
+        from mnist_exp.record import summary
 
         try:
             summary.record_refusal(run_dir, job, message, config)
@@ -236,7 +239,7 @@ def _nothing_to_resume(resume: str, target: Path, missing: str) -> str:
 
 def _status(summary_path: Path) -> Optional[str]:
     """A run's recorded status, or None if its summary cannot be read (read as every record is)."""
-    from mnist_exp.runner import summary
+    from mnist_exp.record import summary
 
     try:
         return summary.load(summary_path.parent).get("status")
@@ -250,10 +253,7 @@ def resumed_data(now: DataConfig, then: DataConfig, typed: Set[str], resume: str
     Without data keys on the command line, `now` is the default data set: if the run used
     another one, it keeps its own settings whole. Typed location keys always apply.
     """
-    def identity(d: DataConfig) -> tuple:
-        return (d.name, d.train_images, d.train_labels, d.test_images, d.test_labels)
-
-    if identity(now) == identity(then):
+    if from_run.data_identity(now) == from_run.data_identity(then):
         return now
     location_keys = {f"data.{key}" for key in DATA_LOCATION}
     if any(k == "data" or k.startswith("data.") and k not in location_keys for k in typed):
@@ -333,17 +333,17 @@ def main() -> None:
 def _main() -> None:
     register_launchers()
     if os.environ.get("HYDRA_FULL_ERROR") == "1":  # the user asked for full tracebacks
-        check_command_line(sys.argv[1:])
+        sys.argv[1:] = check_command_line(sys.argv[1:])
         _resumed_sweep()
         hydra_main()
         return
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach us instead of Hydra's printer
     try:
-        check_command_line(sys.argv[1:])
+        sys.argv[1:] = check_command_line(sys.argv[1:])
         _resumed_sweep()
         hydra_main()
         if sweep.LAUNCHED is not None:
-            sys.exit(report_sweep(sweep.LAUNCHED))
+            sys.exit(0 if sweep.DETACHED else report_sweep(sweep.LAUNCHED))  # detached: the launcher said where
         if FAILURES:
             dir_guard.discard_unused()  # a run refused before it started leaves nothing behind
             for code, message in FAILURES:
@@ -396,33 +396,81 @@ OTHER_CONFIG = {"config_path": "--config-path", "config_name": "--config-name",
                 "experimental_rerun": "--experimental-rerun"}  # Hydra's flags to run another config
 
 
-def check_command_line(argv: List[str]) -> None:
+def check_command_line(argv: List[str]) -> List[str]:
     """Refuse, before Hydra does anything, what would fail or mislead later: Hydra's flags that
     swap mnist_exp's config for another (a run's .hydra/config.yaml lacks the schema and the
-    callbacks: a traceback and a stray folder), and a --cfg of a config a run would refuse."""
-    from hydra._internal.utils import get_args_parser
-
-    parser = get_args_parser()  # Hydra's own: every spelling it accepts (-cp, --config-path=X, --config-p)
-
-    def leave_it_to_hydra(message: str):
-        raise _HydraUsage(message)
-
-    parser.error = leave_it_to_hydra
+    callbacks: a traceback and a stray folder), and a --cfg of a config a run would refuse.
+    Returns the command line to run: `--config-path RUN/.hydra [--config-name config]`, a run's
+    own record, becomes `from_run=RUN` (the same config, the schema's checks and callbacks)."""
+    parser = _hydra_parser()
     try:
         args = parser.parse_args(argv)
     except _HydraUsage:
-        return  # Hydra prints its usage line
+        return argv  # Hydra prints its usage line
+    rerun = recorded_run_flags(argv, args)
+    if rerun is not None:
+        return check_command_line(rerun)
     typed = [flag for attr, flag in OTHER_CONFIG.items() if getattr(args, attr) is not None]
     if typed:
-        raise ConfigError(f"{typed[0]} is not taken: mnist_exp runs its own config; continue a run with "
-                          "resume=RUN_DIR, or repeat one by typing again the overrides in RUN_DIR/.hydra/overrides.yaml "
-                          "(the same seed gives the same numbers)")
+        raise ConfigError(f"{typed[0]} is not taken: mnist_exp runs its own config, and reruns a run's record only "
+                          "as --config-path RUN_DIR/.hydra --config-name config (or from_run=RUN_DIR, with changes "
+                          "after it); continue a run with resume=RUN_DIR, or repeat one by typing again the "
+                          "overrides in RUN_DIR/.hydra/overrides.yaml (the same seed gives the same numbers)")
     modes = [flag for flag, on in (("--run", args.run), ("--multirun", args.multirun), ("--cfg", args.cfg),
                                    ("--info", args.info), ("--shell-completion", args.shell_completion)) if on]
     if len(modes) > 1:  # Hydra's own refusal is a ValueError traceback
         raise ConfigError(f"{' and '.join(modes)} cannot be given together: choose one")
     if args.cfg and not (args.help or args.hydra_help):
+        if any(o.lstrip("+~").startswith("from_run=") for o in args.overrides):
+            raise ConfigError("--cfg with from_run= would print mnist_exp's own defaults, not the run's config: "
+                              "read it in RUN_DIR/summary.json (or RUN_DIR/.hydra/config.yaml)")
         check_printed_config(args.overrides, args.config_dir)
+    return argv
+
+
+def _hydra_parser():
+    """Hydra's own parser (every spelling it accepts: -cp, --config-path=X, --config-p), whose
+    usage errors are left to Hydra to print."""
+    from hydra._internal.utils import get_args_parser
+
+    parser = get_args_parser()
+
+    def leave_it_to_hydra(message: str):
+        raise _HydraUsage(message)
+
+    parser.error = leave_it_to_hydra
+    return parser
+
+
+def recorded_run_flags(argv: List[str], args) -> Optional[List[str]]:
+    """`argv` with --config-path RUN/.hydra (and --config-name config) as from_run=RUN, when
+    RUN/.hydra/config.yaml and RUN/summary.json make it a run's record; else None."""
+    if args.config_path is None or args.experimental_rerun is not None:
+        return None
+    if args.config_name not in (None, "config", "config.yaml"):
+        return None
+    path = args.config_path[len("file://"):] if args.config_path.startswith("file://") else args.config_path
+    hydra_dir = Path(path).expanduser()
+    run = hydra_dir.parent
+    if hydra_dir.name != ".hydra" or not (hydra_dir / "config.yaml").is_file() or not (run / SUMMARY).is_file():
+        return None
+    if any(o.lstrip("+~").startswith("from_run=") for o in args.overrides):
+        return None  # two runs to start from
+    rest, skip = [], False
+    for item in argv:
+        if skip:
+            skip = False
+            continue
+        flag = item.split("=", 1)[0]
+        if flag in ("-cp", "-cn") or len(flag) >= len("--config-p") and (
+                "--config-path".startswith(flag) or "--config-name".startswith(flag)):
+            skip = "=" not in item  # its value is the next item
+            continue
+        rest.append(item)
+    again = _hydra_parser().parse_args(rest)  # whatever spelling was missed stays, and is refused
+    if again.config_path is not None or again.config_name is not None:
+        return None
+    return [*rest, f"from_run={override_value(str(run))}"]
 
 
 class _HydraUsage(Exception):
@@ -452,9 +500,11 @@ def check_printed_config(overrides: List[str], config_dir: Optional[str] = None)
 def report_sweep(sweep_dir: Path, stopped: bool = False) -> int:
     """One line per job that did not complete, or never started; exit code 1 if any, else 0.
     A sweep that was `stopped` (Ctrl-C) gets its comparison figure drawn here."""
+    from mnist_exp.analysis.selection import best_line
     from mnist_exp.analysis.summarize import SUMMARY_CSV, planned_jobs, started_jobs, write_summary
 
     table = write_summary(sweep_dir, figure=stopped)
+    keys = table.attrs.get("keys", [])
     table = table[table["status"] != "pending"]  # the never-started ones are counted from the plan
     bad = table[~table["status"].isin(["completed", "pruned"])]  # a pruned trial ended as its search wanted
     planned = planned_jobs(sweep_dir) or []
@@ -464,6 +514,9 @@ def report_sweep(sweep_dir: Path, stopped: bool = False) -> int:
     pruned = int((table["status"] == "pruned").sum())
     print(f"sweep of {total} jobs: {len(table) - len(bad) - pruned} completed" + (f", {pruned} pruned" if pruned else "")
           + (f", {len(never)} never started" if never else "") + f"; summary in {sweep_dir / SUMMARY_CSV}")
+    best = best_line(table, keys)
+    if best:
+        print(best)
     for _, row in bad.iterrows():
         _fail(f"job {row['job']} {row['status']}: {row['reason']}", EXIT_SWEEP_FAILED)
     for num, overrides in never:

@@ -69,6 +69,7 @@ class Config:
     pool: int = 2  # cnn: max pooling over pool x pool windows after each convolution; 1: none
     dense_width: int = 128  # cnn: units of the dense layer after the convolutions
     resume: Optional[str] = None  # a run dir to continue (up to `epochs`) instead of starting anew
+    from_run: Optional[str] = None  # a run dir whose recorded config a new run starts from (typed keys change it)
     name: Optional[str] = None  # a name for the run: in its directory's name, summary.json, load_runs, figures
     tags: List[str] = field(default_factory=list)  # labels to find and group runs by (load_runs "tags")
     data: DataConfig = field(default_factory=DataConfig)
@@ -77,7 +78,7 @@ class Config:
 # The walkthrough's own keys; the options after them go beyond it; RUN_KEYS say how to run,
 # not what the experiment is, and are left out of comparisons.
 REFERENCE_KEYS = ("lr", "hidden_size", "epochs", "train_samples", "test_samples", "seed")
-RUN_KEYS = ("resume", "name", "tags")
+RUN_KEYS = ("resume", "from_run", "name", "tags")
 DATA_LOCATION = ("dir", "fallback_dirs", "mirrors", "timeout", "deadline", "retries")  # data.*: where, not what
 OPTION_KEYS = tuple(f.name for f in fields(Config) if f.name not in REFERENCE_KEYS + RUN_KEYS + ("data",))
 
@@ -152,6 +153,7 @@ def validate(cfg: Config) -> Config:
     _validate_data(cfg.data)
     check_names(cfg.name, cfg.tags)
     check_resume(cfg.resume)
+    check_from_run(cfg.from_run)
     return cfg
 
 
@@ -160,6 +162,13 @@ def check_resume(resume: Optional[str]) -> None:
     if resume is not None and not str(resume).strip():
         raise ConfigError("resume is empty (an unset variable?): give the run directory to continue, "
                           "or leave resume out to start a new run")
+
+
+def check_from_run(from_run: Optional[str]) -> None:
+    """from_run=$DIR with DIR unset reads as from_run=: refused rather than run from the defaults."""
+    if from_run is not None and not str(from_run).strip():
+        raise ConfigError("from_run is empty (an unset variable?): give the run directory to start from, "
+                          "or leave from_run out to start from the defaults")
 
 
 def check_no_preset_with_resume(overrides: List[str]) -> None:
@@ -241,6 +250,14 @@ def _typed(override: Any, value: Any) -> str:
         except (TypeError, ValueError):
             continue
     return str(value)
+
+
+def override_value(text: str) -> str:
+    """Text (a path) as an override's value: as it is if plain, else quoted for Hydra's grammar,
+    which reads a backslash as itself unless a quote follows it."""
+    if re.fullmatch(r"[\w./-]+", text):
+        return text
+    return "'" + text.replace("'", "\\'") + "'"
 
 
 def typed_keys(overrides: List[str]) -> Set[str]:
@@ -347,7 +364,11 @@ def register_launchers() -> None:
         from hydra_plugins.hydra_submitit_launcher.config import SlurmQueueConf
     except ImportError:
         return
-    store.store(group="hydra/launcher", name="submitit_slurm", provider="mnist_exp", node=SlurmQueueConf(
+    @dataclass
+    class SlurmConf(SlurmQueueConf):
+        wait: bool = True  # false: submit the array, print its ids and return (the jobs record themselves)
+
+    store.store(group="hydra/launcher", name="submitit_slurm", provider="mnist_exp", node=SlurmConf(
         _target_="hydra_plugins.mnist_exp_launchers.submitit_launcher.SlurmLauncher",
         cpus_per_task=1,  # a job's BLAS threads follow it (SLURM_CPUS_PER_TASK)
         max_num_timeout=3,  # a job at its time limit is requeued (and resumes) up to 3 times

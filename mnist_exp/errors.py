@@ -20,6 +20,17 @@ class RecordError(UserError):
     exit_code = 4
 
 
+class NotSubmitted(UserError):
+    """Jobs SLURM never received: all of them, or those from job `first` of a search's later
+    batch on (the earlier ones' record stays in `sweep_dir`); `reason` is sbatch's or
+    submitit's first words."""
+
+    def __init__(self, reason: str, first: int = 0, sweep_dir=None):
+        self.reason, self.first = reason, first
+        super().__init__(f"jobs #{first} on were not submitted to SLURM: {reason}; the earlier jobs' record is "
+                         f"in {sweep_dir}" if first else f"nothing was submitted to SLURM: {reason}")
+
+
 WRITE_ERRNOS = {28, 30, 13, 122, 36, 1, 2, 20, 21}  # ENOSPC EROFS EACCES EDQUOT ENAMETOOLONG EPERM ENOENT ENOTDIR EISDIR
 
 

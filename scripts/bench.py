@@ -196,7 +196,7 @@ def timed_process(args) -> dict:
 def figure_seconds(metrics: Path) -> dict:
     """Importing matplotlib and drawing curves.png from a run's metrics, in a fresh process."""
     code = ("import sys, time; from pathlib import Path; start = time.perf_counter();"
-            "from mnist_exp.runner.plots import plot_curves; from mnist_exp.runner.record import read_metrics;"
+            "from mnist_exp.runner.plots import plot_curves; from mnist_exp.record import read_metrics;"
             "plot_curves(read_metrics(Path(sys.argv[1])), 'timing', Path(sys.argv[2]));"
             "print(time.perf_counter() - start)")
     out = subprocess.run([sys.executable, "-c", code, str(metrics), str(metrics.with_name("timing.png"))],

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from mnist_exp.analysis import cli, compare, results
-from mnist_exp.runner.plots import plot_ranked
+from mnist_exp.analysis.sweep_figures import plot_ranked
 
 
 def main(argv=None) -> int:

@@ -183,7 +183,7 @@ def test_help_shows_every_config_group_choice_as_it_is_typed(tmp_path):
 def test_readme_documents_every_config_key_and_output_file():
     from dataclasses import fields, is_dataclass
 
-    from mnist_exp.runner import record
+    from mnist_exp import record
     from mnist_exp.config import Config
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()

@@ -14,7 +14,7 @@ import pytest
 from helpers import cli_env, run_cli
 from mnist_exp.runner import figure_process
 from mnist_exp.runner.figure_process import FigureHelper
-from mnist_exp.runner.train import EpochMetrics
+from mnist_exp.record.metrics import EpochMetrics
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork") or sys.platform == "darwin", reason="no helper here")
 
@@ -93,7 +93,7 @@ import os, signal, sys
 from pathlib import Path
 from matplotlib.figure import Figure
 from mnist_exp.runner import plots
-from mnist_exp.runner.train import EpochMetrics
+from mnist_exp.record.metrics import EpochMetrics
 
 real = Figure.savefig
 def savefig(self, target, **kwargs):  # half the PNG reaches whatever savefig was given, then kill -9
@@ -126,7 +126,7 @@ def test_a_figure_killed_mid_write_leaves_the_old_file_or_none(tmp_path, before)
 
 
 def test_no_figure_is_saved_straight_to_its_final_path():
-    """Every savefig in the package and scripts is inside plots._save, which writes a path atomically."""
+    """Every savefig in the package and scripts is inside figure_files.save, which writes a path atomically."""
     import ast
 
     root = Path(__file__).resolve().parents[1]
@@ -135,7 +135,7 @@ def test_no_figure_is_saved_straight_to_its_final_path():
         tree = ast.parse(source.read_text())
         inside = set()
         for node in ast.walk(tree):
-            if isinstance(node, ast.FunctionDef) and node.name == "_save" and source.name == "plots.py":
+            if isinstance(node, ast.FunctionDef) and node.name == "save" and source.name == "figure_files.py":
                 inside |= {id(n) for n in ast.walk(node)}
         for node in ast.walk(tree):
             if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)

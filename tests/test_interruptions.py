@@ -93,7 +93,7 @@ def test_an_epochs_bookkeeping_does_not_read_the_history_again(tmp_path, tiny_fi
     """Per-epoch cost must not grow with the run: the summary keeps a running tally, and
     metrics.csv is read back once, for the figure, after the last epoch."""
     from helpers import data_config
-    from mnist_exp.runner import record
+    from mnist_exp import record
     from mnist_exp.config import Config
     from mnist_exp.runner.experiment import run_experiment
 

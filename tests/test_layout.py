@@ -10,6 +10,7 @@ ALLOWED = {  # folder -> what its modules may import from mnist_exp (anywhere in
     "files": {"errors", "files"},
     "data": {"config", "errors", "files", "data"},
     "nn": {"errors", "files", "data", "nn"},  # plain arguments: never the runner's Config
+    "record": {"config", "errors", "files", "nn", "record"},  # the run directory's one owner: below the runner
 }
 
 

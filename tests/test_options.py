@@ -23,7 +23,8 @@ from mnist_exp.errors import ConfigError
 from mnist_exp.nn.models import NetworkModel, ReferenceModel
 from mnist_exp.runner.networks import build, is_reference, options
 from mnist_exp.nn.optim import Optimizer, lr_at
-from mnist_exp.runner.train import EarlyStopping, EpochMetrics, train
+from mnist_exp.record.metrics import EpochMetrics
+from mnist_exp.runner.train import EarlyStopping, train
 
 SIZES = [12, 7, 5, 4]
 

@@ -210,3 +210,13 @@ def test_a_search_stopped_with_ctrl_c_leaves_no_trial_running_in_its_study(mnist
     assert proc.returncode == 130, stderr
     assert [t.state.name for t in stored(tmp_path).trials] == ["FAIL"]
     assert summary_json(tmp_path / "s" / "0")["status"] == "interrupted"
+
+
+def test_a_search_slurm_cannot_take_leaves_no_sweep_dir_and_no_empty_study(mnist_dir, tmp_path):
+    """Its study was created in the sweep dir before the launch failed: both go, as a grid's."""
+    result = run_cli(["-m", "+search=optuna", *SMALL, "hydra.sweeper.n_trials=2", "hydra/launcher=submitit_slurm",
+                      f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path,
+                     env={"PATH": os.path.dirname(os.sys.executable)})
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and "nothing was submitted to SLURM" in result.stderr, result.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mnist_exp.analysis import sweep_figures
 from mnist_exp.runner import plots
-from mnist_exp.runner.train import EpochMetrics
+from mnist_exp.record.metrics import EpochMetrics
 
 FASHION = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 LONG_TITLE = ("a-rather-long-run-name: MNIST MLP 784-100-100-10, lr=0.005 hidden_size=100 epochs=20 "
@@ -89,7 +90,7 @@ def test_log_axis_ticks_do_not_overlap_in_the_search_figure():
     lrs = [0.0012, 0.0015, 0.002, 0.0025, 0.003, 0.004, 0.005, 0.006, 0.007, 0.008, 0.009, 0.0095]  # under a decade
     table = pd.DataFrame({"job": range(len(lrs)), "lr": lrs, "hidden_size": [32 * (1 + i % 8) for i in range(len(lrs))],
                           "final_test_accuracy": np.linspace(0.8, 0.9, len(lrs)), "status": "completed"})
-    fig = drawn(plots.search_figure(table, ["lr", "hidden_size"]))
+    fig = drawn(sweep_figures.search_figure(table, ["lr", "hidden_size"]))
     renderer = fig.canvas.get_renderer()
     for ax in fig.axes:
         labels = ax.get_xticklabels(which="both")

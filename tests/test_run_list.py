@@ -109,7 +109,8 @@ def test_fit_cuts_long_cells_in_the_middle_and_keeps_run_dirs_whole():
     assert "…" in lines[1] and lines[1].endswith("outputs/2026-12-03/10-00-00.000000")
 
 
-@pytest.mark.parametrize("module", ["mnist_exp.runs", "mnist_exp.report", "mnist_exp.diff"])
+@pytest.mark.parametrize("module", ["mnist_exp.runs", "mnist_exp.report", "mnist_exp.diff",
+                                    "mnist_exp.reproduce"])
 def test_the_readme_documents_every_option_of_the_result_tools(module, tmp_path):
     import re
     from pathlib import Path

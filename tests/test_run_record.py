@@ -18,8 +18,9 @@ from mnist_exp.analysis import compare, results
 from mnist_exp.config import Config, DataConfig
 from mnist_exp.data.datasets import load_dataset
 from mnist_exp.runner.experiment import title
-from mnist_exp.runner.plots import accuracy_limits, setting_curves
-from mnist_exp.runner.train import EpochMetrics
+from mnist_exp.analysis.sweep_figures import setting_curves
+from mnist_exp.runner.plots import accuracy_limits
+from mnist_exp.record.metrics import EpochMetrics
 
 SMALL = ["train_samples=500", "test_samples=300", "epochs=3"]
 EARLY = ["train_samples=2000", "test_samples=500", "val_samples=500", "early_stopping=2", "batch_size=32",

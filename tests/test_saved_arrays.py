@@ -1,6 +1,6 @@
 """weights.npz and checkpoint.npz as load_model, evaluate and resume read them: a damaged or
 oversized file is refused in one line naming its arrays as the file names them, from the zip's
-npy headers, before any array is inflated (runner/record.py, nn/models.py)."""
+npy headers, before any array is inflated (record/arrays.py, nn/models.py)."""
 
 import dataclasses
 import json
@@ -17,7 +17,8 @@ from mnist_exp.analysis.trained import load_model
 from mnist_exp.config import Config
 from mnist_exp.errors import UserError
 from mnist_exp.runner.networks import build
-from mnist_exp.runner import memory, record
+from mnist_exp import record
+from mnist_exp.runner import memory
 
 CFG = dict(hidden_size=8, batch_size=4, loss="cross_entropy", relu_derivative="correct", biases=True, init="he",
            optimizer="adam", batch_norm=True, dtype="float32")

@@ -103,10 +103,10 @@ def test_a_cancelled_job_is_recorded_and_the_others_complete(mnist_dir, tmp_path
     table = pd.read_csv(sweep_dir / "summary.csv")
     assert len(table) == 2
     cancelled = table[table["job"] == 0].iloc[0]
-    assert cancelled["status"] == "interrupted" and "CANCELLED" in cancelled["reason"]
+    assert cancelled["status"] == "cancelled" and "CANCELLED" in cancelled["reason"]
     assert table.loc[table["job"] == 1, "status"].item() == "completed"
     failures = [line for line in stderr.splitlines() if line.startswith("mnist_exp: error: job")]
-    assert len(failures) == 1 and "job 0 interrupted" in failures[0]
+    assert len(failures) == 1 and "job 0 cancelled" in failures[0]
 
 
 # A one-minute limit with the warning signal due at once: slurmctld checks time limits every
@@ -153,3 +153,25 @@ def test_failing_and_diverging_jobs_on_slurm_are_recorded_like_local_ones(mnist_
     assert "hidden_size=0 is out of range" in table.loc[(0.005, 0), "reason"]
     errors = [line for line in result.stderr.splitlines() if line.startswith("mnist_exp: error: job")]
     assert len(errors) == 3 and "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_an_optuna_search_runs_its_trials_as_slurm_jobs_reporting_each_epoch_to_the_study(mnist_dir, tmp_path):
+    """Two trials at a time, each a SLURM job that reports its epochs through the study's storage."""
+    optuna = pytest.importorskip("optuna")
+    sweep_dir = tmp_path / "search"
+    result = run_cli(["-m", "+search=optuna", *SMALL, "hydra.sweeper.n_trials=3", "hydra.sweeper.n_jobs=2",
+                      "hydra.sweeper.pruner=none", *SLURM, f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr
+    table = pd.read_csv(sweep_dir / "summary.csv")
+    assert len(table) == 3 and (table["status"] == "completed").all()
+    assert (table["objective_metric"] == "final_val_accuracy").all()
+    study = optuna.load_study(study_name="mnist_exp", storage=f"sqlite:///{sweep_dir / 'optuna.db'}")
+    trials = study.get_trials()
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 3
+    by_trial = table.set_index("trial")
+    for trial in trials:
+        assert sorted(trial.intermediate_values) == [0, 1, 2]  # every epoch, told from inside the job
+        row = by_trial.loc[trial.number]
+        assert trial.value == pytest.approx(row["final_val_accuracy"])
+        assert json.loads((Path(row["run_dir"]) / "summary.json").read_text())["runtime"]["slurm"]["job_id"]

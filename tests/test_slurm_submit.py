@@ -1,8 +1,10 @@
 """A SLURM sweep that cannot be submitted: the real sbatch, pointed at a controller that is not there.
 
-Needs only SLURM's client commands, not a cluster (tests/test_slurm.py has those).
+Needs only SLURM's client commands, not a cluster (tests/test_slurm.py has those); the last
+tests need none: `wait=false` refused, and a SLURM sweep's record read without SLURM.
 """
 
+import json
 import os
 import shutil
 import socket
@@ -10,6 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+import pandas as pd
 
 from helpers import run_cli
 
@@ -60,3 +64,47 @@ def test_a_slurm_sweep_where_slurm_is_not_installed_is_one_line_exit_2(tmp_path)
                      env={"PATH": os.path.dirname(sys.executable)}, timeout=120)
     assert "srun" in refused_in_one_line(result)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_detached_search_is_refused_before_anything_is_submitted(tmp_path):
+    """An Optuna search needs each trial's value to ask for the next: it cannot walk away."""
+    result = run_cli(["-m", "+search=optuna", "hydra.sweeper.n_trials=2", "hydra/launcher=submitit_slurm",
+                      "hydra.launcher.wait=false", f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path,
+                     timeout=120)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "hydra.launcher.wait=false" in lines[0] and "Optuna" in lines[0], result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_wait_that_is_not_a_boolean_is_one_line_exit_2(tmp_path):
+    result = run_cli([*SWEEP, "hydra.launcher.wait=later", f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path,
+                     timeout=120)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "wait" in lines[0] and "later" in lines[0], result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_readers_show_a_slurm_sweeps_jobs_without_slurm_and_survive_a_damaged_record(tmp_path):
+    """A copy of a detached sweep dir (its slurm_jobs.json as the launcher writes it) read where
+    no SLURM command exists: the jobs without a directory are listed as last collected."""
+    sweep_dir, no_slurm = tmp_path / "s", {"PATH": os.path.dirname(sys.executable)}
+    sweep_dir.mkdir()
+    jobs = [{"num": n, "slurm_id": f"41_{n}", "overrides": [f"seed={n}"], "dir": str(n),
+             "config": {"seed": n, "lr": 0.01, "data": {"name": "mnist"}}} for n in (0, 1)]
+    record = {"wait": False, "jobs": jobs, "states": {"41_1": {"state": "CANCELLED by 0", "checked_at": "then"}}}
+    (sweep_dir / "slurm_jobs.json").write_text(json.dumps(record))
+    result = run_cli([str(sweep_dir)], cwd=tmp_path, module="mnist_exp.summarize", env=no_slurm)
+    assert result.returncode == 0, result.stderr
+    table = pd.read_csv(sweep_dir / "summary.csv").set_index("job")
+    assert table["status"].tolist() == ["pending", "cancelled"] and table["seed"].tolist() == [0, 1]
+    assert table.loc[1, "reason"] == "SLURM job 41_1 ended CANCELLED by 0 before it started"
+    listed = run_cli([str(sweep_dir), "--status", "pending", "--format", "csv"], cwd=tmp_path, module="mnist_exp.runs",
+                     env=no_slurm)
+    assert listed.returncode == 0 and len(listed.stdout.strip().splitlines()) == 2, listed.stderr  # header, job 0
+    (sweep_dir / "slurm_jobs.json").write_text('{"jobs": [')
+    damaged = run_cli([str(sweep_dir)], cwd=tmp_path, module="mnist_exp.summarize", env=no_slurm)
+    assert damaged.returncode == 2 and "Traceback" not in damaged.stderr
+    warning, error = damaged.stderr.strip().splitlines()
+    assert "slurm_jobs.json: cannot be read" in warning and "no runs found" in error

@@ -1,6 +1,6 @@
 """Ranking runs across sweeps: settings that differ only by seed are pooled as mean ± std.
 
-Used by scripts/compare_runs.py (figure: plots.plot_ranked); callable from a notebook on
+Used by scripts/compare_runs.py (figure: sweep_figures.plot_ranked); callable from a notebook on
 results.load_runs output.
 """
 

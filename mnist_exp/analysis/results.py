@@ -21,10 +21,10 @@ from typing import Any, Dict, Iterable, List, Optional, Union
 import numpy as np
 import pandas as pd
 
-from mnist_exp.analysis import liveness
+from mnist_exp.analysis import liveness, slurm_jobs
 from mnist_exp.config import DATA_LOCATION, RUN_KEYS, Config
 from mnist_exp.files.reading import open_regular, read_text, why
-from mnist_exp.runner.record import METRICS, SUMMARY
+from mnist_exp.record import METRICS, SUMMARY
 
 PathLike = Union[str, Path]
 
@@ -61,9 +61,10 @@ def brief_warnings(prog: str) -> None:
     warnings.showwarning = show
 
 
-def find_run_dirs(paths: Union[PathLike, Iterable[PathLike]]) -> List[Path]:
+def find_run_dirs(paths: Union[PathLike, Iterable[PathLike]], slurm_sweeps: Optional[set] = None) -> List[Path]:
     """Every directory holding a summary.json (whatever it is) at or below `paths`, sorted, no
-    duplicates; a folder below them that cannot be read is skipped with a warning."""
+    duplicates; a folder below them that cannot be read is skipped with a warning. Sweep dirs
+    with a record of SLURM jobs go into `slurm_sweeps`, if given."""
     if isinstance(paths, (str, Path)):
         paths = [paths]
     found = set()
@@ -74,15 +75,17 @@ def find_run_dirs(paths: Union[PathLike, Iterable[PathLike]]) -> List[Path]:
             found.add(path.resolve())
         if not path.is_dir():
             os.scandir(path).close()  # raises what makes it unreadable (not a directory, no permission)
-        found.update(_walk(path))
+        found.update(_walk(path, set() if slurm_sweeps is None else slurm_sweeps))
     return sorted(found, key=_natural)
 
 
-def _walk(root: Path) -> Iterable[Path]:
+def _walk(root: Path, slurm_sweeps: set) -> Iterable[Path]:
     """Run dirs below `root`, leaving out hidden folders (Hydra's .hydra/)."""
     for folder, dirs, files in os.walk(root, onerror=lambda e: _unreadable(e, root)):
         if SUMMARY in files or SUMMARY in dirs:
             yield Path(folder).resolve()
+        if slurm_jobs.RECORD in files:
+            slurm_sweeps.add(Path(folder).resolve())
         dirs[:] = [d for d in dirs if not d.startswith(".")]
 
 
@@ -92,15 +95,45 @@ def _unreadable(error: OSError, root: Path) -> None:
     warnings.warn(f"{error.filename}: skipped, it cannot be read ({error.strerror or error})", stacklevel=2)
 
 
-def load_runs(paths: Union[PathLike, Iterable[PathLike]], per_class: bool = False) -> pd.DataFrame:
+def load_runs(paths: Union[PathLike, Iterable[PathLike]], per_class: bool = False,
+              ask_slurm: bool = True) -> pd.DataFrame:
     """One row per run: config keys, status, reason, epochs run, the kept epoch's and the best
-    metrics, run dir; with `per_class`, each class's test accuracy (test_accuracy_<class>)."""
-    rows = [_run_row(run_dir, per_class) for run_dir in find_run_dirs(paths)]
+    metrics, run dir; with `per_class`, each class's test accuracy (test_accuracy_<class>).
+    A SLURM sweep's jobs that have not started, or that SLURM ended, are as SLURM says (asked
+    with `ask_slurm` where sacct exists, else as last collected; see analysis/slurm_jobs.py)."""
+    sweeps: set = set()
+    rows = [_run_row(run_dir, per_class) for run_dir in find_run_dirs(paths, sweeps)]
+    rows += _slurm_rows(rows, sweeps, ask_slurm)
     classes = sorted({k for row in rows for k in row if k.startswith("test_accuracy_")}, key=_class_order)
     columns = ["job", "trial", *CONFIG_TYPES, "status", "reason", "epochs_run", "final_epoch",
                *(f"final_{m}" for m in METRIC_NAMES), "best_epoch", *(f"best_{m}" for m in METRIC_NAMES), *classes,
                "wall_seconds", "started_at", "overrides", "run_dir"]
     return _typed(pd.DataFrame(rows, columns=columns))
+
+
+def run_statuses(sweep_dir: PathLike) -> Dict[Path, Optional[str]]:
+    """Each run dir at or below `sweep_dir` -> the status its summary.json records."""
+    return {run_dir: _text(_summary(run_dir).get("status")) for run_dir in find_run_dirs(sweep_dir)}
+
+
+def _slurm_rows(rows: List[Dict[str, Any]], sweeps: set, ask: bool) -> List[Dict[str, Any]]:
+    """SLURM's word on the rows of jobs it ended (updated in place), and a row for each job
+    that has no directory yet (pending, or cancelled before it started)."""
+    by_dir = {Path(row["run_dir"]): row for row in rows}
+    own = {run_dir: row["status"] for run_dir, row in by_dir.items()}
+    added = []
+    for sweep_dir in sorted(sweeps):
+        record = slurm_jobs.read(sweep_dir)
+        for job in slurm_jobs.job_states(sweep_dir, record, own, ask) if record else []:
+            if job["dir"] in by_dir:
+                by_dir[job["dir"]].update(status=job["status"], reason=job["reason"])
+                continue
+            config = job.get("config") if isinstance(job.get("config"), dict) else {}
+            added.append({"job": _value_int(job["num"]),
+                          **{key: typed_value(key, _lookup(config, key)) for key in CONFIG_TYPES},
+                          "status": job["status"], "reason": job["reason"], "epochs_run": 0,
+                          "overrides": " ".join(map(str, job.get("overrides") or [])), "run_dir": str(job["dir"])})
+    return added
 
 
 def load_history(paths: Union[PathLike, Iterable[PathLike]]) -> pd.DataFrame:

@@ -20,7 +20,7 @@ from typing import List, Optional, Sequence
 
 import pandas as pd
 
-STATUSES = ("running", "completed", "pruned", "diverged", "interrupted", "failed", "unreadable")
+STATUSES = ("pending", "running", "completed", "pruned", "diverged", "interrupted", "cancelled", "failed", "unreadable")
 RENAMED = {"started_at": "when", "final_test_accuracy": "test_acc", "best_test_accuracy": "best_acc",
            "wall_seconds": "seconds"}
 WHERE = re.compile(r"\s*([\w.]+)\s*(>=|<=|!=|==|=|>|<)\s*(.+?)\s*$")

@@ -20,13 +20,12 @@ import yaml
 from filelock import FileLock
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from mnist_exp.analysis import results
+from mnist_exp.analysis import results, selection, slurm_jobs
 from mnist_exp.files.atomic import write_atomic
 from mnist_exp.files.reading import read_text
 
 SUMMARY_CSV = "summary.csv"
 COMPARISON_PNG = "comparison.png"
-SEARCH_OBJECTIVE = "final_val_accuracy"  # what mnist_exp's Optuna sweeper maximises (launchers/optuna_trial.py)
 
 
 def overridden_keys(runs: pd.DataFrame) -> List[str]:
@@ -102,34 +101,36 @@ def swept_keys(sweep_dir: Path, runs: pd.DataFrame) -> List[str]:
     return list(dict.fromkeys(declared_sweep_keys(sweep_dir) + varying)) or overridden
 
 
-def sweep_table(runs: pd.DataFrame, keys: List[str], objective: Optional[str] = None) -> pd.DataFrame:
-    """One row per job; a search's also has its trial, the objective told to Optuna (of a
-    completed trial) and which metric that is."""
+def sweep_table(runs: pd.DataFrame, keys: List[str], search: bool = False) -> pd.DataFrame:
+    """One row per job, with the value that judges it (`objective`, of a completed job) and
+    which metric that is (selection.py); a search's rows also have their trial."""
     runs = runs.copy()
-    chosen = []
-    if objective:
-        runs["objective"] = runs[objective].where(runs["status"] == "completed")
-        runs["objective_metric"] = objective
-        chosen = ["objective", "objective_metric"]
-    keep = ["job", *(["trial"] if objective else []), *keys, "status", *chosen, "reason", "epochs_run",
+    metric = selection.objective_metric(runs, search)
+    runs["objective"] = selection.objective(runs, metric)
+    runs["objective_metric"] = metric
+    keep = ["job", *(["trial"] if search else []), *keys, "status", "objective", "objective_metric", "reason",
+            "epochs_run",
             *(c for c in runs.columns if c.startswith(("final_", "best_"))), "wall_seconds", "run_dir"]
     return runs[keep].sort_values("job", kind="stable").reset_index(drop=True)
 
 
-def objective_metric(sweep_dir: Path) -> Optional[str]:
-    """The summary column an Optuna search chose by (None for a grid)."""
-    search = _search(sweep_hydra_config(sweep_dir))
-    return SEARCH_OBJECTIVE if search else None
+def is_search(sweep_dir: Path) -> bool:
+    """An Optuna search (a grid otherwise)."""
+    return _search(sweep_hydra_config(sweep_dir)) is not None
 
 
-def write_summary(sweep_dir: Path, figure: bool = True) -> pd.DataFrame:
-    """(Re)write summary.csv (and comparison.png) from the job dirs; safe to call concurrently."""
+def write_summary(sweep_dir: Path, figure: bool = True, ask_slurm: bool = True) -> pd.DataFrame:
+    """(Re)write summary.csv (and comparison.png) from the job dirs; safe to call concurrently.
+    With `ask_slurm`, a SLURM sweep's job states are collected first (analysis/slurm_jobs.py)."""
     sweep_dir = Path(sweep_dir)
     with FileLock(sweep_dir / ".summary.lock"):
-        runs = results.load_runs(sweep_dir)
+        if ask_slurm and os.path.lexists(sweep_dir / slurm_jobs.RECORD):
+            slurm_jobs.collect(sweep_dir, results.run_statuses(sweep_dir))
+        runs = results.load_runs(sweep_dir, ask_slurm=False)
         keys = swept_keys(sweep_dir, runs)
-        table = sweep_table(runs, keys, objective_metric(sweep_dir))
+        table = sweep_table(runs, keys, is_search(sweep_dir))
         whole = with_pending(table, planned_jobs(sweep_dir) or [])
+        whole.attrs["keys"] = keys
         write_atomic(sweep_dir / SUMMARY_CSV, lambda tmp: whole.to_csv(tmp, index=False))
         whole.attrs["figure"] = figure and len(table) > 0 and _draw(sweep_dir, table, keys)
         whole.attrs["report"] = figure and len(table) > 0 and _report(sweep_dir)
@@ -193,7 +194,7 @@ def _report(sweep_dir: Path) -> bool:
 def _draw(sweep_dir: Path, table: pd.DataFrame, keys: List[str]) -> bool:
     """comparison.png (written atomically), or False and a one-line warning: a figure that
     cannot be drawn must not cost the table, which is written already."""
-    from mnist_exp.runner.plots import plot_comparison, plot_search
+    from mnist_exp.analysis.sweep_figures import plot_comparison, plot_search
 
     try:
         searched = searched_params(sweep_dir)
@@ -223,11 +224,25 @@ def main(argv=None) -> None:
     if table.empty:
         _exit(f"{args.sweep_dir}: no runs found (no */summary.json)", 2)
     shown = [c for c in table.columns if not c.startswith(("final_train", "best_t", "best_train"))]
-    shown = [c for c in shown if c not in ("run_dir", "reason")] + ["best_test_accuracy"]
+    shown = [c for c in shown if c not in ("run_dir", "reason", "objective_metric")] + ["best_test_accuracy"]
     print(table[shown].to_string(index=False))
+    print(state_lines(table))
     drawn = f", {args.sweep_dir / COMPARISON_PNG}" if table.attrs.get("figure") else ""
     drawn += f", {args.sweep_dir / 'report.html'}" if table.attrs.get("report") else ""
     print(f"wrote {args.sweep_dir / SUMMARY_CSV}{drawn}")
+    best = selection.best_line(table, table.attrs["keys"])
+    if best:
+        print(best)
+
+
+def state_lines(table: pd.DataFrame) -> str:
+    """The sweep's state in words: how many jobs have each status, then why each job that is
+    not completed is where it is (pending, running, cancelled, failed ...)."""
+    counts = table["status"].value_counts(sort=False)  # in the order the jobs show them
+    lines = [f"{len(table)} job{'s' * (len(table) != 1)}: " + ", ".join(f"{n} {status}" for status, n in counts.items())]
+    for _, row in table[(table["status"] != "completed") & table["reason"].notna()].iterrows():
+        lines.append(f"job {row['job']} {row['status']}: {row['reason']}")
+    return "\n".join(lines)
 
 
 def _exit(message: str, code: int) -> None:

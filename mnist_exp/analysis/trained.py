@@ -17,10 +17,11 @@ from typing import Optional, Union
 
 import numpy as np
 
-from mnist_exp.runner import memory, record
+from mnist_exp import record
+from mnist_exp.runner import memory
 from mnist_exp.config import Config
 from mnist_exp.errors import UserError
-from mnist_exp.runner.summary import load_config
+from mnist_exp.record.summary import load_config
 
 
 @dataclass

@@ -21,7 +21,7 @@ def job_dir(launcher, num: int, overrides: List[str]) -> Path:
 
 
 def resume_hint(directory: Path) -> str:
-    from mnist_exp.runner.record import CHECKPOINT
+    from mnist_exp.record import CHECKPOINT
 
     return f"; continue it with resume={directory}" if (directory / CHECKPOINT).is_file() else ""
 
@@ -30,7 +30,7 @@ def record(launcher, num: int, overrides: List[str], directory: Path, status: st
     """Mark the job's record `status` with `reason` (unless the run had recorded how it ended),
     log it, and return what the sweeper expects of a failed job."""
     from mnist_exp.app import NoValue
-    from mnist_exp.runner.summary import record_lost
+    from mnist_exp.record.summary import record_lost
 
     record_lost(directory, status, reason, {"num": num, "overrides": list(overrides)})
     log.error("job %d: %s", num, reason)

@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from hydra_plugins.mnist_exp_launchers import optuna_resume, optuna_space, optuna_study
 from hydra_plugins.mnist_exp_launchers.optuna_trial import OBJECTIVE, env_overrides, make_pruner
-from mnist_exp.errors import ConfigError, UserError
+from mnist_exp.errors import ConfigError, NotSubmitted, UserError
 from mnist_exp.runner import sweep_resume
 
 log = logging.getLogger(__name__)
@@ -199,9 +199,4 @@ def _state(name: str):
 def _none_launched(error: UserError) -> UserError:
     """The launcher's refusal of a later trial's job, when no trial's job was taken at all
     (parallel trials fail in any order): nothing was submitted, and there is no earlier record."""
-    said = str(error)
-    if said.startswith("jobs #") and " were not submitted to SLURM: " in said:
-        reason = said.split(" were not submitted to SLURM: ", 1)[1].rsplit("; the earlier jobs' record is in", 1)[0]
-        return UserError(f"nothing was submitted to SLURM: {reason}")
-    return error
-
+    return NotSubmitted(error.reason) if isinstance(error, NotSubmitted) else error

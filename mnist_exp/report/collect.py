@@ -13,13 +13,13 @@ import numpy as np
 import pandas as pd
 
 from mnist_exp.analysis import results, varying
-from mnist_exp.runner.record import CONFUSION_PNG, CURVES, MISTAKES_PNG, MODEL_CARD
+from mnist_exp.record import CONFUSION_PNG, CURVES, MISTAKES_PNG, MODEL_CARD
 
 # Past this many bytes of run figures in all, every run's figures are linked (relative to the
 # report) rather than inlined: ~20 runs of three PNGs of ~55 KB each.
 IMAGE_BUDGET = 3_000_000
 IMAGES = {"confusion": CONFUSION_PNG, "misclassified": MISTAKES_PNG, "curves": CURVES}
-METRICS = ["final_test_accuracy", "best_test_accuracy", "final_test_loss", "final_train_accuracy",
+METRICS = ["final_val_accuracy", "final_test_accuracy", "best_test_accuracy", "final_test_loss", "final_train_accuracy",
            "final_train_loss", "epochs_run", "wall_seconds"]
 CURVE_METRICS = results.METRIC_NAMES
 

@@ -3,8 +3,11 @@
 "use strict";
 const DATA = JSON.parse(document.getElementById("report-data").textContent);
 const RUNS = DATA.runs;
-const METRICS = [["final_test_accuracy", "test acc"], ["best_test_accuracy", "best acc"],
-  ["final_test_loss", "test loss"], ["epochs_run", "epochs"], ["wall_seconds", "seconds"]];
+// val acc only where some run has a validation split; it then chooses the runs shown first
+const VALIDATED = RUNS.some(r => r.metrics.final_val_accuracy !== null && r.metrics.final_val_accuracy !== undefined);
+const METRICS = [...(VALIDATED ? [["final_val_accuracy", "val acc"]] : []), ["final_test_accuracy", "test acc"],
+  ["best_test_accuracy", "best acc"], ["final_test_loss", "test loss"], ["epochs_run", "epochs"], ["wall_seconds", "seconds"]];
+const CHOOSER = VALIDATED ? "final_val_accuracy" : "final_test_accuracy";
 const SHOWN_KEYS = DATA.keys.filter(k => k !== "data.name" && k !== "arch");
 const COLUMNS = [
   {id: "name", label: "name", get: r => r.name},
@@ -218,7 +221,8 @@ function start() {
     Object.entries(counts).map(([s, n]) => `${n} ${s}`).join(", ") + ")" +
     (DATA.keys.length ? `; varying: ${DATA.keys.join(", ")}` : "");
   buildTable();
-  const ranked = [...RUNS].sort((a, b) => (b.metrics.best_test_accuracy ?? -1) - (a.metrics.best_test_accuracy ?? -1));
+  const judged = r => r.status === "completed" ? (r.metrics[CHOOSER] ?? -1) : -1;
+  const ranked = [...RUNS].sort((a, b) => judged(b) - judged(a));
   (RUNS.length <= 20 ? RUNS : ranked.slice(0, 10)).forEach(r => { selected.add(r.id); document.querySelector(`#run-table tr[data-id="${r.id}"] input`).checked = true; });
   document.getElementById("filter").addEventListener("input", applyFilter);
   document.getElementById("status-filter").addEventListener("change", applyFilter);

@@ -8,9 +8,7 @@ from typing import Any, Dict, List
 import numpy as np
 import pandas as pd
 
-from mnist_exp.analysis import summarize
-
-OBJECTIVE = "final_test_accuracy"
+from mnist_exp.analysis import selection, summarize
 
 
 def sweep_views(runs: pd.DataFrame) -> List[Dict[str, Any]]:
@@ -23,13 +21,14 @@ def sweep_views(runs: pd.DataFrame) -> List[Dict[str, Any]]:
         jobs = runs[parents == sweep_dir].sort_values("job", kind="stable")
         searched = summarize.searched_params(Path(sweep_dir))
         keys = searched or summarize.swept_keys(Path(sweep_dir), jobs)
-        views.append({"dir": sweep_dir, "keys": keys, "search": bool(searched),
-                      "figures": [f.to_json() for f in _figures(jobs, keys, bool(searched))]})
+        metric = selection.objective_metric(jobs, search=summarize.is_search(Path(sweep_dir)))
+        views.append({"dir": sweep_dir, "keys": keys, "search": bool(searched), "objective": metric,
+                      "figures": [f.to_json() for f in _figures(jobs, keys, bool(searched), metric)]})
     return views
 
 
-def _figures(jobs: pd.DataFrame, keys: List[str], search: bool) -> list:
-    objective = jobs[OBJECTIVE].astype(float).where(jobs["status"] == "completed")  # as Optuna was told
+def _figures(jobs: pd.DataFrame, keys: List[str], search: bool, metric: str) -> list:
+    objective = selection.objective(jobs, metric).rename(selection.AXIS[metric])
     figures = [_history(jobs, keys, objective), _importance(jobs, keys, objective)] if search else []
     if keys:
         figures.append(_against(jobs, keys, objective))
@@ -68,7 +67,7 @@ def _against(jobs, keys, objective):
                       row=1, col=col)
         if _numeric(values) and _wide(values, key):
             fig.update_xaxes(type="log", row=1, col=col)
-    fig.update_yaxes(title_text="final test accuracy", row=1, col=1)
+    fig.update_yaxes(title_text=objective.name, row=1, col=1)
     return _layout(fig, "objective against each swept key")
 
 
@@ -85,7 +84,7 @@ def _heatmap(jobs, keys, objective):
                                                                      "<br>objective %{z:.4f}<extra></extra>"))
     fig.update_xaxes(title_text=keys[1], type="category")
     fig.update_yaxes(title_text=keys[0], type="category")
-    return _layout(fig, "final test accuracy by two swept keys")
+    return _layout(fig, f"{objective.name} by two swept keys")
 
 
 def _parallel(jobs, keys, objective):
@@ -106,7 +105,7 @@ def _parallel(jobs, keys, objective):
             dimensions.append(dict(label=key, values=[categories.index(v) for v in labels],
                                    tickvals=list(range(len(categories))), ticktext=categories))
     filled = objective.fillna(0.0)
-    dimensions.append(dict(label="objective (failed: 0)", values=filled, range=[0, max(1e-9, filled.max())]))
+    dimensions.append(dict(label=f"{objective.name} (failed: 0)", values=filled, range=[0, max(1e-9, filled.max())]))
     fig = go.Figure(go.Parcoords(line=dict(color=filled, colorscale="Viridis", showscale=True), dimensions=dimensions))
     return _layout(fig, "parallel coordinates: swept keys and the objective", height=440, top=100)
 
@@ -126,7 +125,7 @@ def _history(jobs, keys, objective):
         fig.add_trace(go.Scatter(x=failed["job"], y=[low] * len(failed), mode="markers", name="failed or diverged",
                                  marker=dict(symbol="x", color="grey")))
     fig.update_xaxes(title_text="trial", dtick=1)
-    fig.update_yaxes(title_text="objective: final test accuracy")
+    fig.update_yaxes(title_text=f"objective: {objective.name}")
     return _layout(fig, "optimisation history")
 
 

@@ -1,6 +1,6 @@
-"""Running an experiment: the training loop, the run record it writes (metrics, checkpoints,
-summary, figures, model card), interrupts, memory checks, and the Hydra callbacks that claim
-run directories and wrap up sweeps.
+"""Running an experiment: the training loop, the network factory, a run's figures and model card,
+interrupts, memory checks, and the Hydra callbacks that claim run directories and wrap up sweeps.
+Every file of the run record is written through mnist_exp.record.
 
-Imports: config, errors, files, data, nn; analysis only lazily, for a sweep's summary table.
+Imports: config, errors, files, data, nn, record; analysis only lazily, for a sweep's summary table.
 """

@@ -18,12 +18,14 @@ from omegaconf.errors import OmegaConfBaseException
 from mnist_exp.config import (check_names, check_network_keys, check_no_preset_with_resume, check_preset_arch,
                                check_resume, check_typed_names, swept_keys, typed_keys)
 from mnist_exp.files import ownership
-from mnist_exp.errors import ConfigError, UserError
+from mnist_exp.errors import UserError
 
 JOB_KEYS = ("hydra.job.num", "hydra.job.id")  # a sweep subdir must tell its jobs apart
 CLAIMED = []  # the run's or sweep's directory, once claimed: the CLI removes it if nothing ever ran
-# what Hydra and the sweep summary write first (summary.csv: the jobs, all pending)
-UNUSED = (".hydra", "mnist_exp.log", "multirun.yaml", "summary.csv", ".summary.lock")
+# what Hydra, the sweep summary (summary.csv: the jobs, all pending) and an Optuna search (its
+# study, in the sweep dir by default) write first; a fresh claim found the directory empty, so
+# they are this invocation's own
+UNUSED = (".hydra", "mnist_exp.log", "multirun.yaml", "summary.csv", ".summary.lock", "optuna.db")
 
 
 class Refused(BaseException):
@@ -76,6 +78,11 @@ def check_typed(config: DictConfig, single_run: bool) -> None:
         check_typed_names(overrides)
         if not swept & {"name", "tags"}:
             check_names(config.name, list(config.tags))
+        recorded = None
+        if config.from_run is not None and "from_run" not in swept:  # the record, read before anything is written
+            from mnist_exp.runner import from_run
+
+            recorded = from_run.check(config.from_run, config.resume, overrides)
         if "resume" not in swept:
             check_resume(config.resume)
             if config.resume:
@@ -83,11 +90,11 @@ def check_typed(config: DictConfig, single_run: bool) -> None:
         if not swept & {"arch", "experiment", "resume"}:
             typed = typed_keys(overrides)
             check_preset_arch(config.arch, config.hydra.runtime.choices, typed)
-            if not config.resume:  # a resumed run has its own network, whatever arch is by default
+            if not config.resume and recorded is None:  # a resumed run has its own network (from_run: checked)
                 check_network_keys(config.arch, typed)
     except OmegaConfBaseException as e:
         raise Refused(f"{getattr(e, 'full_key', None) or 'name'}: {str(e).splitlines()[0]}") from None
-    except ConfigError as e:
+    except UserError as e:  # ConfigError among them; a damaged record of from_run
         raise Refused(str(e)) from None
 
 

@@ -12,7 +12,9 @@ from typing import Any, Callable, Dict, Optional
 
 import numpy as np
 
-from mnist_exp.runner import memory, model_card, per_class, record, summary
+from mnist_exp import record
+from mnist_exp.record import summary
+from mnist_exp.runner import memory, model_card, per_class
 from mnist_exp.files.atomic import write_atomic
 from mnist_exp.config import OPTION_KEYS, Config, validate
 from mnist_exp.data.datasets import load_dataset, split
@@ -22,7 +24,8 @@ from mnist_exp.runner.interrupts import Interrupted, critical, graceful_interrup
 from mnist_exp.nn.models import check_checkpoint
 from mnist_exp.runner.networks import build, network, restore
 from mnist_exp.nn.optim import lr_at
-from mnist_exp.runner.train import EarlyStopping, EpochMetrics, train
+from mnist_exp.record.metrics import EpochMetrics
+from mnist_exp.runner.train import EarlyStopping, train
 
 log = logging.getLogger(__name__)
 FIGURE_POINTS = 2000  # curves.png plots at most about this many epochs of a long run

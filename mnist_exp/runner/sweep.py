@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 
 # The sweep directory of the multirun this process launched: the CLI reports on it at exit.
 LAUNCHED: Optional[Path] = None
+# Set by the SLURM launcher with wait=false: the jobs were submitted, not run; nothing to report yet.
+DETACHED = False
 MAX_JOBS = 10_000  # a grid sweep of more jobs is refused: Hydra lists every job's overrides up front
 
 
@@ -53,6 +55,9 @@ class PrepareSweep(Callback):
 
             Plugins.instance().register(OptunaSweeper)
         sweeper = config.hydra.sweeper
+        if config.hydra.launcher.get("wait", True) is False and "optuna" in str(sweeper.get("_target_", "")):
+            raise Refused("hydra.launcher.wait=false cannot run an Optuna search: each trial's value chooses the "
+                          "next ones, so the search must wait for them; drop wait=false, or submit a grid sweep")
         if "optuna" in str(sweeper.get("_target_", "")):
             trials = sweeper.get("n_trials")
             if not isinstance(trials, int) or isinstance(trials, bool) or trials < 1:
@@ -123,7 +128,7 @@ class SweepSummary(Callback):
         from mnist_exp.analysis.summarize import write_summary
 
         try:
-            write_summary(Path(hydra_cfg.sweep.dir).resolve(), figure=False)
+            write_summary(Path(hydra_cfg.sweep.dir).resolve(), figure=False, ask_slurm=False)  # summarize asks
         except Exception as e:  # a summary problem must never cost the job its result
             log.error("could not update the sweep summary (%s: %s); rebuild it with python -m mnist_exp.summarize",
                       e.__class__.__name__, e)
@@ -131,4 +136,4 @@ class SweepSummary(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from mnist_exp.analysis.summarize import write_summary
 
-        write_summary(Path(config.hydra.sweep.dir).resolve())
+        write_summary(Path(config.hydra.sweep.dir).resolve(), figure=not DETACHED)  # no figure of jobs not run

@@ -139,7 +139,7 @@ def _quoted(text: str) -> str:
 
 def continues(job_dir: Path) -> bool:
     """A job of a resumed sweep whose run goes on from its checkpoint (the others start afresh)."""
-    from mnist_exp.runner.record import CHECKPOINT, SUMMARY
+    from mnist_exp.record import CHECKPOINT, SUMMARY
 
     return os.environ.get(ENV) == "1" and (job_dir / CHECKPOINT).is_file() and (job_dir / SUMMARY).is_file()
 
@@ -156,8 +156,8 @@ def job_state(job_dir: Path) -> str:
     """What a resume does with a job: done (completed, pruned), failed (failed, diverged, an
     unreadable record), continue (stopped with a checkpoint), restart (stopped before its first
     epoch ended) or new (never started)."""
-    from mnist_exp.runner.record import CHECKPOINT
-    from mnist_exp.runner.summary import load
+    from mnist_exp.record import CHECKPOINT
+    from mnist_exp.record.summary import load
     from mnist_exp.errors import UserError
 
     if not job_dir.is_dir() or not _started(job_dir):

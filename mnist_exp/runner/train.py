@@ -7,29 +7,13 @@ early stopping (with the best weights restored) work with every model.
 
 import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Callable, Dict, Iterator, Optional
 
 import numpy as np
 
 from mnist_exp.data.datasets import Split
-
-
-@dataclass
-class EpochMetrics:
-    epoch: int  # from 0, as the walkthrough counts
-    train_loss: float  # mean loss per sample, with dropout, during the pass
-    train_accuracy: float
-    test_loss: float  # mean loss per sample, without dropout, after the pass
-    test_accuracy: float
-    seconds: float  # wall time of the epoch, evaluations included
-    val_loss: Optional[float] = None  # only with a validation split
-    val_accuracy: Optional[float] = None
-
-    @property
-    def finite(self) -> bool:
-        losses = [self.train_loss, self.test_loss] + ([self.val_loss] if self.val_loss is not None else [])
-        return bool(np.all(np.isfinite(losses)))
+from mnist_exp.record.metrics import EpochMetrics
 
 
 class EarlyStopping:

@@ -17,8 +17,14 @@ import mnist_exp
 from mnist_exp.config import Config, known_keys, validate
 from mnist_exp.errors import UserError
 from mnist_exp.files.reading import read_text, why
-from mnist_exp.runner.record import SUMMARY, Tally, save_json
-from mnist_exp.runner.train import EpochMetrics
+from mnist_exp.files.atomic import write_atomic
+from mnist_exp.record.metrics import EpochMetrics, Tally
+from mnist_exp.record.names import SUMMARY
+
+
+def save_json(path: Path, data: Dict[str, Any]) -> None:
+    text = json.dumps(data, indent=2, allow_nan=True) + "\n"
+    write_atomic(path, lambda tmp: tmp.write_text(text))
 
 
 @lru_cache(maxsize=1)
@@ -134,8 +140,9 @@ class SummaryWriter:
                                                         "after_epochs": previous.get("epochs_run", 0)}]
         self.extra = {k: v for k, v in self.extra.items() if v is not None}
         self.extra.setdefault("job", previous.get("job"))  # a resumed sweep job stays that job
-        if previous.get("extends"):  # an extension resumed stays an extension of its run
-            self.extra.setdefault("extends", previous["extends"])
+        for origin in ("extends", "from_run"):  # an extension or a run from a record resumed stays one
+            if previous.get(origin):
+                self.extra.setdefault(origin, previous[origin])
 
     def build(self, status: str, reason: Optional[str] = None) -> Dict[str, Any]:
         result = build(self.cfg, self.run_dir, status, self.tally, self.started, self.data, reason, self.kept,

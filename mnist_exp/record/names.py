@@ -1,0 +1,11 @@
+"""The files of a run directory, by name: every reader and writer of a record uses these."""
+
+METRICS = "metrics.csv"
+WEIGHTS = "weights.npz"
+SUMMARY = "summary.json"
+CURVES = "curves.png"
+MODEL_CARD = "model_card.md"
+CHECKPOINT = "checkpoint.npz"
+CONFUSION = "confusion.csv"
+CONFUSION_PNG = "confusion.png"
+MISTAKES_PNG = "misclassified.png"
