@@ -308,3 +308,24 @@ def test_joblib_lines_name_their_job_and_each_log_holds_its_own(mnist_dir, tmp_p
         log = (sweep_dir / str(job) / "mnist_exp.log").read_text()
         assert f"run {sweep_dir / str(job)}:" in log and log.count("train loss") == 2
         assert all(f"{sweep_dir / str(other)}" not in log for other in range(3) if other != job)
+
+
+@pytest.mark.slow
+def test_a_sweep_whose_slurm_jobs_are_still_queued_or_running_is_refused(mnist_dir, tmp_path):
+    from test_slurm import SLURM, cluster_state
+
+    problem = cluster_state()
+    if problem:
+        pytest.skip(f"{problem}: start one with `sudo scripts/slurm_cluster.sh up`")
+    sweep_dir = tmp_path / "s"
+    submitted = run_cli(["-m", "epochs=300", "seed=1,2", "train_samples=2000", "test_samples=200", *SLURM,
+                         "hydra.launcher.wait=false", f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path, timeout=120)
+    assert submitted.returncode == 0, submitted.stderr
+    record = (sweep_dir / "slurm_jobs.json").read_bytes()
+    ids = [job["slurm_id"] for job in json.loads(record)["jobs"]]
+    try:
+        result = run_cli(["-m", f"resume={sweep_dir}"], cwd=tmp_path, timeout=120)
+        refused(result, f"resume={sweep_dir}", "still queued or running on SLURM", ids[0].split("_")[0])
+        assert (sweep_dir / "slurm_jobs.json").read_bytes() == record  # nothing submitted
+    finally:
+        subprocess.run(["scancel", ids[0].split("_")[0]], timeout=30)

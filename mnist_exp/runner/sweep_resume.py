@@ -74,6 +74,7 @@ def command_line(argv: List[str]) -> Optional[List[str]]:
     recorded = _recorded(target, resume)
     given = [o for o in args.overrides if _key(o) not in ("resume", RETRY)]
     _check_unchanged(given, recorded, resume)
+    _check_no_live_slurm_jobs(target, resume)
     from mnist_exp.files import ownership
 
     ownership.claim(target, fresh=False, what="sweep")  # held to the end; a live owner is refused
@@ -123,6 +124,22 @@ def _check_unchanged(given: List[str], recorded: Dict[str, List[str]], resume: s
         if override not in same and _key(override) not in PARALLELISM:
             raise ConfigError(f"resume={resume}: a resumed sweep keeps its own settings, {override} would change "
                               f"them (only {', '.join(PARALLELISM)} and {RETRY}=true may be given)")
+
+
+def _check_no_live_slurm_jobs(target: Path, resume: str) -> None:
+    """A sweep submitted to SLURM without waiting (wait=false) holds no lock while its jobs queue
+    and run: resuming it then would submit them a second time."""
+    from mnist_exp.analysis import slurm_jobs
+
+    record = slurm_jobs.read(target) or {}
+    ids = [j["slurm_id"] for j in record.get("jobs", []) if isinstance(j, dict) and j.get("slurm_id")]
+    states = (slurm_jobs.ask_slurm(ids) if ids else None) or {}
+    live = sorted(i for i, state in states.items()
+                  if state and state.split()[0].rstrip("+") in slurm_jobs.WAITING + slurm_jobs.GOING)
+    if live:
+        raise ConfigError(f"resume={resume}: {len(live)} of the sweep's jobs are still queued or running on SLURM "
+                          f"({live[0]} is {states[live[0]]}); wait for them (python -m mnist_exp.summarize "
+                          f"{target} shows them), or scancel them, then resume")
 
 
 def _rebuilt(recorded: Dict[str, List[str]], given: List[str], target: Path) -> List[str]:
