@@ -329,3 +329,31 @@ def test_a_sweep_whose_slurm_jobs_are_still_queued_or_running_is_refused(mnist_d
         assert (sweep_dir / "slurm_jobs.json").read_bytes() == record  # nothing submitted
     finally:
         subprocess.run(["scancel", ids[0].split("_")[0]], timeout=30)
+
+
+@pytest.mark.slow
+def test_a_slurm_sweep_with_a_cancelled_job_is_finished_by_its_resume(mnist_dir, tmp_path):
+    from test_slurm import SLURM, cluster_state, wait_for
+
+    problem = cluster_state()
+    if problem:
+        pytest.skip(f"{problem}: start one with `sudo scripts/slurm_cluster.sh up`")
+    sweep_dir, job = tmp_path / "s", ["seed=1", "train_samples=2000", "test_samples=200"]
+    proc = start(["-m", "epochs=2,40", *job, *SLURM, f"hydra.sweep.dir={sweep_dir}"], tmp_path)
+    try:
+        wait_for(sweep_dir / "1" / "checkpoint.npz", 240)
+        ids = {j["num"]: j["slurm_id"] for j in json.loads((sweep_dir / "slurm_jobs.json").read_text())["jobs"]}
+        subprocess.run(["scancel", ids[1]], check=True, timeout=30)  # cancelled while it runs
+        assert proc.wait(timeout=180) == 1
+    finally:
+        proc.kill()
+        proc.wait()
+    assert status(sweep_dir / "1") == "cancelled" and status(sweep_dir / "0") == "completed"
+    before = fingerprint(sweep_dir / "0")
+    result = run_cli(["-m", f"resume={sweep_dir}"], cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert status(sweep_dir / "1") == "completed" and fingerprint(sweep_dir / "0") == before
+    assert "continuing after epoch" in (sweep_dir / "1" / "mnist_exp.log").read_text()
+    single = run_cli(["epochs=40", *job, f"hydra.run.dir={tmp_path / 'whole'}"], cwd=tmp_path)
+    assert single.returncode == 0, single.stderr
+    pd.testing.assert_frame_equal(metrics(sweep_dir / "1"), metrics(tmp_path / "whole"))
