@@ -248,6 +248,18 @@ def test_failed_jobs_stay_failed_unless_retried(mnist_dir, tmp_path):
 
 
 @pytest.mark.slow
+def test_a_diverged_job_stays_as_it_is_even_when_failed_ones_are_retried(mnist_dir, tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    sweep = run_cli(["-m", "lr=0.01,50", "train_samples=100", "test_samples=100", "epochs=1",
+                     f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)
+    assert sweep.returncode == 1 and status(sweep_dir / "1") == "diverged", sweep.stderr
+    before = fingerprint(sweep_dir / "1")
+    result = run_cli(["-m", f"resume={sweep_dir}", "retry_failed=true"], cwd=tmp_path)
+    assert result.returncode == 1 and "job 1 diverged" in result.stderr
+    assert fingerprint(sweep_dir / "1") == before  # it would only diverge again
+
+
+@pytest.mark.slow
 def test_an_optuna_search_resumed_continues_its_study_to_n_trials(mnist_dir, tmp_path):
     optuna = pytest.importorskip("optuna")
     sweep_dir = tmp_path / "search"

@@ -5,8 +5,10 @@ there (hydra.sweep.dir set to the sweep's own), so the sweeper plans the same jo
 same numbers. Each job's record then says what is left to do (job_state): completed jobs are
 not launched at all (Hydra would rewrite their .hydra/), interrupted ones continue from their
 checkpoint, ones that never finished an epoch start again, failed ones wait for
-retry_failed=true. Nothing here depends on the launcher: the grid sweeper (launchers/
-grid_resume.py) and the Optuna sweeper call it, whichever launcher runs the jobs.
+retry_failed=true, diverged ones stay (they would diverge again). Nothing here depends on the
+launcher: the grid sweeper (launchers/grid_resume.py) and the Optuna sweeper call it, whichever
+launcher runs the jobs; a SLURM sweep submitted without waiting is refused while SLURM still
+queues or runs its jobs (its record, slurm_jobs.json, names them), as they would run twice.
 """
 
 import logging
@@ -170,7 +172,7 @@ def set_aside_names(job_dir: Path) -> Tuple[str, ...]:
 
 
 def job_state(job_dir: Path) -> str:
-    """What a resume does with a job: done (completed, pruned), failed (failed, diverged, an
+    """What a resume does with a job: done (completed, pruned), diverged, failed (failed, or an
     unreadable record), continue (stopped with a checkpoint), restart (stopped before its first
     epoch ended) or new (never started)."""
     from mnist_exp.record import CHECKPOINT
@@ -186,7 +188,7 @@ def job_state(job_dir: Path) -> str:
     if status in DONE:
         return "done"
     if status in ("failed", "diverged"):
-        return "failed"
+        return status
     return "continue" if (job_dir / CHECKPOINT).is_file() else "restart"
 
 
@@ -202,15 +204,16 @@ def to_run(jobs: Sequence[Tuple[int, List[str], Path]], retry_failed: bool) -> L
     """The jobs a resume launches, in order; restarted ones get their earlier files set aside.
     Logs what it found."""
     states = {num: job_state(directory) for num, _, directory in jobs}
-    counts = {s: sum(1 for v in states.values() if v == s) for s in ("done", "failed", "continue", "restart", "new")}
-    log.info("resuming the sweep: %d done (left as they are), %d failed (%s), %d to continue from their "
-             "checkpoint, %d to start again, %d never started", counts["done"], counts["failed"],
-             "rerun: retry_failed=true" if retry_failed else "kept; retry_failed=true reruns them",
+    counts = {s: sum(1 for v in states.values() if v == s)
+              for s in ("done", "diverged", "failed", "continue", "restart", "new")}
+    log.info("resuming the sweep: %d done and %d diverged (left as they are), %d failed (%s), %d to continue "
+             "from their checkpoint, %d to start again, %d never started", counts["done"], counts["diverged"],
+             counts["failed"], "rerun: retry_failed=true" if retry_failed else "kept; retry_failed=true reruns them",
              counts["continue"], counts["restart"], counts["new"])
     chosen = []
     for num, overrides, directory in jobs:
         state = states[num]
-        if state == "done" or (state == "failed" and not retry_failed):
+        if state in ("done", "diverged") or (state == "failed" and not retry_failed):
             continue
         if state in ("restart", "failed"):
             set_aside(directory)
