@@ -4,6 +4,7 @@ uninterrupted one; pending jobs in summary.csv; the refusals; joblib's job-named
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -188,11 +189,26 @@ def test_a_sweep_dir_given_to_a_single_run_says_how_to_resume_it(done_sweep, tmp
     refused(run_cli([f"resume={done_sweep}"], cwd=tmp_path), "a sweep directory", f"-m resume={done_sweep}")
 
 
-@pytest.mark.parametrize("flag", [["--cfg", "job"], ["--info"], ["--config-dir", "."]])
+@pytest.mark.parametrize("flag", [["--cfg", "job"], ["--info"], ["--help"]])
 def test_hydras_flags_are_refused_with_a_sweep_resume(done_sweep, tmp_path, flag):
     before = fingerprint(done_sweep)
     refused(run_cli(["-m", f"resume={done_sweep}", *flag], cwd=tmp_path), flag[0], "cannot be given")
     assert fingerprint(done_sweep) == before
+
+
+@pytest.mark.slow
+def test_a_sweep_of_the_users_own_presets_is_resumed_with_them(mnist_dir, tmp_path):
+    presets = tmp_path / "presets"
+    (presets / "experiment").mkdir(parents=True)
+    (presets / "experiment" / "mine.yaml").write_text("# @package _global_\nlr: 0.02\nhidden_size: 20\n")
+    sweep_dir = tmp_path / "sweep"
+    assert run_cli(["-m", "experiment=mine", *TINY[1:], "seed=1,2", f"hydra.sweep.dir={sweep_dir}",
+                    "--config-dir", str(presets)], cwd=tmp_path).returncode == 0
+    shutil.rmtree(sweep_dir / "1")  # as if it never started
+    refused(run_cli(["-m", f"resume={sweep_dir}", "--config-dir", str(tmp_path)], cwd=tmp_path), "--config-dir")
+    result = run_cli(["-m", f"resume={sweep_dir}"], cwd=tmp_path)  # the sweep's own presets
+    assert result.returncode == 0, result.stderr
+    assert json.loads((sweep_dir / "1" / "summary.json").read_text())["config"]["hidden_size"] == 20
 
 
 def test_the_sweeps_own_overrides_may_be_typed_again(done_sweep, tmp_path):

@@ -68,12 +68,15 @@ def command_line(argv: List[str]) -> Optional[List[str]]:
         raise ConfigError(f"resume={resume}: not a sweep directory (no {MULTIRUN} there); "
                           "resume=RUN_DIR without -m continues a single run")
     flags = [flag for flag, on in (("--cfg", args.cfg), ("--info", args.info), ("--help", args.help),
-                                   ("--hydra-help", args.hydra_help), ("--config-dir", args.config_dir),
+                                   ("--hydra-help", args.hydra_help),
                                    ("--shell-completion", args.shell_completion)) if on]
-    if flags:  # the sweep runs as it was started: its own config, its own presets
+    if flags:  # the sweep runs as it was started: its own config
         raise ConfigError(f"resume={resume}: {flags[0]} cannot be given with -m resume=SWEEP_DIR")
     retry = _retry(typed.get(RETRY))
     recorded = _recorded(target, resume)
+    if args.config_dir and [str(Path(args.config_dir).expanduser().absolute())] != recorded["config_dir"]:
+        raise ConfigError(f"resume={resume}: --config-dir {args.config_dir} is not the sweep's own "
+                          f"({', '.join(recorded['config_dir']) or 'none'}): its presets are read from there")
     given = [o for o in args.overrides if _key(o) not in ("resume", RETRY)]
     _check_unchanged(given, recorded, resume)
     _check_no_live_slurm_jobs(target, resume)
@@ -81,7 +84,8 @@ def command_line(argv: List[str]) -> Optional[List[str]]:
 
     ownership.claim(target, fresh=False, what="sweep")  # held to the end; a live owner is refused
     RESUMING = Resume(target, retry)
-    return ["--multirun", *_rebuilt(recorded, given, target)]
+    config_dir = [f"--config-dir={d}" for d in recorded["config_dir"]]  # the user's presets, as the sweep read them
+    return ["--multirun", *config_dir, *_rebuilt(recorded, given, target)]
 
 
 def _key(override: str) -> str:
@@ -111,6 +115,8 @@ def _recorded(target: Path, resume: str) -> Dict[str, List[str]]:
         hydra_cfg = yaml.safe_load(read_text(target / MULTIRUN))["hydra"]
         recorded = {part: [str(o) for o in hydra_cfg["overrides"].get(part) or []] for part in ("task", "hydra")}
         grid = "basic_sweeper" in str(hydra_cfg["sweeper"]["_target_"])
+        recorded["config_dir"] = [str(source["path"]) for source in hydra_cfg["runtime"]["config_sources"]
+                                  if source.get("provider") == "command-line" and source.get("schema") == "file"]
     except Exception as e:  # noqa: BLE001 (damaged, not YAML, not a mapping: the sweep cannot be rebuilt)
         raise ConfigError(f"resume={resume}: {target / MULTIRUN} cannot be read "
                           f"({e.__class__.__name__}: {str(e)[:200]}), so the sweep cannot be rebuilt") from None
