@@ -4,6 +4,7 @@ uninterrupted one; pending jobs in summary.csv; the refusals; joblib's job-named
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -16,6 +17,8 @@ from helpers import run_cli, start
 
 GRID = ["lr=0.002,0.004,0.006,0.008,0.01", "train_samples=3000", "test_samples=500", "epochs=4"]
 JOBLIB = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
+SEARCH = ["+search=optuna", "hydra.sweeper.n_trials=4", "hydra.sweeper.pruner=none", "val_samples=300",
+          "train_samples=3000", "test_samples=300", "epochs=4", "hydra.sweeper.sampler.seed=1"]
 TINY = ["lr=0.01,0.02", "train_samples=100", "test_samples=100", "epochs=1"]
 
 
@@ -33,6 +36,14 @@ def rows(job_dir: Path) -> int:
         return 0
 
 
+def owns(pid: int, directory: Path) -> bool:
+    """The process holds the directory's lock (its lock file names it)."""
+    try:
+        return (directory / ".mnist_exp.lock").read_text().startswith(f"pid {pid} ")
+    except OSError:
+        return False
+
+
 def fingerprint(directory: Path) -> dict:
     """Every file below `directory` (hidden ones too): its bytes' hash and its mtime."""
     return {str(p.relative_to(directory)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
@@ -43,10 +54,12 @@ def metrics(job_dir: Path) -> pd.DataFrame:
     return pd.read_csv(job_dir / "metrics.csv").drop(columns="seconds")
 
 
-def kill_midway(args, sweep_dir: Path, cwd: Path, finished: int, timeout: float = 120) -> list:
-    """Start the sweep, and SIGKILL its whole process group once `finished` jobs completed and
-    another job has recorded an epoch but not its last; returns the jobs that were midway."""
-    proc = start(["-m", *args, f"hydra.sweep.dir={sweep_dir}"], cwd, start_new_session=True)
+def kill_midway(args, sweep_dir: Path, cwd: Path, finished: int, timeout: float = 120, meanwhile=None) -> list:
+    """Start the sweep (or its resume), and SIGKILL its whole process group once `finished` jobs
+    completed and another job has recorded an epoch but not its last; returns the jobs that were
+    midway. `meanwhile()` runs once, while the sweep runs."""
+    where = [] if any(a.startswith("resume=") for a in args) else [f"hydra.sweep.dir={sweep_dir}"]
+    proc = start(["-m", *args, *where], cwd, start_new_session=True)
     deadline = time.time() + timeout
     try:
         while time.time() < deadline:
@@ -54,6 +67,9 @@ def kill_midway(args, sweep_dir: Path, cwd: Path, finished: int, timeout: float 
             done = [d for d in jobs if status(d) == "completed"]
             midway = [d for d in jobs
                       if status(d) == "running" and 1 <= rows(d) < 4 and (d / "checkpoint.npz").is_file()]
+            if meanwhile is not None and midway and owns(proc.pid, sweep_dir):
+                meanwhile()
+                meanwhile = None
             if len(done) >= finished and midway:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=30)
@@ -100,6 +116,23 @@ def test_a_killed_sweep_resumed_ends_as_an_uninterrupted_one(uninterrupted, tmp_
     assert not list(sweep_dir.glob("[5-9]*"))  # the same job numbers, no new ones
 
 
+@pytest.mark.slow
+def test_a_resume_killed_in_turn_and_resumed_again_still_ends_as_an_uninterrupted_one(uninterrupted, tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    kill_midway(GRID, sweep_dir, tmp_path, finished=1)
+    done = sum(status(d) == "completed" for d in sweep_dir.glob("[0-9]*"))
+
+    def second_resume():  # while the first one runs
+        refused(run_cli(["-m", f"resume={sweep_dir}"], cwd=tmp_path), str(sweep_dir), "in use")
+
+    kill_midway([f"resume={sweep_dir}"], sweep_dir, tmp_path, finished=done + 1, meanwhile=second_resume)
+    result = run_cli(["-m", f"resume={sweep_dir}"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    for job in range(5):
+        pd.testing.assert_frame_equal(metrics(sweep_dir / str(job)), metrics(uninterrupted / str(job)))
+
+
+@pytest.mark.slow
 def test_the_summary_lists_every_job_from_the_start(mnist_dir, tmp_path):
     sweep_dir = tmp_path / "sweep"
     result = run_cli(["-m", *TINY, "hidden_size=0,10", f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)
@@ -117,8 +150,10 @@ def test_the_summary_lists_every_job_from_the_start(mnist_dir, tmp_path):
     assert list(table["lr"]) == [0.01, 0.01, 0.02, 0.02] and list(table["hidden_size"]) == [0, 10, 0, 10]
 
 
-@pytest.fixture
-def done_sweep(mnist_dir, tmp_path) -> Path:
+@pytest.fixture(scope="module")
+def done_sweep(mnist_dir, tmp_path_factory) -> Path:
+    """A completed sweep of two jobs (tests may rebuild its summary, nothing else)."""
+    tmp_path = tmp_path_factory.mktemp("done")
     sweep_dir = tmp_path / "done"
     assert run_cli(["-m", *TINY, f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path).returncode == 0
     return sweep_dir
@@ -154,6 +189,28 @@ def test_a_sweep_dir_given_to_a_single_run_says_how_to_resume_it(done_sweep, tmp
     refused(run_cli([f"resume={done_sweep}"], cwd=tmp_path), "a sweep directory", f"-m resume={done_sweep}")
 
 
+@pytest.mark.parametrize("flag", [["--cfg", "job"], ["--info"], ["--help"]])
+def test_hydras_flags_are_refused_with_a_sweep_resume(done_sweep, tmp_path, flag):
+    before = fingerprint(done_sweep)
+    refused(run_cli(["-m", f"resume={done_sweep}", *flag], cwd=tmp_path), flag[0], "cannot be given")
+    assert fingerprint(done_sweep) == before
+
+
+@pytest.mark.slow
+def test_a_sweep_of_the_users_own_presets_is_resumed_with_them(mnist_dir, tmp_path):
+    presets = tmp_path / "presets"
+    (presets / "experiment").mkdir(parents=True)
+    (presets / "experiment" / "mine.yaml").write_text("# @package _global_\nlr: 0.02\nhidden_size: 20\n")
+    sweep_dir = tmp_path / "sweep"
+    assert run_cli(["-m", "experiment=mine", *TINY[1:], "seed=1,2", f"hydra.sweep.dir={sweep_dir}",
+                    "--config-dir", str(presets)], cwd=tmp_path).returncode == 0
+    shutil.rmtree(sweep_dir / "1")  # as if it never started
+    refused(run_cli(["-m", f"resume={sweep_dir}", "--config-dir", str(tmp_path)], cwd=tmp_path), "--config-dir")
+    result = run_cli(["-m", f"resume={sweep_dir}"], cwd=tmp_path)  # the sweep's own presets
+    assert result.returncode == 0, result.stderr
+    assert json.loads((sweep_dir / "1" / "summary.json").read_text())["config"]["hidden_size"] == 20
+
+
 def test_the_sweeps_own_overrides_may_be_typed_again(done_sweep, tmp_path):
     result = run_cli(["-m", f"resume={done_sweep}", *TINY], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -186,6 +243,7 @@ def test_retry_failed_is_a_word_of_the_sweep_resume_only(tmp_path):
     refused(run_cli(["-m", "lr=0.1,0.2", "retry_failed=true"], cwd=tmp_path), "retry_failed")
 
 
+@pytest.mark.slow
 def test_failed_jobs_stay_failed_unless_retried(mnist_dir, tmp_path):
     data = tmp_path / "data"  # empty: every job fails, as with a data disk not mounted
     data.mkdir()
@@ -206,12 +264,22 @@ def test_failed_jobs_stay_failed_unless_retried(mnist_dir, tmp_path):
 
 
 @pytest.mark.slow
+def test_a_diverged_job_stays_as_it_is_even_when_failed_ones_are_retried(mnist_dir, tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    sweep = run_cli(["-m", "lr=0.01,50", "train_samples=100", "test_samples=100", "epochs=1",
+                     f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)
+    assert sweep.returncode == 1 and status(sweep_dir / "1") == "diverged", sweep.stderr
+    before = fingerprint(sweep_dir / "1")
+    result = run_cli(["-m", f"resume={sweep_dir}", "retry_failed=true"], cwd=tmp_path)
+    assert result.returncode == 1 and "job 1 diverged" in result.stderr
+    assert fingerprint(sweep_dir / "1") == before  # it would only diverge again
+
+
+@pytest.mark.slow
 def test_an_optuna_search_resumed_continues_its_study_to_n_trials(mnist_dir, tmp_path):
     optuna = pytest.importorskip("optuna")
     sweep_dir = tmp_path / "search"
-    args = ["+search=optuna", "hydra.sweeper.n_trials=4", "hydra.sweeper.pruner=none", "val_samples=300",
-            "train_samples=3000", "test_samples=300", "epochs=4", "hydra.sweeper.sampler.seed=1"]
-    midway = kill_midway(args, sweep_dir, tmp_path, finished=1)
+    midway = kill_midway(SEARCH, sweep_dir, tmp_path, finished=1)
     result = run_cli(["-m", f"resume={sweep_dir}"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     study = optuna.load_study(study_name="mnist_exp", storage=f"sqlite:///{sweep_dir / 'optuna.db'}")
@@ -227,6 +295,36 @@ def test_an_optuna_search_resumed_continues_its_study_to_n_trials(mnist_dir, tmp
     assert "complete: 4" in results, results
 
 
+@pytest.mark.slow
+def test_an_optuna_search_stopped_with_ctrl_c_goes_on_with_the_same_parameters(mnist_dir, tmp_path):
+    optuna = pytest.importorskip("optuna")
+    sweep_dir = tmp_path / "search"
+    proc = start(["-m", *SEARCH, f"hydra.sweep.dir={sweep_dir}"], tmp_path, start_new_session=True)
+    try:
+        while not any(status(d) == "running" and rows(d) >= 1 and (d / "checkpoint.npz").is_file()
+                      for d in sweep_dir.glob("[0-9]*")):
+            assert proc.poll() is None, proc.stderr.read()
+            time.sleep(0.02)
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C at a terminal: the whole foreground group
+        assert proc.wait(timeout=60) == 130
+        assert f"continue the sweep with python -m mnist_exp -m resume={sweep_dir}" in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    study = optuna.load_study(study_name="mnist_exp", storage=f"sqlite:///{sweep_dir / 'optuna.db'}")
+    stopped = [t for t in study.get_trials() if t.state.name == "FAIL"]
+    assert len(stopped) == 1, study.get_trials()  # the Ctrl-C told it failed
+    result = run_cli(["-m", f"resume={sweep_dir}"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    trials = study.get_trials()
+    assert [t.state.name for t in trials].count("COMPLETE") == 4 and len(trials) == 5
+    again = [t for t in trials if t.params == stopped[0].params and t.state.name == "COMPLETE"]
+    assert again and sorted(again[0].intermediate_values) == [0, 1, 2, 3]  # its recorded epochs told too
+    assert [status(sweep_dir / str(j)) for j in range(4)] == ["completed"] * 4 and not (sweep_dir / "4").exists()
+
+
+@pytest.mark.slow
 def test_joblib_lines_name_their_job_and_each_log_holds_its_own(mnist_dir, tmp_path):
     sweep_dir = tmp_path / "sweep"
     result = run_cli(["-m", "lr=0.01,0.02,0.03", "train_samples=300", "test_samples=100", "epochs=2", *JOBLIB,
@@ -238,3 +336,52 @@ def test_joblib_lines_name_their_job_and_each_log_holds_its_own(mnist_dir, tmp_p
         log = (sweep_dir / str(job) / "mnist_exp.log").read_text()
         assert f"run {sweep_dir / str(job)}:" in log and log.count("train loss") == 2
         assert all(f"{sweep_dir / str(other)}" not in log for other in range(3) if other != job)
+
+
+@pytest.mark.slow
+def test_a_sweep_whose_slurm_jobs_are_still_queued_or_running_is_refused(mnist_dir, tmp_path):
+    from test_slurm import SLURM, cluster_state
+
+    problem = cluster_state()
+    if problem:
+        pytest.skip(f"{problem}: start one with `sudo scripts/slurm_cluster.sh up`")
+    sweep_dir = tmp_path / "s"
+    submitted = run_cli(["-m", "epochs=300", "seed=1,2", "train_samples=2000", "test_samples=200", *SLURM,
+                         "hydra.launcher.wait=false", f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path, timeout=120)
+    assert submitted.returncode == 0, submitted.stderr
+    record = (sweep_dir / "slurm_jobs.json").read_bytes()
+    ids = [job["slurm_id"] for job in json.loads(record)["jobs"]]
+    try:
+        result = run_cli(["-m", f"resume={sweep_dir}"], cwd=tmp_path, timeout=120)
+        refused(result, f"resume={sweep_dir}", "still queued or running on SLURM", ids[0].split("_")[0])
+        assert (sweep_dir / "slurm_jobs.json").read_bytes() == record  # nothing submitted
+    finally:
+        subprocess.run(["scancel", ids[0].split("_")[0]], timeout=30)
+
+
+@pytest.mark.slow
+def test_a_slurm_sweep_with_a_cancelled_job_is_finished_by_its_resume(mnist_dir, tmp_path):
+    from test_slurm import SLURM, cluster_state, wait_for
+
+    problem = cluster_state()
+    if problem:
+        pytest.skip(f"{problem}: start one with `sudo scripts/slurm_cluster.sh up`")
+    sweep_dir, job = tmp_path / "s", ["seed=1", "train_samples=2000", "test_samples=200"]
+    proc = start(["-m", "epochs=2,40", *job, *SLURM, f"hydra.sweep.dir={sweep_dir}"], tmp_path)
+    try:
+        wait_for(sweep_dir / "1" / "checkpoint.npz", 240)
+        ids = {j["num"]: j["slurm_id"] for j in json.loads((sweep_dir / "slurm_jobs.json").read_text())["jobs"]}
+        subprocess.run(["scancel", ids[1]], check=True, timeout=30)  # cancelled while it runs
+        assert proc.wait(timeout=180) == 1
+    finally:
+        proc.kill()
+        proc.wait()
+    assert status(sweep_dir / "1") == "cancelled" and status(sweep_dir / "0") == "completed"
+    before = fingerprint(sweep_dir / "0")
+    result = run_cli(["-m", f"resume={sweep_dir}"], cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert status(sweep_dir / "1") == "completed" and fingerprint(sweep_dir / "0") == before
+    assert "continuing after epoch" in (sweep_dir / "1" / "mnist_exp.log").read_text()
+    single = run_cli(["epochs=40", *job, f"hydra.run.dir={tmp_path / 'whole'}"], cwd=tmp_path)
+    assert single.returncode == 0, single.stderr
+    pd.testing.assert_frame_equal(metrics(sweep_dir / "1"), metrics(tmp_path / "whole"))

@@ -140,7 +140,7 @@ def write_summary(sweep_dir: Path, figure: bool = True, ask_slurm: bool = True) 
 def with_pending(table: pd.DataFrame, planned: List[str]) -> pd.DataFrame:
     """The table with a `pending` row for each planned job that has no record yet, its swept
     values read from its overrides (a search's trials have none before they are asked)."""
-    started = set(table["job"].dropna().astype(int))
+    started = started_jobs(table)
     pending = [{"job": num, "status": "pending", **_values(overrides, table.columns)}
                for num, overrides in enumerate(planned) if num not in started]
     if not pending:
@@ -149,6 +149,13 @@ def with_pending(table: pd.DataFrame, planned: List[str]) -> pd.DataFrame:
                                         errors="ignore")
     whole = pd.concat([table, rows], ignore_index=True) if len(table) else rows.reindex(columns=table.columns)
     return whole.sort_values("job", kind="stable").reset_index(drop=True)
+
+
+def started_jobs(table: pd.DataFrame) -> set:
+    """The job numbers with a record: a record whose summary cannot be read has no job number,
+    but its directory has (hydra.sweep.subdir is the number, unless set otherwise)."""
+    unnumbered = table.loc[table["job"].isna(), "run_dir"].dropna()
+    return set(table["job"].dropna().astype(int)) | {int(Path(d).name) for d in unnumbered if Path(d).name.isdigit()}
 
 
 def _values(overrides: str, columns) -> dict:

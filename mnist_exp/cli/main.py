@@ -7,7 +7,7 @@ import gc
 import os
 import sys
 from pathlib import Path
-from typing import Tuple
+from typing import Optional, Tuple
 
 from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
@@ -79,7 +79,7 @@ def _main() -> None:
         ignore_further()
         if run.sweep_dir is not None:
             report_sweep(run.sweep_dir, stopped=True)
-        sys.exit(fail(*_stopped(e)))
+        sys.exit(fail(*_stopped(e, run.sweep_dir)))
     finally:
         os.environ.pop("HYDRA_FULL_ERROR", None)
 
@@ -91,12 +91,15 @@ def _resumed_sweep() -> None:
         sys.argv = [sys.argv[0], *rebuilt]
 
 
-def _stopped(e: KeyboardInterrupt) -> Tuple[str, int]:
-    """The line and exit code for a Ctrl-C or signal: what was kept, and how to go on."""
+def _stopped(e: KeyboardInterrupt, sweep_dir: Optional[Path]) -> Tuple[str, int]:
+    """The line and exit code for a Ctrl-C or signal: what was kept, and how to go on (a sweep
+    goes on where it stopped, its other jobs too)."""
     cause = e.cause if isinstance(e, RunStopped) else e
     how = f" by {cause}" if isinstance(cause, Interrupted) else ""
     where = e.resume_from if isinstance(e, RunStopped) else None
-    if isinstance(e, RunStopped) and e.ended:
+    if sweep_dir is not None:
+        advice = f"; continue the sweep with python -m mnist_exp -m resume={sweep_dir}"
+    elif isinstance(e, RunStopped) and e.ended:
         advice = f" after the run ended; its record in {where} is complete"
     elif where:
         advice = f"; finished epochs are kept, continue with resume={where}"
@@ -109,14 +112,14 @@ def report_sweep(sweep_dir: Path, stopped: bool = False) -> int:
     """One line per job that did not complete, or never started; exit code 1 if any, else 0.
     A sweep that was `stopped` (Ctrl-C) gets its comparison figure drawn here."""
     from mnist_exp.analysis.selection import best_line
-    from mnist_exp.analysis.summarize import SUMMARY_CSV, planned_jobs, write_summary
+    from mnist_exp.analysis.summarize import SUMMARY_CSV, planned_jobs, started_jobs, write_summary
 
     table = write_summary(sweep_dir, figure=stopped)
     keys = table.attrs.get("keys", [])
     table = table[table["status"] != "pending"]  # the never-started ones are counted from the plan
     bad = table[~table["status"].isin(["completed", "pruned"])]  # a pruned trial ended as its search wanted
     planned = planned_jobs(sweep_dir) or []
-    started = set(table["job"].dropna().astype(int))
+    started = started_jobs(table)
     never = [(num, overrides) for num, overrides in enumerate(planned) if num not in started]
     total = max(len(planned), len(table))
     pruned = int((table["status"] == "pruned").sum())

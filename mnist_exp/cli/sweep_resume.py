@@ -5,8 +5,10 @@ there (hydra.sweep.dir set to the sweep's own), so the sweeper plans the same jo
 same numbers. Each job's record then says what is left to do (job_state): completed jobs are
 not launched at all (Hydra would rewrite their .hydra/), interrupted ones continue from their
 checkpoint, ones that never finished an epoch start again, failed ones wait for
-retry_failed=true. Nothing here depends on the launcher: the grid sweeper (launchers/
-grid_resume.py) and the Optuna sweeper call it, whichever launcher runs the jobs.
+retry_failed=true, diverged ones stay (they would diverge again). Nothing here depends on the
+launcher: the grid sweeper (launchers/grid_resume.py) and the Optuna sweeper call it, whichever
+launcher runs the jobs; a SLURM sweep submitted without waiting is refused while SLURM still
+queues or runs its jobs (its record, slurm_jobs.json, names them), as they would run twice.
 """
 
 import logging
@@ -62,15 +64,25 @@ def command_line(argv: List[str]) -> Optional[List[str]]:
             return None  # -m resume=RUN_DIR: a one-job sweep that continues a run, as before
         raise ConfigError(f"resume={resume}: not a sweep directory (no {MULTIRUN} there); "
                           "resume=RUN_DIR without -m continues a single run")
+    flags = [flag for flag, on in (("--cfg", args.cfg), ("--info", args.info), ("--help", args.help),
+                                   ("--hydra-help", args.hydra_help),
+                                   ("--shell-completion", args.shell_completion)) if on]
+    if flags:  # the sweep runs as it was started: its own config
+        raise ConfigError(f"resume={resume}: {flags[0]} cannot be given with -m resume=SWEEP_DIR")
     retry = _retry(typed.get(RETRY))
     recorded = _recorded(target, resume)
+    if args.config_dir and [str(Path(args.config_dir).expanduser().absolute())] != recorded["config_dir"]:
+        raise ConfigError(f"resume={resume}: --config-dir {args.config_dir} is not the sweep's own "
+                          f"({', '.join(recorded['config_dir']) or 'none'}): its presets are read from there")
     given = [o for o in args.overrides if _key(o) not in ("resume", RETRY)]
     _check_unchanged(given, recorded, resume)
+    _check_no_live_slurm_jobs(target, resume)
     from mnist_exp.files import ownership
 
     ownership.claim(target, fresh=False, what="sweep")  # held to the end; a live owner is refused
     invocation.current().resuming = Resume(target, retry)
-    return ["--multirun", *_rebuilt(recorded, given, target)]
+    config_dir = [f"--config-dir={d}" for d in recorded["config_dir"]]  # the user's presets, as the sweep read them
+    return ["--multirun", *config_dir, *_rebuilt(recorded, given, target)]
 
 
 def _key(override: str) -> str:
@@ -97,9 +109,11 @@ def _recorded(target: Path, resume: str) -> Dict[str, List[str]]:
     from mnist_exp.files.reading import read_text
 
     try:
-        overrides = yaml.safe_load(read_text(target / MULTIRUN))["hydra"]["overrides"]
-        recorded = {part: [str(o) for o in overrides.get(part) or []] for part in ("task", "hydra")}
-        grid = "basic_sweeper" in str(yaml.safe_load(read_text(target / MULTIRUN))["hydra"]["sweeper"]["_target_"])
+        hydra_cfg = yaml.safe_load(read_text(target / MULTIRUN))["hydra"]
+        recorded = {part: [str(o) for o in hydra_cfg["overrides"].get(part) or []] for part in ("task", "hydra")}
+        grid = "basic_sweeper" in str(hydra_cfg["sweeper"]["_target_"])
+        recorded["config_dir"] = [str(source["path"]) for source in hydra_cfg["runtime"]["config_sources"]
+                                  if source.get("provider") == "command-line" and source.get("schema") == "file"]
     except Exception as e:  # noqa: BLE001 (damaged, not YAML, not a mapping: the sweep cannot be rebuilt)
         raise ConfigError(f"resume={resume}: {target / MULTIRUN} cannot be read "
                           f"({e.__class__.__name__}: {str(e)[:200]}), so the sweep cannot be rebuilt") from None
@@ -115,6 +129,22 @@ def _check_unchanged(given: List[str], recorded: Dict[str, List[str]], resume: s
         if override not in same and _key(override) not in PARALLELISM:
             raise ConfigError(f"resume={resume}: a resumed sweep keeps its own settings, {override} would change "
                               f"them (only {', '.join(PARALLELISM)} and {RETRY}=true may be given)")
+
+
+def _check_no_live_slurm_jobs(target: Path, resume: str) -> None:
+    """A sweep submitted to SLURM without waiting (wait=false) holds no lock while its jobs queue
+    and run: resuming it then would submit them a second time."""
+    from mnist_exp.analysis import slurm_jobs
+
+    record = slurm_jobs.read(target) or {}
+    ids = [j["slurm_id"] for j in record.get("jobs", []) if isinstance(j, dict) and j.get("slurm_id")]
+    states = (slurm_jobs.ask_slurm(ids) if ids else None) or {}
+    live = sorted(i for i, state in states.items()
+                  if state and state.split()[0].rstrip("+") in slurm_jobs.WAITING + slurm_jobs.GOING)
+    if live:
+        raise ConfigError(f"resume={resume}: {len(live)} of the sweep's jobs are still queued or running on SLURM "
+                          f"({live[0]} is {states[live[0]]}); wait for them (python -m mnist_exp.summarize "
+                          f"{target} shows them), or scancel them, then resume")
 
 
 def _rebuilt(recorded: Dict[str, List[str]], given: List[str], target: Path) -> List[str]:
@@ -145,7 +175,7 @@ def set_aside_names(job_dir: Path) -> Tuple[str, ...]:
 
 
 def job_state(job_dir: Path) -> str:
-    """What a resume does with a job: done (completed, pruned), failed (failed, diverged, an
+    """What a resume does with a job: done (completed, pruned), diverged, failed (failed, or an
     unreadable record), continue (stopped with a checkpoint), restart (stopped before its first
     epoch ended) or new (never started)."""
     from mnist_exp.record import CHECKPOINT
@@ -161,7 +191,7 @@ def job_state(job_dir: Path) -> str:
     if status in DONE:
         return "done"
     if status in ("failed", "diverged"):
-        return "failed"
+        return status
     return "continue" if (job_dir / CHECKPOINT).is_file() else "restart"
 
 
@@ -177,15 +207,16 @@ def to_run(jobs: Sequence[Tuple[int, List[str], Path]], retry_failed: bool) -> L
     """The jobs a resume launches, in order; restarted ones get their earlier files set aside.
     Logs what it found."""
     states = {num: job_state(directory) for num, _, directory in jobs}
-    counts = {s: sum(1 for v in states.values() if v == s) for s in ("done", "failed", "continue", "restart", "new")}
-    log.info("resuming the sweep: %d done (left as they are), %d failed (%s), %d to continue from their "
-             "checkpoint, %d to start again, %d never started", counts["done"], counts["failed"],
-             "rerun: retry_failed=true" if retry_failed else "kept; retry_failed=true reruns them",
+    counts = {s: sum(1 for v in states.values() if v == s)
+              for s in ("done", "diverged", "failed", "continue", "restart", "new")}
+    log.info("resuming the sweep: %d done and %d diverged (left as they are), %d failed (%s), %d to continue "
+             "from their checkpoint, %d to start again, %d never started", counts["done"], counts["diverged"],
+             counts["failed"], "rerun: retry_failed=true" if retry_failed else "kept; retry_failed=true reruns them",
              counts["continue"], counts["restart"], counts["new"])
     chosen = []
     for num, overrides, directory in jobs:
         state = states[num]
-        if state == "done" or (state == "failed" and not retry_failed):
+        if state in ("done", "diverged") or (state == "failed" and not retry_failed):
             continue
         if state in ("restart", "failed"):
             set_aside(directory)
