@@ -77,6 +77,28 @@ def test_conv2d_matches_the_loops_forward_and_backward(cin, cout, kernel, dtype)
     np.testing.assert_allclose(dx, dx_loops, **tol)
 
 
+@pytest.mark.parametrize("chunk_values", [1, 400, 2 ** 18])
+def test_conv2d_in_cache_sized_chunks_of_the_batch_matches_the_loops(monkeypatch, chunk_values):
+    """The batch's im2col rows are made and multiplied chunk by chunk (one image, several, all):
+    forward, weight gradient summed over the chunks, and the input gradient."""
+    from mnist_exp.nn import conv
+
+    monkeypatch.setattr(conv, "CHUNK_VALUES", chunk_values)
+    rng = np.random.default_rng(7)
+    x, w = rng.standard_normal((5, 6, 5, 3)), rng.standard_normal((3, 3, 3, 4))
+    layer = Conv2D(w.copy())
+    layer.params["b"][...] = rng.standard_normal(4)
+    np.testing.assert_allclose(layer.forward(x, Training(rng)), loop_conv(x, w, layer.params["b"]), rtol=1e-10)
+    dy = rng.standard_normal((5, 6, 5, 4))
+    dx = layer.backward(dy.copy())
+    dw, db, dx_loops = loop_conv_grads(x, w, dy)
+    np.testing.assert_allclose(layer.grads["w"], dw, rtol=1e-10)
+    np.testing.assert_allclose(layer.grads["b"], db, rtol=1e-10)
+    np.testing.assert_allclose(dx, dx_loops, rtol=1e-10, atol=1e-12)
+    assert layer.backward(dy.copy(), need_dx=False) is None
+    np.testing.assert_allclose(layer.grads["w"], dw, rtol=1e-10)  # summed afresh, not onto the last
+
+
 def test_max_pooling_matches_the_loops_and_sends_a_tie_to_its_first_maximum():
     rng = np.random.default_rng(1)
     x = rng.standard_normal((2, 7, 9, 3))  # odd sizes: the last row and column are dropped
