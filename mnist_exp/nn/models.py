@@ -95,6 +95,8 @@ class NetworkModel:
         lr_in_gradient = self.optimizer.takes_lr_in_gradient() and self._halves is None
         training = Training(rng, bits, descend=lr_in_gradient)
         self._parallel = blas.threads() >= 2  # a sweep's job limited to one thread runs its halves in turn
+        if self.optimizer.kind == "adam":
+            self.stack.pack()  # one flat buffer for Adam's step (again only after a load replaced the arrays)
         loss, correct = 0.0, 0
         with _progress_bar(self.progress, n) as bar, blas.one_thread() if self._halves else nullcontext():
             for start in range(0, n, size):
