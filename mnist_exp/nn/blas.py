@@ -11,6 +11,7 @@ other BLAS, `subtract_product` says no and the caller multiplies and subtracts a
 """
 
 import ctypes
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Optional
@@ -94,6 +95,11 @@ def threads() -> int:
     """The BLAS threads allowed now (a sweep's job may be limited to fewer than the cores); 1
     where no BLAS is found."""
     return max((lib["num_threads"] for lib in _controller().info() if lib["user_api"] == "blas"), default=1)
+
+
+def cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 @lru_cache(maxsize=1)
