@@ -506,3 +506,26 @@ def test_adam_runs_over_one_flat_buffer_and_a_resume_continues_to_the_bit():
     assert resumed.fit_epoch(data, 1e-3, generators[0]) == packed.fit_epoch(data, 1e-3, generators[1])
     for k, a in packed.state().items():
         np.testing.assert_array_equal(resumed.state()[k], a, err_msg=k)
+
+
+@pytest.mark.parametrize("changes", [dict(optimizer="sgd", lr=0.1), dict(optimizer="adam", hidden_size=300, hidden_layers=2),
+                                     dict(optimizer="momentum", dropout=0.5)])
+def test_a_mini_batch_epoch_has_the_same_numbers_whatever_the_blas_threads(changes):
+    """float32 mini-batches of an MLP (whole, on one BLAS thread whatever the threads allowed): the
+    numbers of one BLAS thread, of two and of four, to the bit."""
+    from threadpoolctl import threadpool_limits
+
+    cfg = Config(batch_size=32, dtype="float32", loss="cross_entropy", relu_derivative="correct", biases=True,
+                 init="he", train_samples=96, **{"lr": 1e-3, "dropout": 0.2, **changes})
+    rng = np.random.default_rng(0)
+    data = Split(rng.random((96, 784), np.float32), np.eye(10, dtype=np.float32)[rng.integers(0, 10, 96)])
+    results = []
+    for threads in (1, 2, 4):
+        with threadpool_limits(threads, "blas"):
+            rng = np.random.default_rng(1)
+            model = build(cfg, rng)
+            results.append(([model.fit_epoch(data, cfg.lr, rng) for _ in range(2)], model.arrays()))
+    for fits, arrays in results[1:]:
+        assert fits == results[0][0]
+        for key, array in arrays.items():
+            np.testing.assert_array_equal(array, results[0][1][key], err_msg=key)

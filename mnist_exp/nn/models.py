@@ -68,7 +68,9 @@ class NetworkModel:
         self.progress = None  # a terminal stream: an epoch longer than PROGRESS_AFTER seconds shows a bar there
         convolutional = bool(stack.of_kind(Conv2D))
         self._chunk = EVALUATION_ROWS if convolutional else None
-        # a convolutional network trains each batch in parts on the cores there are (see parts.py)
+        # a convolutional network trains each batch in parts on the cores there are (parts.py); an
+        # MLP's mini-batches run whole, on one BLAS thread (see _fit: in four parts, best_mlp's epoch
+        # took 1.5x the CPU time of whole batches)
         self._parts = Parts(stack, opts.loss) if convolutional and batch_size > 1 and not stack.of_kind(
             BatchNorm) else None
         self._threads = 1
@@ -98,7 +100,10 @@ class NetworkModel:
         if self.optimizer.kind == "adam":
             self.stack.pack()  # one flat buffer for Adam's step (again only after a load replaced the arrays)
         loss, correct = 0.0, 0
-        with _progress_bar(self.progress, n) as bar, blas.one_thread() if self._parts else nullcontext():
+        # every product of a mini-batch on one BLAS thread: OpenBLAS's threads wait for each other at
+        # every product, and on a busy machine one of them waits for a core (an epoch took 3-20x
+        # longer); its results also differ in the last bit from one thread count to another
+        with _progress_bar(self.progress, n) as bar, blas.one_thread() if size > 1 else nullcontext():
             for start in range(0, n, size):
                 x, y = _batch(data, order, start, size, buffers)
                 batch_loss, batch_correct = self._train_batch(x, y, training, lr, lr_in_gradient)
