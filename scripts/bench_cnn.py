@@ -72,8 +72,9 @@ def layer_parts(train_set) -> Dict[str, float]:
     training, parts, starts = Training(rng), defaultdict(float), list(range(0, n, BATCH))
     counting = [False]
     for conv in stack.of_kind(Conv2D):  # the im2col copies inside the convolutions, timed where they run
-        for name in ("_im2col", "_im2col_rows", "_offset_rows"):
-            setattr(conv, name, timed(getattr(conv, name), parts, counting))
+        for name in ("_im2col", "_im2col_rows", "_offset_rows"):  # the last: the first conv's, pooled_conv.py
+            if hasattr(conv, name):
+                setattr(conv, name, timed(getattr(conv, name), parts, counting))
     lowest = next(i for i, layer in enumerate(stack.layers) if layer.params)
     warm = min(10, len(starts))  # warm-up batches, not counted
     for i, start in enumerate(starts[:warm] + starts):
