@@ -129,7 +129,8 @@ def conv_gemms(stack, batches: int) -> float:
 
 def prototype(train_set) -> Callable[[], None]:
     """The same network written plainly in NumPy, as a first prototype would be: whole batches,
-    im2col by sliding windows and one GEMM per product, pooling by reshape, Adam per array."""
+    im2col by sliding windows and one GEMM per product, pooling by reshape (a tie's gradient goes
+    to every maximum), Adam per array."""
     from numpy.lib.stride_tricks import sliding_window_view as windows
 
     rng, x_all, y_all = np.random.default_rng(0), train_set.x.reshape(-1, 28, 28, 1), train_set.y
@@ -154,9 +155,7 @@ def prototype(train_set) -> Callable[[], None]:
     def conv_pool_relu_back(dout, w, cache, need_dx):
         cols, shape, first, positive = cache
         dp = dout * positive
-        d = (first * dp[:, :, None, :, None]).reshape(shape[0], shape[1] * 2, shape[3] * 2, -1)
-        d = d / first.sum(axis=(2, 4), keepdims=True).reshape(shape[0], shape[1], 1, shape[3], 1, -1).repeat(
-            2, 2).repeat(2, 4).reshape(d.shape)  # ties share the gradient
+        d = (first * dp[:, :, None, :, None]).reshape(shape[0], shape[1] * 2, shape[3] * 2, -1)  # ties: each max
         d2 = d.reshape(-1, w.shape[3])
         dw, db = (cols.T @ d2).reshape(w.shape), d2.sum(axis=0)
         dx = None
