@@ -138,6 +138,16 @@ def test_the_first_convolution_pooled_in_one_layer_is_conv_then_pool(shape, pool
     np.testing.assert_array_equal(fused.forward(x, None), y)  # evaluation: the same outputs
 
 
+def test_only_the_first_convolution_is_pooled_in_one_layer_even_with_one_channel_after_it():
+    """channels=[1, 2]: the second convolution also takes one channel, and needs its input gradient."""
+    opts = cnn.Options(channels=(1, 2), kernel_size=3, pool=2, dense_width=5, biases=True)
+    stack = cnn.build(np.random.default_rng(2), (8, 8), opts, "he", np.float64)
+    assert [layer.kind for layer in stack.layers][:6] == ["image", "conv", "relu", "conv", "maxpool", "relu"]
+    out = stack.forward(np.random.default_rng(0).random((3, 64)), Training(np.random.default_rng(0)))
+    stack.backward(np.ones_like(out))
+    assert all(np.isfinite(p.grad).all() for p in stack.parameters())
+
+
 def small_cnn(dropout=0.0):
     opts = cnn.Options(channels=(2, 3), kernel_size=3, pool=2, dense_width=5, dropout=dropout, biases=True)
     return cnn.build(np.random.default_rng(2), (8, 8), opts, "he", np.float64)

@@ -45,7 +45,7 @@ def build(rng: np.random.Generator, image: Tuple[int, int], opts: Options, init:
     cin, k = 1, opts.kernel_size
     for cout in opts.channels:
         w = init_weights(rng, (k, k, cin, cout), k * k * cin, k * k * cout, init).astype(dtype)
-        if cin == 1 and opts.pool > 1:  # the first: computed in pooling order (see pooled_conv.py)
+        if len(layers) == 1 and opts.pool > 1:  # the first: computed in pooling order (see pooled_conv.py)
             layers += [PooledConv(w, bias=opts.biases, pool=opts.pool), ReLU()]
         else:
             layers += [Conv2D(w, bias=opts.biases)] + ([MaxPool2D(opts.pool)] if opts.pool > 1 else []) + [ReLU()]
