@@ -1,7 +1,8 @@
 """Convolution layers in NumPy: images channels-last (n, height, width, channels).
 
-Conv2D is two GEMMs over an im2col buffer: each output pixel's receptive field copied into
-one row, in (kernel row, kernel column, channel) order so each copied run is contiguous.
+Conv2D is GEMMs over im2col rows: each output pixel's receptive field copied into one row, in
+(kernel row, kernel column, channel) order so each copied run is contiguous, a cache-sized chunk
+of the batch at a time (see Conv2D._chunks).
 MaxPool2D sends a window's gradient to its first maximum (MNIST's blank background makes
 exact ties common; any one maximum is a valid subgradient, the first is deterministic).
 """
@@ -63,7 +64,7 @@ class Conv2D(Layer):
         if bias:
             self.params["b"] = np.zeros(w.shape[3], w.dtype)
         self._buffers: Dict[str, np.ndarray] = {}
-        self._cols: Optional[np.ndarray] = None  # the training batch's im2col rows (transposed if cin == 1)
+        self._cols: Optional[np.ndarray] = None  # one channel: the training batch's (kh*kw, pixels) rows
 
     def forward(self, x, training):
         kh, kw, cin, cout = self.params["w"].shape
