@@ -24,6 +24,7 @@ other. Reported: best times and their ratio, and the median and range of the pai
 """
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -59,10 +60,11 @@ class Sizes:
     repeats: int = 5  # this VM's speed drifts by 25% or more: pairs of runs, then their median
     peer_rounds: int = 3  # interleaved epochs of each implementation, per network
     peer_images: int = 60000  # images in an epoch of the peer and CNN comparisons
+    busy_cnn_images: int = 10240  # images in a CNN epoch timed with and without a competing process
 
 
 SIZES = {"full": Sizes([(1000, 20), (60000, 1)], (32, 64, 128, 256)), "quick": Sizes([(1000, 20)], (128,)),
-         "smoke": Sizes([(100, 2)], (128,), images=1024, repeats=1, peer_rounds=1, peer_images=256)}
+         "smoke": Sizes([(100, 2)], (128,), images=1024, repeats=1, peer_rounds=1, peer_images=256, busy_cnn_images=256)}
 
 
 def epoch_gflop(images: int) -> float:
@@ -169,6 +171,62 @@ def minibatch_case(train_set, warm_up, dtype: str, batch: int, repeats: int) -> 
             "paired_share": shares[len(shares) // 2], "paired_range": [shares[0], shares[-1]]}
 
 
+COMPETITOR = "import time\nend = time.monotonic() + float({seconds})\nwhile time.monotonic() < end:\n    pass\n"
+
+
+class Competitor:
+    """One busy process (a Python loop spinning on one core), bounded: it ends by itself after
+    `seconds` even if this script dies, and is killed when the block ends."""
+
+    def __init__(self, seconds: float = 120.0):
+        self.seconds = seconds
+
+    def __enter__(self):
+        self.process = subprocess.Popen([sys.executable, "-c", COMPETITOR.format(seconds=self.seconds)])
+        time.sleep(0.2)  # running before the timing starts
+        return self
+
+    def __exit__(self, *exc):
+        self.process.kill()
+        self.process.wait()
+
+
+def bench_busy(dataset, sizes: Sizes) -> dict:
+    """A mini-batch epoch with one competing busy process against the same epoch quiet on one
+    BLAS thread (and quiet with the default threads), interleaved: the MLP (784-100-10, float32,
+    batch 128) and best_cnn's network. Ratios by round: busy / quiet one-thread."""
+    train_set = split(dataset.train_images, dataset.train_labels, sizes.images, dtype=np.float32)
+    cnn_set = split(dataset.train_images, dataset.train_labels, sizes.busy_cnn_images, dtype=np.float32)
+    rng = np.random.default_rng(0)
+    mlp = build(Config(batch_size=128, lr=0.1, dtype="float32", train_samples=sizes.images), rng)
+    cnn = bench_cnn.model_of(len(cnn_set.y))
+    cases = {"mlp": lambda: mlp.fit_epoch(train_set, 0.1, rng), "cnn": lambda: cnn.fit_epoch(cnn_set, 1e-3, rng)}
+    figures = {}
+    for name, epoch in cases.items():
+        epoch()  # warm-up
+        times = {"quiet_1_thread": [], "quiet": [], "busy": []}
+        for _ in range(sizes.repeats):
+            for case in times:
+                with threadpool_limits(1 if case == "quiet_1_thread" else None, "blas"), (
+                        Competitor() if case == "busy" else contextlib.nullcontext()):
+                    times[case].append(best_of(1, epoch))
+        ratios = sorted(b / q for b, q in zip(times["busy"], times["quiet_1_thread"]))
+        figures[name] = {"seconds": times, "busy_over_quiet_1_thread": [ratios[0], ratios[len(ratios) // 2], ratios[-1]],
+                         "images": len(train_set.y) if name == "mlp" else len(cnn_set.y)}
+    return figures
+
+
+def busy_summary(figures: dict) -> List[str]:
+    lines = []
+    for name, r in figures.items():
+        low, median, high = r["busy_over_quiet_1_thread"]
+        best = {case: min(t) for case, t in r["seconds"].items()}
+        lines.append(f"busy machine, {name} epoch on {r['images']:,} images: quiet 1 thread {best['quiet_1_thread']:.2f} s,"
+                     f" quiet {best['quiet']:.2f} s, one competing busy process {best['busy']:.2f} s: busy / quiet "
+                     f"one-thread {median:.2f}x by round ({low:.2f}-{high:.2f}x)")
+    return lines
+
+
 def bench_first_epoch(cfg: DataConfig) -> dict:
     """Load the data, then train the first epoch of the default run: cold, then warm cache."""
     source = cache_dir(cfg)  # holds verified files: main() loaded the data set already
@@ -234,12 +292,22 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer cases (about a minute)")
     parser.add_argument("--smoke", action="store_true", help="tiny cases (seconds): checks that the script runs")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument("--busy", action="store_true", help="only the busy-machine comparison")
+    parser.add_argument("--peer-python", help="the Python of a virtualenv with PyTorch ($MNIST_EXP_PEER_PYTHON)")
     args = parser.parse_args()
     sizes = SIZES["smoke" if args.smoke else "quick" if args.quick else "full"]
     if os.environ.get("MNIST_EXP_DATA_DIR"):  # the timed runs start in another directory
         os.environ["MNIST_EXP_DATA_DIR"] = os.path.abspath(os.environ["MNIST_EXP_DATA_DIR"])
+    if args.peer_python:
+        os.environ["MNIST_EXP_PEER_PYTHON"] = args.peer_python
     cfg = data_config()
     dataset = load_dataset(cfg)
+    if args.busy:
+        figures = {"busy_machine": bench_busy(dataset, sizes)}
+        print("\n".join(busy_summary(figures["busy_machine"])))
+        if args.json:
+            args.json.write_text(json.dumps(figures, indent=2) + "\n")
+        return
     with tempfile.TemporaryDirectory() as runs:
         default_run = ["-m", "mnist_exp", f"hydra.run.dir={runs}/default"]
         big_run = ["-m", "mnist_exp", f"train_samples={sizes.images}", "test_samples=10000", "epochs=1",
@@ -247,6 +315,7 @@ def main() -> None:
         figures = {
             "exact_path": bench_exact(dataset, sizes),
             "minibatch": bench_minibatch(dataset, sizes),
+            "busy_machine": bench_busy(dataset, sizes),
             "startup": {"import_app": timed_process(["-c", "import mnist_exp.cli.main"]),
                         "cfg_job": timed_process(["-m", "mnist_exp", "--cfg", "job"])},
             "default_run_warm_cache": default_runs(runs, sizes.repeats),
@@ -288,6 +357,7 @@ def report(f: dict) -> None:
           f"{run['seconds']:.2f} s (median of {run['runs']}: {run['median']:.2f} s): its 20 epochs (training and "
           f"evaluation) {parts['epochs_seconds']:.2f} s; curves.png alone in a fresh process (matplotlib import and "
           f"drawing; a run's helper imports matplotlib during the epochs) {parts['figure']['seconds']:.2f} s")
+    print("\n".join(busy_summary(f["busy_machine"])))
     print("\n".join(bench_peers.summary(f["peers"])))
     print("\n".join(bench_cnn.summary(f["cnn"])))
     print(f"peak memory: default run {f['peak_memory_mb']['default_run']:.0f} MB, one {f['minibatch'][0]['images']:,}"

@@ -16,14 +16,14 @@ import os
 import sys
 import time
 from collections import defaultdict
-from typing import Callable, Dict
+from typing import Callable, Dict, List
 
 import numpy as np
 from threadpoolctl import threadpool_info
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_peers import (BATCH, interleaved, products_seconds, ratio_text, run_from_command_line,  # noqa: E402
-                         torch_loop)
+from bench_peers import (BATCH, interleaved, peer_python, products_seconds, ratio_text,  # noqa: E402
+                         run_from_command_line, torch_loop, torch_process)
 
 from mnist_exp.config import Config  # noqa: E402
 from mnist_exp.nn.conv import Conv2D  # noqa: E402
@@ -72,8 +72,9 @@ def layer_parts(train_set) -> Dict[str, float]:
     training, parts, starts = Training(rng), defaultdict(float), list(range(0, n, BATCH))
     counting = [False]
     for conv in stack.of_kind(Conv2D):  # the im2col copies inside the convolutions, timed where they run
-        for name in ("_im2col", "_im2col_rows"):
-            setattr(conv, name, timed(getattr(conv, name), parts, counting))
+        for name in ("_im2col", "_im2col_rows", "_offset_rows"):  # the last: the first conv's, pooled_conv.py
+            if hasattr(conv, name):
+                setattr(conv, name, timed(getattr(conv, name), parts, counting))
     lowest = next(i for i, layer in enumerate(stack.layers) if layer.params)
     warm = min(10, len(starts))  # warm-up batches, not counted
     for i, start in enumerate(starts[:warm] + starts):
@@ -126,27 +127,109 @@ def conv_gemms(stack, batches: int) -> float:
     return products_seconds(products, batches)
 
 
+def prototype(train_set) -> Callable[[], None]:
+    """The same network written plainly in NumPy, as a first prototype would be: whole batches,
+    im2col by sliding windows and one GEMM per product, pooling by reshape (a tie's gradient goes
+    to every maximum), Adam per array."""
+    from numpy.lib.stride_tricks import sliding_window_view as windows
+
+    rng, x_all, y_all = np.random.default_rng(0), train_set.x.reshape(-1, 28, 28, 1), train_set.y
+    shapes = [(5, 5, 1, 16), (16,), (5, 5, 16, 32), (32,), (1568, 128), (128,), (128, 10), (10,)]
+    params = [rng.normal(0, np.sqrt(2 / np.prod(s[:-1])), s).astype(np.float32) if len(s) > 1 else
+              np.zeros(s, np.float32) for s in shapes]
+    m, v, t = [np.zeros_like(p) for p in params], [np.zeros_like(p) for p in params], [0]
+
+    def im2col(x):  # (n, h, w, c) -> (n*h*w, 25c)
+        padded = np.pad(x, ((0, 0), (2, 2), (2, 2), (0, 0)))
+        return windows(padded, (5, 5), axis=(1, 2)).transpose(0, 1, 2, 4, 5, 3).reshape(-1, 25 * x.shape[3])
+
+    def conv_pool_relu(x, w, b):
+        n, h, wd, _ = x.shape
+        cols = im2col(x)
+        y = (cols @ w.reshape(-1, w.shape[3]) + b).reshape(n, h, wd, -1)
+        windows4 = y.reshape(n, h // 2, 2, wd // 2, 2, -1)
+        pooled = windows4.max(axis=(2, 4))
+        first = (windows4 == pooled[:, :, None, :, None]).reshape(n, h // 2, 2, wd // 2, 2, -1)
+        return np.maximum(pooled, 0), (cols, windows4.shape, first, pooled > 0)
+
+    def conv_pool_relu_back(dout, w, cache, need_dx):
+        cols, shape, first, positive = cache
+        dp = dout * positive
+        d = (first * dp[:, :, None, :, None]).reshape(shape[0], shape[1] * 2, shape[3] * 2, -1)  # ties: each max
+        d2 = d.reshape(-1, w.shape[3])
+        dw, db = (cols.T @ d2).reshape(w.shape), d2.sum(axis=0)
+        dx = None
+        if need_dx:
+            turned = w[::-1, ::-1].transpose(0, 1, 3, 2).reshape(-1, w.shape[2])
+            dx = (im2col(d) @ turned).reshape(*d.shape[:3], w.shape[2])
+        return dw, db, dx
+
+    def epoch():
+        order = rng.permutation(len(y_all))
+        for start in range(0, len(order), BATCH):
+            rows = order[start:start + BATCH]
+            x, y = x_all[rows], y_all[rows]
+            w1, b1, w2, b2, w3, b3, w4, b4 = params
+            h1, c1 = conv_pool_relu(x, w1, b1)
+            h2, c2 = conv_pool_relu(h1, w2, b2)
+            flat = h2.reshape(len(x), -1)
+            h3 = np.maximum(flat @ w3 + b3, 0)
+            logits = h3 @ w4 + b4
+            p = np.exp(logits - logits.max(axis=1, keepdims=True))
+            dlog = (p / p.sum(axis=1, keepdims=True) - y) / len(x)
+            dh3 = (dlog @ w4.T) * (h3 > 0)
+            dflat = dh3 @ w3.T
+            dw2, db2, dh1 = conv_pool_relu_back(dflat.reshape(h2.shape), w2, c2, True)
+            dw1, db1, _ = conv_pool_relu_back(dh1, w1, c1, False)
+            grads = [dw1, db1, dw2, db2, flat.T @ dh3, dh3.sum(0), h3.T @ dlog, dlog.sum(0)]
+            t[0] += 1
+            for p_, g, m_, v_ in zip(params, grads, m, v):
+                m_[...] = 0.9 * m_ + 0.1 * g
+                v_[...] = 0.999 * v_ + 0.001 * g * g
+                p_ -= 1e-3 * (m_ / (1 - 0.9 ** t[0])) / (np.sqrt(v_ / (1 - 0.999 ** t[0])) + 1e-8)
+    return epoch
+
+
+def thread_counts() -> List[int]:
+    """1 and every count up to the cores there are (2 here)."""
+    return list(range(1, max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else
+                             os.cpu_count() or 1) + 1))
+
+
 def measure(dataset, repeats: int = 2, images: int = 60000) -> dict:
+    """For each thread count: this project's epoch, PyTorch's (in process or in a peer process) and
+    the plain prototype's, interleaved; then one epoch layer by layer on the threads BLAS has."""
+    from threadpoolctl import threadpool_limits
+
     from mnist_exp.data.datasets import split
 
     train_set = split(dataset.train_images, dataset.train_labels, images, dtype=np.float32)
+    labels, by_threads = train_set.y.argmax(axis=1), {}
+    for threads in thread_counts():
+        with threadpool_limits(threads, "blas"):
+            epochs = {"mnist_exp": ours(train_set), "prototype": prototype(train_set)}
+            if importlib.util.find_spec("torch") is not None:
+                epochs["torch"] = torch_epoch(np.ascontiguousarray(train_set.x), labels, threads)
+            elif peer_python():
+                epochs["torch"] = torch_process("best_cnn", train_set.x, labels, threads, peer_python())
+            by_threads[str(threads)] = interleaved(epochs, repeats)
     threads = next((p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"), 1)
-    epochs = {"mnist_exp": ours(train_set)}
-    if importlib.util.find_spec("torch") is not None:
-        epochs["torch"] = torch_epoch(np.ascontiguousarray(train_set.x), train_set.y.argmax(axis=1), threads)
-    return {"blas_threads": threads, "images": images, "repeats": repeats,
-            "seconds": interleaved(epochs, repeats), "parts": layer_parts(train_set)}
+    return {"blas_threads": threads, "images": images, "repeats": repeats, "by_threads": by_threads,
+            "seconds": by_threads[str(min(threads, max(map(int, by_threads))))], "parts": layer_parts(train_set)}
 
 
 def summary(r: dict) -> list:
     lines = [f"best_cnn's network: one training epoch on {r['images']:,} images, float32, batch {BATCH}, "
-             f"{r['blas_threads']} BLAS/intra-op threads, {r['repeats']} interleaved rounds"]
-    for impl, times in r["seconds"].items():
-        s = sorted(times)
-        text = f"  {impl:>9}: best {s[0]:.2f} s/epoch (median {s[len(s) // 2]:.2f}, {s[0]:.2f}-{s[-1]:.2f})"
-        if impl == "mnist_exp" and "torch" in r["seconds"]:
-            text += "; " + ratio_text(times, r["seconds"]["torch"], "torch")
-        lines.append(text)
+             f"{r['repeats']} interleaved rounds per thread count"]
+    for threads, seconds in r.get("by_threads", {"?": r["seconds"]}).items():
+        for impl, times in seconds.items():
+            s = sorted(times)
+            text = (f"  {threads} thread(s) {impl:>9}: best {s[0]:.2f} s/epoch (median {s[len(s) // 2]:.2f}, "
+                    f"{s[0]:.2f}-{s[-1]:.2f})")
+            if impl == "mnist_exp":
+                text += "".join("; " + ratio_text(times, seconds[peer], peer) for peer in ("torch", "prototype")
+                                if peer in seconds)
+            lines.append(text)
     parts = dict(r["parts"])
     gemms, im2col = parts.pop("conv GEMMs alone"), parts.pop("im2col (within conv)", 0.0)
     shown = ", ".join(f"{k} {v:.2f}" for k, v in sorted(parts.items(), key=lambda kv: -kv[1]) if v >= 0.005)

@@ -21,11 +21,12 @@ import json
 import os
 import sys
 import time
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
+from bench_torch import BATCH, torch_loop  # noqa: F401 (beside this script; bench_cnn.py imports both from here)
 from mnist_exp.config import Config
 from mnist_exp.nn.layers import Dense, Training
 from mnist_exp.nn.losses import loss_and_grad
@@ -36,7 +37,6 @@ NETWORKS = {
     "best_mlp": dict(hidden=(512, 512), dropout=0.2, biases=True, loss="cross_entropy", optimizer="adam", lr=1e-3),
     "tutorial_size": dict(hidden=(100,), dropout=0.5, biases=False, loss="sse", optimizer="sgd", lr=0.1),
 }
-BATCH = 128
 
 
 def model_of(net: dict, images: int):
@@ -85,21 +85,6 @@ def torch_epoch(net: dict, x: np.ndarray, y: np.ndarray, labels: np.ndarray, thr
     loss_fn = torch.nn.CrossEntropyLoss() if net["loss"] == "cross_entropy" else torch.nn.MSELoss()
 
     return torch_loop(model, opt, loss_fn, inputs, targets)
-
-
-def torch_loop(model, opt, loss_fn, inputs, targets) -> Callable[[], None]:
-    """A PyTorch training epoch over shuffled batches of BATCH, as this project trains."""
-    import torch
-
-    def epoch():
-        model.train()
-        order = torch.randperm(len(inputs))
-        for start in range(0, len(inputs), BATCH):
-            rows = order[start:start + BATCH]
-            opt.zero_grad(set_to_none=True)
-            loss_fn(model(inputs[rows]), targets[rows]).backward()
-            opt.step()
-    return epoch
 
 
 def epoch_parts(net: dict, train_set) -> Dict[str, float]:
@@ -160,8 +145,8 @@ def products_seconds(products: list, batches: int) -> float:
 
 
 def available() -> List[str]:
-    return ["mnist_exp"] + [name for name, module in (("sklearn", "sklearn"), ("torch", "torch"))
-                            if importlib.util.find_spec(module) is not None]
+    found = [name for name, module in (("sklearn", "sklearn"), ("torch", "torch")) if importlib.util.find_spec(module)]
+    return ["mnist_exp"] + found + (["torch"] if "torch" not in found and peer_python() else [])
 
 
 def measure(dataset, repeats: int = 3, images: int = 60000) -> dict:
@@ -179,22 +164,54 @@ def measure(dataset, repeats: int = 3, images: int = 60000) -> dict:
         if "sklearn" in results["implementations"]:
             epochs["sklearn"] = sklearn_epoch(net, x, labels)
         if "torch" in results["implementations"]:
-            epochs["torch"] = torch_epoch(net, x, y, labels, threads)
+            epochs["torch"] = (torch_epoch(net, x, y, labels, threads) if importlib.util.find_spec("torch")
+                               else torch_process(name, x, labels, threads, peer_python()))
         results["networks"][name] = {"seconds": interleaved(epochs, repeats), "parts": epoch_parts(net, train_set)}
     return results
 
 
 def interleaved(epochs: Dict[str, Callable[[], None]], repeats: int) -> Dict[str, List[float]]:
-    """Seconds of each implementation's epoch, one of each per round, after a warm-up epoch each."""
+    """Seconds of each implementation's epoch, one of each per round, after a warm-up epoch each.
+    An epoch that returns a number (a peer process: its own timing, without the pipe) gives that."""
     rounds = {impl: [] for impl in epochs}
     for fn in epochs.values():
         fn()
     for _ in range(repeats):
         for impl, fn in epochs.items():
             start = time.perf_counter()
-            fn()
-            rounds[impl].append(time.perf_counter() - start)
+            seconds = fn()
+            rounds[impl].append(seconds if isinstance(seconds, float) else time.perf_counter() - start)
     return rounds
+
+
+def peer_python() -> Optional[str]:
+    """The Python of the virtualenv holding PyTorch ($MNIST_EXP_PEER_PYTHON or --peer-python), if any."""
+    return os.environ.get("MNIST_EXP_PEER_PYTHON") or None
+
+
+def torch_process(network: str, x: np.ndarray, labels: np.ndarray, threads: int, python: str) -> Callable[[], float]:
+    """An epoch of `network` in PyTorch, in scripts/bench_torch.py run by `python` (kept running:
+    each call trains one more epoch there and returns its seconds)."""
+    import atexit
+    import subprocess
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="bench-torch-")
+    np.save(f"{folder}/x.npy", np.ascontiguousarray(x, np.float32))
+    np.save(f"{folder}/labels.npy", labels)
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bench_torch.py")
+    peer = subprocess.Popen([python, script, network, str(threads), f"{folder}/x.npy", f"{folder}/labels.npy"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    atexit.register(peer.kill)
+
+    def epoch() -> float:
+        peer.stdin.write("epoch\n")
+        peer.stdin.flush()
+        answer = peer.stdout.readline()
+        if not answer:
+            raise RuntimeError(f"{script} ended (exit {peer.wait()})")
+        return float(answer.split()[0])
+    return epoch
 
 
 def ratio_text(times: List[float], base: List[float], name: str) -> str:
@@ -232,7 +249,10 @@ def run_from_command_line(doc: str, measure_fn, summary_fn, repeats: int) -> Non
     parser.add_argument("--images", type=int, default=60000)
     parser.add_argument("--threads", type=int, help="BLAS and PyTorch threads (default: BLAS's own)")
     parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument("--peer-python", help="the Python of a virtualenv with PyTorch ($MNIST_EXP_PEER_PYTHON)")
     args = parser.parse_args()
+    if args.peer_python:
+        os.environ["MNIST_EXP_PEER_PYTHON"] = args.peer_python
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from bench import data_config
 

@@ -29,3 +29,7 @@ def test_smoke_bench_runs_with_a_relative_data_dir_and_checks_the_exact_path(mni
     cnn = figures["cnn"]
     assert cnn["seconds"]["mnist_exp"][0] > 0 and cnn["parts"]["conv forward"] > 0 and cnn["parts"]["conv GEMMs alone"] > 0
     assert "best_cnn's network: one training epoch" in result.stdout
+    assert set(cnn["by_threads"]["1"]) >= {"mnist_exp", "prototype"}  # and torch where importable or given
+    busy = figures["busy_machine"]
+    assert set(busy) == {"mlp", "cnn"} and all(len(r["busy_over_quiet_1_thread"]) == 3 for r in busy.values())
+    assert "one competing busy process" in result.stdout

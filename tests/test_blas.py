@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_info
 
-from mnist_exp.nn.blas import subtract_product
+from mnist_exp.nn.blas import add_product, subtract_product
 
 # PyPI's NumPy wheels (what the README installs) bundle OpenBLAS in numpy.libs or numpy/.dylibs
 BUNDLED = any(lib.get("internal_api") == "openblas" and {"numpy.libs", "numpy"} & set(Path(lib["filepath"]).parts)
@@ -46,3 +46,38 @@ def test_what_blas_cannot_take_is_refused_and_left_untouched(case):
     before = w.copy()
     assert subtract_product(w, a, b) is False
     np.testing.assert_array_equal(w, before)
+
+
+@pytest.mark.parametrize("transposed", ["neither", "a", "b", "both"])
+@pytest.mark.parametrize("dtype, rtol", [(np.float32, 1e-5), (np.float64, 1e-12)])
+def test_a_product_is_added_in_place_with_either_operand_transposed(transposed, dtype, rtol):
+    rng = np.random.default_rng(1)
+    c, a, b = (rng.random(s).astype(dtype) for s in ((6, 5), (6, 9), (9, 5)))
+    if transposed in ("a", "both"):
+        a = np.ascontiguousarray(a.T).T  # an F-ordered view: the transpose of a C-ordered array
+    if transposed in ("b", "both"):
+        b = np.ascontiguousarray(b.T).T
+    expected = c + a @ b
+    done = add_product(c, a, b)
+    assert done == BUNDLED
+    if done:
+        np.testing.assert_allclose(c, expected, rtol=rtol)
+
+
+@pytest.mark.parametrize("case", ["strided a", "mixed dtypes", "c is read-only", "c overlaps b", "shapes disagree"])
+def test_what_an_added_product_cannot_take_is_refused_and_left_untouched(case):
+    rng = np.random.default_rng(2)
+    c, a, b = (rng.random(s) for s in ((4, 4), (4, 4), (4, 4)))
+    if case == "strided a":
+        a = rng.random((4, 8))[:, ::2]
+    elif case == "mixed dtypes":
+        b = b.astype(np.float32)
+    elif case == "c is read-only":
+        c.flags.writeable = False
+    elif case == "c overlaps b":
+        b = c
+    else:
+        b = b[:3]
+    before = c.copy()
+    assert add_product(c, a, b) is False
+    np.testing.assert_array_equal(c, before)

@@ -77,6 +77,28 @@ def test_conv2d_matches_the_loops_forward_and_backward(cin, cout, kernel, dtype)
     np.testing.assert_allclose(dx, dx_loops, **tol)
 
 
+@pytest.mark.parametrize("chunk_values", [1, 400, 2 ** 18])
+def test_conv2d_in_cache_sized_chunks_of_the_batch_matches_the_loops(monkeypatch, chunk_values):
+    """The batch's im2col rows are made and multiplied chunk by chunk (one image, several, all):
+    forward, weight gradient summed over the chunks, and the input gradient."""
+    from mnist_exp.nn import conv
+
+    monkeypatch.setattr(conv, "CHUNK_VALUES", chunk_values)
+    rng = np.random.default_rng(7)
+    x, w = rng.standard_normal((5, 6, 5, 3)), rng.standard_normal((3, 3, 3, 4))
+    layer = Conv2D(w.copy())
+    layer.params["b"][...] = rng.standard_normal(4)
+    np.testing.assert_allclose(layer.forward(x, Training(rng)), loop_conv(x, w, layer.params["b"]), rtol=1e-10)
+    dy = rng.standard_normal((5, 6, 5, 4))
+    dx = layer.backward(dy.copy())
+    dw, db, dx_loops = loop_conv_grads(x, w, dy)
+    np.testing.assert_allclose(layer.grads["w"], dw, rtol=1e-10)
+    np.testing.assert_allclose(layer.grads["b"], db, rtol=1e-10)
+    np.testing.assert_allclose(dx, dx_loops, rtol=1e-10, atol=1e-12)
+    assert layer.backward(dy.copy(), need_dx=False) is None
+    np.testing.assert_allclose(layer.grads["w"], dw, rtol=1e-10)  # summed afresh, not onto the last
+
+
 def test_max_pooling_matches_the_loops_and_sends_a_tie_to_its_first_maximum():
     rng = np.random.default_rng(1)
     x = rng.standard_normal((2, 7, 9, 3))  # odd sizes: the last row and column are dropped
@@ -90,6 +112,40 @@ def test_max_pooling_matches_the_loops_and_sends_a_tie_to_its_first_maximum():
     pool = MaxPool2D(2)
     pool.forward(ties, Training(rng))
     np.testing.assert_array_equal(pool.backward(np.full((1, 1, 1, 1), 5.0))[0, :, :, 0], [[5, 0], [0, 0]])
+
+
+@pytest.mark.parametrize("shape, pool", [((3, 8, 8), 2), ((2, 7, 9), 2), ((2, 9, 9), 3)])
+def test_the_first_convolution_pooled_in_one_layer_is_conv_then_pool(shape, pool):
+    """PooledConv: Conv2D then MaxPool2D (odd sizes drop their last rows and columns), the
+    gradient of a tie to its first maximum (blank images: every window ties), the bias after."""
+    from mnist_exp.nn.pooled_conv import PooledConv
+
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((*shape, 1))
+    x[0] = 0.0  # a blank image
+    w, b = rng.standard_normal((3, 3, 1, 4)), rng.standard_normal(4)
+    fused, conv, pooling = PooledConv(w.copy(), pool=pool), Conv2D(w.copy()), MaxPool2D(pool)
+    fused.params["b"][...] = conv.params["b"][...] = b
+    y = fused.forward(x, Training(rng))
+    expected = pooling.forward(conv.forward(x, Training(rng)), Training(rng))
+    np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(y, loop_pool(loop_conv(x, w, b), pool), rtol=1e-12, atol=1e-12)
+    dy = rng.standard_normal(y.shape)
+    assert fused.backward(dy.copy(), need_dx=False) is None
+    conv.backward(pooling.backward(dy.copy()), need_dx=False)
+    for name in ("w", "b"):
+        np.testing.assert_allclose(fused.grads[name], conv.grads[name], rtol=1e-10, err_msg=name)
+    np.testing.assert_array_equal(fused.forward(x, None), y)  # evaluation: the same outputs
+
+
+def test_only_the_first_convolution_is_pooled_in_one_layer_even_with_one_channel_after_it():
+    """channels=[1, 2]: the second convolution also takes one channel, and needs its input gradient."""
+    opts = cnn.Options(channels=(1, 2), kernel_size=3, pool=2, dense_width=5, biases=True)
+    stack = cnn.build(np.random.default_rng(2), (8, 8), opts, "he", np.float64)
+    assert [layer.kind for layer in stack.layers][:6] == ["image", "conv", "relu", "conv", "maxpool", "relu"]
+    out = stack.forward(np.random.default_rng(0).random((3, 64)), Training(np.random.default_rng(0)))
+    stack.backward(np.ones_like(out))
+    assert all(np.isfinite(p.grad).all() for p in stack.parameters())
 
 
 def small_cnn(dropout=0.0):
@@ -131,12 +187,12 @@ def test_a_small_cnn_has_the_gradient_of_finite_differences():
 def test_the_first_layer_gets_no_input_gradient_and_shapes_flow_through():
     stack = small_cnn()
     kinds = [layer.kind for layer in stack.layers]
-    assert kinds == ["image", "conv", "maxpool", "relu", "conv", "maxpool", "relu", "flatten", "dense", "relu",
-                     "dropout", "dense"]
+    assert kinds == ["image", "conv", "relu", "conv", "maxpool", "relu", "flatten", "dense", "relu",
+                     "dropout", "dense"]  # the first conv pools too (pooled_conv.py)
     x = np.random.default_rng(0).random((3, 64))
     out = stack.forward(x, Training(np.random.default_rng(0)))
     assert out.shape == (3, 10)
-    assert stack.layers[8].params["w"].shape == (2 * 2 * 3, 5)  # 8 -> 4 -> 2 pixels a side, 3 channels
+    assert stack.layers[7].params["w"].shape == (2 * 2 * 3, 5)  # 8 -> 4 -> 2 pixels a side, 3 channels
     conv, asked = stack.layers[1], []
     backward = conv.backward
     conv.backward = lambda dy, need_dx=True: asked.append(need_dx) or backward(dy, need_dx)
@@ -146,36 +202,64 @@ def test_the_first_layer_gets_no_input_gradient_and_shapes_flow_through():
     assert Image(28, 28).forward(np.zeros((2, 784)), None).shape == (2, 28, 28, 1)
 
 
-@pytest.mark.parametrize("n", [8, 7])
-def test_two_halves_on_two_threads_give_the_whole_batch_gradient(n):
-    """A convolutional batch trains as two halves at once (nn/halves.py): the same dropout masks,
-    loss and gradients as the whole batch in one pass, up to the order of sums."""
-    from mnist_exp.nn.halves import Halves
+@pytest.mark.parametrize("n", [8, 7, 3])
+def test_a_batch_in_parts_on_several_threads_gives_the_whole_batch_gradient(n):
+    """A convolutional batch trains in parts on the threads there are (nn/parts.py): the same dropout
+    masks, loss and gradients as the whole batch in one pass, up to the order of sums; and the
+    same numbers to the bit whatever the thread count (a batch smaller than PARTS has fewer parts)."""
+    from mnist_exp.nn.parts import Parts
 
     rng = np.random.default_rng(5)
     x, y = rng.random((n, 64)), np.eye(10)[rng.integers(0, 10, n)]
-    whole, halves = small_cnn(dropout=0.3), small_cnn(dropout=0.3)
+    whole, parts = small_cnn(dropout=0.3), small_cnn(dropout=0.3)
     out = whole.forward(x, Training(np.random.default_rng(6)))
     loss, dout = loss_and_grad(out, y, "cross_entropy")
     whole.backward(dout)
     expected = {p.key: p.grad.copy() for p in whole.parameters()}
-    split = Halves(halves, "cross_entropy")
-    got_loss, correct = split.train_batch(x, y, Training(np.random.default_rng(6)))
+    got_loss, correct = Parts(parts, "cross_entropy").train_batch(x, y, Training(np.random.default_rng(6)))
     assert got_loss == pytest.approx(loss, rel=1e-12)
     assert correct == np.count_nonzero(out.argmax(axis=1) == y.argmax(axis=1))
-    got = {p.key: p.grad for p in halves.parameters()}
+    got = {p.key: p.grad for p in parts.parameters()}
     assert set(got) == set(expected)
     for key in expected:
         np.testing.assert_allclose(got[key], expected[key], rtol=1e-9, atol=1e-12, err_msg=key)
-    for parallel in (True, False):  # run after run, and with the halves one after the other
+    for threads in (1, 2, 3, 4, 8):  # run after run, the parts in turn or at once
         again = small_cnn(dropout=0.3)
-        Halves(again, "cross_entropy").train_batch(x, y, Training(np.random.default_rng(6)), parallel)
+        assert Parts(again, "cross_entropy").train_batch(x, y, Training(np.random.default_rng(6)), threads)[0] == got_loss
         for p in again.parameters():
             np.testing.assert_array_equal(p.grad, got[p.key])
 
 
+def test_the_caller_runs_the_parts_a_busy_helper_has_not_started():
+    """A helper thread that cannot start (its core held by another process) is not waited for:
+    the calling thread runs every part itself, with the same numbers."""
+    import threading
+
+    from mnist_exp.nn.parts import Parts
+
+    rng = np.random.default_rng(5)
+    x, y = rng.random((8, 64)), np.eye(10)[rng.integers(0, 10, 8)]
+    reference = small_cnn(dropout=0.3)
+    Parts(reference, "cross_entropy").train_batch(x, y, Training(np.random.default_rng(6)), 1)
+    stack = small_cnn(dropout=0.3)
+    parts, release = Parts(stack, "cross_entropy"), threading.Event()
+    held = parts._helper_pool(1).submit(release.wait, 30)  # the only helper, busy elsewhere
+    try:
+        done = threading.Event()
+        runner = threading.Thread(target=lambda: (parts.train_batch(x, y, Training(np.random.default_rng(6)), 2),
+                                                  done.set()))
+        runner.start()
+        assert done.wait(10), "the batch waited for a helper that never started"
+    finally:
+        release.set()
+        held.result()
+        runner.join()
+    for mine, theirs in zip(stack.parameters(), reference.parameters()):
+        np.testing.assert_array_equal(mine.grad, theirs.grad)
+
+
 def test_a_cnn_epoch_has_the_same_numbers_on_one_blas_thread_as_on_two():
-    """With one BLAS thread allowed (a sweep's job) the halves run in turn, else at once: the same numbers."""
+    """With one BLAS thread allowed (a sweep's job) the parts run in turn, else at once: the same numbers."""
     from threadpoolctl import threadpool_limits
 
     from mnist_exp.config import Config
@@ -200,7 +284,7 @@ def test_a_cnn_epoch_has_the_same_numbers_on_one_blas_thread_as_on_two():
 
 @pytest.mark.parametrize("batch_size, n", [(2, 3), (32, 33), (4, 1), (7, 9)])
 def test_a_cnn_trains_whatever_the_last_batch_holds(batch_size, n):
-    """A last batch of one image (whose halves are one row and none) trains, and its numbers are
+    """A last batch of one image (one part, the others empty) trains, and its numbers are
     those of that image in a batch of its own; evaluation and predict take any row count, 0 too."""
     from mnist_exp.config import Config
     from mnist_exp.data.datasets import Split
@@ -219,18 +303,18 @@ def test_a_cnn_trains_whatever_the_last_batch_holds(batch_size, n):
 
 
 def test_a_one_image_batch_has_the_numbers_of_one_pass():
-    """The one-row batch trains in one pass: the gradient of that image alone."""
-    from mnist_exp.nn.halves import Halves
+    """The one-row batch trains in one part: the gradient of that image alone."""
+    from mnist_exp.nn.parts import Parts
 
     rng = np.random.default_rng(5)
     x, y = rng.random((1, 64)), np.eye(10)[[3]]
-    whole, halves = small_cnn(dropout=0.3), small_cnn(dropout=0.3)
+    whole, parts = small_cnn(dropout=0.3), small_cnn(dropout=0.3)
     out = whole.forward(x, Training(np.random.default_rng(6)))
     loss, dout = loss_and_grad(out, y, "cross_entropy")
     whole.backward(dout)
-    got_loss, _ = Halves(halves, "cross_entropy").train_batch(x, y, Training(np.random.default_rng(6)))
+    got_loss, _ = Parts(parts, "cross_entropy").train_batch(x, y, Training(np.random.default_rng(6)))
     assert got_loss == pytest.approx(loss, rel=1e-12)
-    got = {p.key: p.grad for p in halves.parameters()}
+    got = {p.key: p.grad for p in parts.parameters()}
     for p in whole.parameters():
         np.testing.assert_allclose(got[p.key], p.grad, rtol=1e-9, atol=1e-12, err_msg=p.key)
 

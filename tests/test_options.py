@@ -439,3 +439,94 @@ def test_adam_in_place_takes_the_textbook_step_to_the_bit(dtype, weight_decay):
         np.testing.assert_array_equal(params[k], plain[k])
         np.testing.assert_array_equal(adam.state[f"m/{k}"], m[k])
     assert {k: id(a) for k, a in adam.state.items() if k != "t"} == {k: i for k, i in first.items() if k != "t"}
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 0.01])
+def test_adam_over_one_flat_buffer_takes_the_textbook_step_to_the_bit(weight_decay):
+    """Parameters packed into one buffer (Stack.pack), more values than one chunk of the flat step,
+    some gradients written in place in the packed gradient buffer and some not: the numbers of
+    Adam array by array, to the bit, and the state's arrays are views that are saved and reloaded."""
+    from mnist_exp.nn.optim import ADAM_CHUNK
+    from mnist_exp.nn.stack import flat_base
+
+    rng = np.random.default_rng(4)
+    shapes = {"dense1/w": (300, 150), "dense1/b": (150,), "dense2/w": (150, 10)}
+    assert sum(np.prod(s) for s in shapes.values()) > ADAM_CHUNK
+    start = {k: rng.standard_normal(s).astype(np.float32) for k, s in shapes.items()}
+    flat = np.concatenate([a.ravel() for a in start.values()])
+    packed, at = {}, 0
+    for k, a in start.items():
+        packed[k] = flat[at:at + a.size].reshape(a.shape)
+        at += a.size
+    grad_flat = np.empty_like(flat)
+    plain = {k: a.copy() for k, a in start.items()}
+    fast, slow = Optimizer("adam", weight_decay=weight_decay), Optimizer("adam", weight_decay=weight_decay)
+    for t in range(4):
+        grads = {k: rng.standard_normal(s).astype(np.float32) for k, s in shapes.items()}
+        grad_flat[:] = np.concatenate([g.ravel() for g in grads.values()])
+        in_place = [grad_flat[:grads["dense1/w"].size].reshape(shapes["dense1/w"])]  # as Dense writes it
+        fast.step([Param("dense1/w", packed["dense1/w"], in_place[0], True)]
+                  + [Param(k, packed[k], grads[k].copy(), k.endswith("/w")) for k in ("dense1/b", "dense2/w")], 0.01)
+        slow.step([Param(k, plain[k], grads[k].copy(), k.endswith("/w")) for k in shapes], 0.01)
+        if t == 1:  # a resume: the state is replaced by loaded copies, and the flat step takes them up
+            fast.state = {k: np.array(v) for k, v in fast.state.items()}
+    assert flat_base(list(packed.values())) is flat
+    for k in shapes:
+        np.testing.assert_array_equal(packed[k], plain[k], err_msg=k)
+        np.testing.assert_array_equal(fast.state[f"m/{k}"], slow.state[f"m/{k}"])
+        np.testing.assert_array_equal(fast.state[f"v/{k}"], slow.state[f"v/{k}"])
+
+
+def test_adam_runs_over_one_flat_buffer_and_a_resume_continues_to_the_bit():
+    """fit_epoch with Adam packs the network's arrays into one buffer (the same numbers as
+    unpacked); a model restored from its state continues with exactly the numbers of the first."""
+    from mnist_exp.nn.stack import Stack, flat_base
+    from mnist_exp.runner.networks import restore
+
+    cfg = Config(hidden_size=16, hidden_layers=2, batch_size=8, optimizer="adam", biases=True, dtype="float32",
+                 loss="cross_entropy", dropout=0.2, relu_derivative="correct", init="he", train_samples=40)
+    rng = np.random.default_rng(0)
+    data = Split(rng.random((40, 784), np.float32), np.eye(10, dtype=np.float32)[rng.integers(0, 10, 40)])
+    models = []
+    for pack in (True, False):
+        rng = np.random.default_rng(1)
+        model = build(cfg, rng)
+        if not pack:
+            model.stack.pack = lambda: None
+        fits = [model.fit_epoch(data, 1e-3, rng) for _ in range(2)]
+        models.append((model, fits, rng))
+    (packed, fits, rng), (unpacked, fits_unpacked, _) = models
+    assert fits == fits_unpacked
+    assert flat_base([a for k, a in packed.arrays().items()]) is not None
+    for k, a in unpacked.state().items():
+        np.testing.assert_array_equal(packed.state()[k], a, err_msg=k)
+    resumed = restore(cfg, {k: np.array(v) for k, v in packed.state().items()})
+    generators = [np.random.default_rng() for _ in range(2)]
+    for g in generators:
+        g.bit_generator.state = rng.bit_generator.state
+    assert resumed.fit_epoch(data, 1e-3, generators[0]) == packed.fit_epoch(data, 1e-3, generators[1])
+    for k, a in packed.state().items():
+        np.testing.assert_array_equal(resumed.state()[k], a, err_msg=k)
+
+
+@pytest.mark.parametrize("changes", [dict(optimizer="sgd", lr=0.1), dict(optimizer="adam", hidden_size=300, hidden_layers=2),
+                                     dict(optimizer="momentum", dropout=0.5)])
+def test_a_mini_batch_epoch_has_the_same_numbers_whatever_the_blas_threads(changes):
+    """float32 mini-batches of an MLP (whole, on one BLAS thread whatever the threads allowed): the
+    numbers of one BLAS thread, of two and of four, to the bit."""
+    from threadpoolctl import threadpool_limits
+
+    cfg = Config(batch_size=32, dtype="float32", loss="cross_entropy", relu_derivative="correct", biases=True,
+                 init="he", train_samples=96, **{"lr": 1e-3, "dropout": 0.2, **changes})
+    rng = np.random.default_rng(0)
+    data = Split(rng.random((96, 784), np.float32), np.eye(10, dtype=np.float32)[rng.integers(0, 10, 96)])
+    results = []
+    for threads in (1, 2, 4):
+        with threadpool_limits(threads, "blas"):
+            rng = np.random.default_rng(1)
+            model = build(cfg, rng)
+            results.append(([model.fit_epoch(data, cfg.lr, rng) for _ in range(2)], model.arrays()))
+    for fits, arrays in results[1:]:
+        assert fits == results[0][0]
+        for key, array in arrays.items():
+            np.testing.assert_array_equal(array, results[0][1][key], err_msg=key)

@@ -1,4 +1,4 @@
-"""NumPy's own BLAS: sections on one thread, and W -= A^T B as one GEMM call (beta = 1).
+"""NumPy's own BLAS: sections on one thread, and W -= A^T B or C += A B as one GEMM call (beta = 1).
 
 Both find the library through threadpoolctl, once per process.
 
@@ -11,6 +11,7 @@ other BLAS, `subtract_product` says no and the caller multiplies and subtracts a
 """
 
 import ctypes
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Optional
@@ -33,6 +34,36 @@ def subtract_product(w: np.ndarray, a: np.ndarray, b: np.ndarray) -> bool:
     if k and w.size:  # else there is nothing to subtract
         gemm(ROW_MAJOR, TRANS, NO_TRANS, m, n, k, -1.0, _address(a), m, _address(b), n, 1.0, _address(w), n)
     return True
+
+
+def add_product(c: np.ndarray, a: np.ndarray, b: np.ndarray) -> bool:
+    """c += a @ b in place, in one BLAS call; a and b may be transposed views of C-ordered arrays.
+    False (c untouched) where that cannot be done. A convolution sums its weight gradient over
+    cache-sized chunks of a batch this way, without a temporary per chunk."""
+    orders = [_order(x) for x in (a, b)]
+    if (None in orders or c.dtype.char not in "fd" or a.dtype != c.dtype or b.dtype != c.dtype
+            or not (c.flags.c_contiguous and c.flags.writeable) or a.ndim != 2 or b.ndim != 2
+            or c.shape != (a.shape[0], b.shape[1]) or a.shape[1] != b.shape[0]
+            or np.may_share_memory(c, a) or np.may_share_memory(c, b)):
+        return False
+    gemm = _gemm(c.dtype.char)
+    if gemm is None:
+        return False
+    (m, k), n = a.shape, b.shape[1]
+    if k and c.size:
+        (ta, la, xa), (tb, lb, xb) = orders
+        gemm(ROW_MAJOR, ta, tb, m, n, k, 1.0, _address(xa), la, _address(xb), lb, 1.0, _address(c), n)
+    return True
+
+
+def _order(x: np.ndarray):
+    """(CBLAS transpose flag, leading dimension, the C-ordered array) of a C-ordered writable
+    array or of the transpose of one; None for anything else."""
+    if x.ndim == 2 and x.flags.c_contiguous and x.flags.writeable:
+        return NO_TRANS, max(x.shape[1], 1), x
+    if x.ndim == 2 and x.flags.f_contiguous and x.flags.writeable:
+        return TRANS, max(x.shape[0], 1), x.T
+    return None
 
 
 def _address(array: np.ndarray) -> int:
@@ -64,6 +95,11 @@ def threads() -> int:
     """The BLAS threads allowed now (a sweep's job may be limited to fewer than the cores); 1
     where no BLAS is found."""
     return max((lib["num_threads"] for lib in _controller().info() if lib["user_api"] == "blas"), default=1)
+
+
+def cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 @lru_cache(maxsize=1)

@@ -1,7 +1,8 @@
 """The convolutional network, built as a stack of layers (see stack.py).
 
 For each entry of `channels`: a 'same' convolution, max pooling, then ReLU (pooling first:
-max and ReLU commute, and ReLU then runs on a quarter of the data); then one dense hidden
+max and ReLU commute, and ReLU then runs on a quarter of the data; the first convolution and
+its pooling are one layer, pooled_conv.py, with the same saved arrays); then one dense hidden
 layer with ReLU and dropout, and a dense output layer. Saved arrays: "conv1/w", "conv1/b", ...,
 "dense1/w", "dense2/b".
 """
@@ -14,6 +15,7 @@ import numpy as np
 from mnist_exp.nn.conv import Conv2D, Flatten, Image, MaxPool2D
 from mnist_exp.nn.layers import Dense, Dropout, Layer, ReLU
 from mnist_exp.nn.mlp import init_weights
+from mnist_exp.nn.pooled_conv import PooledConv
 from mnist_exp.nn.stack import Stack
 
 CLASSES = 10
@@ -43,7 +45,10 @@ def build(rng: np.random.Generator, image: Tuple[int, int], opts: Options, init:
     cin, k = 1, opts.kernel_size
     for cout in opts.channels:
         w = init_weights(rng, (k, k, cin, cout), k * k * cin, k * k * cout, init).astype(dtype)
-        layers += [Conv2D(w, bias=opts.biases)] + ([MaxPool2D(opts.pool)] if opts.pool > 1 else []) + [ReLU()]
+        if len(layers) == 1 and opts.pool > 1:  # the first: computed in pooling order (see pooled_conv.py)
+            layers += [PooledConv(w, bias=opts.biases, pool=opts.pool), ReLU()]
+        else:
+            layers += [Conv2D(w, bias=opts.biases)] + ([MaxPool2D(opts.pool)] if opts.pool > 1 else []) + [ReLU()]
         cin = cout
     flat = int(np.prod(feature_shape(image, opts)))
     layers.append(Flatten())

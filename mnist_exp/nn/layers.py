@@ -54,9 +54,15 @@ class Layer:
         self.params: Dict[str, np.ndarray] = {}
         self.stats: Dict[str, np.ndarray] = {}
         self.grads: Dict[str, np.ndarray] = {}
+        self._grad_out: Dict[str, np.ndarray] = {}  # where backward may write a param's gradient (Stack.pack)
 
     def forward(self, x: np.ndarray, training: Optional[Training]) -> np.ndarray:
         raise NotImplementedError
+
+    def _gradient_buffer(self, name: str, shape: tuple, dtype) -> Optional[np.ndarray]:
+        """The buffer Stack.pack gave `name`'s gradient, if it fits."""
+        out = self._grad_out.get(name)
+        return out if out is not None and out.shape == shape and out.dtype == dtype else None
 
     def backward(self, dy: np.ndarray, need_dx: bool = True) -> Optional[np.ndarray]:
         raise NotImplementedError
@@ -93,14 +99,17 @@ class Dense(Layer):
         elif not blas.subtract_product(w, x, dy):
             w -= self._product(x.T, dy)
         if "b" in self.params:
-            self.grads["b"] = dy.sum(axis=0)
+            self.grads["b"] = np.sum(dy, axis=0, out=self._gradient_buffer("b", dy.shape[1:], dy.dtype))
         return dx
 
     def _product(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         shape, dtype = (a.shape[0], b.shape[1]), np.result_type(a, b)
-        if self._dw is None or self._dw.shape != shape or self._dw.dtype != dtype:
-            self._dw = np.empty(shape, dtype)
-        return np.dot(a, b, out=self._dw)
+        out = self._gradient_buffer("w", shape, dtype)
+        if out is None:
+            if self._dw is None or self._dw.shape != shape or self._dw.dtype != dtype:
+                self._dw = np.empty(shape, dtype)
+            out = self._dw
+        return np.dot(a, b, out=out)
 
 
 class ReLU(Layer):

@@ -12,7 +12,7 @@ import numpy as np
 
 from mnist_exp.nn import blas, mlp, reference
 from mnist_exp.nn.conv import Conv2D
-from mnist_exp.nn.halves import Halves
+from mnist_exp.nn.parts import Parts
 from mnist_exp.nn.layers import BatchNorm, Dense, Dropout, EpochBits, Training
 from mnist_exp.nn.losses import loss_and_grad
 from mnist_exp.data.datasets import Split, scale
@@ -68,10 +68,12 @@ class NetworkModel:
         self.progress = None  # a terminal stream: an epoch longer than PROGRESS_AFTER seconds shows a bar there
         convolutional = bool(stack.of_kind(Conv2D))
         self._chunk = EVALUATION_ROWS if convolutional else None
-        # a convolutional network trains each batch as two halves on two threads (see halves.py)
-        self._halves = Halves(stack, opts.loss) if convolutional and batch_size > 1 and not stack.of_kind(
+        # a convolutional network trains each batch in parts on the cores there are (parts.py); an
+        # MLP's mini-batches run whole, on one BLAS thread (see _fit: in four parts, best_mlp's epoch
+        # took 1.5x the CPU time of whole batches)
+        self._parts = Parts(stack, opts.loss) if convolutional and batch_size > 1 and not stack.of_kind(
             BatchNorm) else None
-        self._parallel = True
+        self._threads = 1
 
     def fit_epoch(self, data: Split, lr: float, rng: np.random.Generator) -> Tuple[float, float]:
         first = self.stack.layers[0]
@@ -92,11 +94,16 @@ class NetworkModel:
         order = rng.permutation(n) if size > 1 else None  # reshuffled every epoch
         bits = self._epoch_bits(rng, n) if size > 1 and self.opts.dropout == 0.5 else None
         buffers = self._buffers(data) if size > 1 else None
-        lr_in_gradient = self.optimizer.takes_lr_in_gradient() and self._halves is None
+        lr_in_gradient = self.optimizer.takes_lr_in_gradient() and self._parts is None
         training = Training(rng, bits, descend=lr_in_gradient)
-        self._parallel = blas.threads() >= 2  # a sweep's job limited to one thread runs its halves in turn
+        self._threads = min(blas.threads(), blas.cores())  # a sweep's job limited to one thread runs its parts in turn
+        if self.optimizer.kind == "adam":
+            self.stack.pack()  # one flat buffer for Adam's step (again only after a load replaced the arrays)
         loss, correct = 0.0, 0
-        with _progress_bar(self.progress, n) as bar, blas.one_thread() if self._halves else nullcontext():
+        # every product of a mini-batch on one BLAS thread: OpenBLAS's threads wait for each other at
+        # every product, and on a busy machine one of them waits for a core (an epoch took 3-20x
+        # longer); its results also differ in the last bit from one thread count to another
+        with _progress_bar(self.progress, n) as bar, blas.one_thread() if size > 1 else nullcontext():
             for start in range(0, n, size):
                 x, y = _batch(data, order, start, size, buffers)
                 batch_loss, batch_correct = self._train_batch(x, y, training, lr, lr_in_gradient)
@@ -110,8 +117,8 @@ class NetworkModel:
     def _train_batch(self, x, y, training: Training, lr: float, lr_in_gradient: bool) -> Tuple[float, int]:
         """Forward and backward over one batch, leaving its gradients in the layers: (summed loss,
         correct predictions). With lr_in_gradient the dense layers took their SGD step already."""
-        if self._halves is not None:
-            return self._halves.train_batch(x, y, training, self._parallel)
+        if self._parts is not None:
+            return self._parts.train_batch(x, y, training, self._threads)
         out = self.stack.forward(x, training)
         loss, dout = loss_and_grad(out, y, self.opts.loss)
         if lr_in_gradient:

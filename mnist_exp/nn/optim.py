@@ -6,13 +6,17 @@ and saved in checkpoints, so a resumed run continues exactly where it stopped.
 """
 
 import math
-from typing import Dict, Iterable
+from typing import Dict, Iterable, List, Optional
 
 import numpy as np
+
+from mnist_exp.nn.stack import flat_base
 
 Params = Dict[str, np.ndarray]
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
+ADAM_CHUNK = 32768  # values per chunk of a flat Adam step: its six arrays' chunks (768 KB) stay in a
+# core's L2 cache through the step's 13 passes (over whole arrays each pass went to memory: 1.5x slower)
 
 
 def lr_at(epoch: int, lr: float, schedule: str, epochs: int, step: int = 10, decay: float = 0.1) -> float:
@@ -22,6 +26,26 @@ def lr_at(epoch: int, lr: float, schedule: str, epochs: int, step: int = 10, dec
     if schedule == "cosine":
         return lr * 0.5 * (1 + math.cos(math.pi * epoch / epochs))
     return lr
+
+
+def _adam_passes(p, g, m, v, a, b, lr: float, t: float) -> None:
+    """Adam's step in place, in the textbook's order of operations (the same numbers as
+    m += (1-b1)(g-m); v += (1-b2)(g²-v); p -= lr m̂ / (sqrt(v̂) + eps)), in the scratch arrays a, b."""
+    b1, b2 = ADAM_BETAS
+    np.subtract(g, m, out=a)
+    a *= 1 - b1
+    m += a
+    np.multiply(g, g, out=a)
+    a -= v
+    a *= 1 - b2
+    v += a
+    np.divide(v, 1 - b2 ** t, out=a)  # v̂
+    np.sqrt(a, out=a)
+    a += ADAM_EPS
+    np.divide(m, 1 - b1 ** t, out=b)  # m̂
+    np.multiply(b, lr, out=b)
+    b /= a
+    p -= b
 
 
 class Optimizer:
@@ -38,28 +62,60 @@ class Optimizer:
             array = self.state[key] = np.zeros_like(like)
         return array
 
+    def _flat_adam(self, params: List, lr: float, t: float) -> bool:
+        """Adam's step over every parameter at once, chunk by chunk, where they are views of one
+        buffer (Stack.pack): the same operations as _adam, so the same numbers, in 1/3 less time
+        (best_mlp: 2.1 ms a step array by array, 1.4 ms). False where they are not."""
+        values = flat_base([p.value for p in params])
+        if values is None:
+            return False
+        keys = [p.key for p in params]
+        flat = self._scratch.get("flat")
+        if (flat is None or flat["values"] is not values or flat["keys"] != keys
+                or any(self.state.get(f"{kind}/{k}") is not view for kind in "mv"
+                       for k, view in zip(keys, flat[kind]))):
+            flat = self._scratch["flat"] = self._flat_state(values, params)
+        grads = flat_base([p.grad for p in params])
+        if grads is None or grads.shape != values.shape:
+            grads = flat["g"]
+            for p, view in zip(params, flat["gviews"]):
+                if p.grad is not view:
+                    np.copyto(view, p.grad.reshape(view.shape))
+        a_all, b_all = flat["a"], flat["b"]
+        for start in range(0, values.size, ADAM_CHUNK):
+            stop = min(values.size, start + ADAM_CHUNK)
+            g, m, v, p = grads[start:stop], flat["m_all"][start:stop], flat["v_all"][start:stop], values[start:stop]
+            a, b = a_all[:stop - start], b_all[:stop - start]
+            _adam_passes(p, g, m, v, a, b, lr, t)
+        return True
+
+    def _flat_state(self, values: np.ndarray, params: List) -> dict:
+        """m and v as two flat buffers laid out like `values`; the state's arrays ("m/dense1/w")
+        become views of them, keeping what they held (a resumed run's)."""
+        flat = {"values": values, "keys": [p.key for p in params], "g": np.empty_like(values),
+                "a": np.empty(min(ADAM_CHUNK, values.size), values.dtype), "b": np.empty(min(ADAM_CHUNK, values.size), values.dtype)}
+        for kind in "mv":
+            whole, views, at = np.zeros_like(values), [], 0
+            for p in params:
+                view = whole[at:at + p.value.size].reshape(p.value.shape)
+                held = self.state.get(f"{kind}/{p.key}")
+                if held is not None:
+                    view[...] = held
+                self.state[f"{kind}/{p.key}"] = view
+                views.append(view)
+                at += p.value.size
+            flat[kind], flat[f"{kind}_all"] = views, whole
+        flat["gviews"] = [flat["g"][at - p.value.size:at].reshape(p.value.shape)
+                          for p, at in zip(params, np.cumsum([p.value.size for p in params]))]
+        return flat
+
     def _adam(self, p: np.ndarray, g: np.ndarray, name: str, lr: float, t: float) -> None:
-        """Adam's step in place, in the textbook's order of operations (the same numbers as
-        m += (1-b1)(g-m); v += (1-b2)(g²-v); p -= lr m̂ / (sqrt(v̂) + eps)), without temporaries."""
-        b1, b2 = ADAM_BETAS
+        """Adam's step for one array in place (see _adam_passes)."""
         m, v = self._state(f"m/{name}", p), self._state(f"v/{name}", p)
         a, b = self._scratch.get(name, (None, None))
         if a is None or a.shape != p.shape or a.dtype != p.dtype:
             a, b = self._scratch[name] = (np.empty_like(p), np.empty_like(p))
-        np.subtract(g, m, out=a)
-        a *= 1 - b1
-        m += a
-        np.multiply(g, g, out=a)
-        a -= v
-        a *= 1 - b2
-        v += a
-        np.divide(v, 1 - b2 ** t, out=a)  # v̂
-        np.sqrt(a, out=a)
-        a += ADAM_EPS
-        np.divide(m, 1 - b1 ** t, out=b)  # m̂
-        np.multiply(b, lr, out=b)
-        b /= a
-        p -= b
+        _adam_passes(p, g, m, v, a, b, lr, t)
 
     def takes_lr_in_gradient(self) -> bool:
         """Plain SGD lets the caller multiply the small output gradient by lr instead of every
@@ -80,6 +136,16 @@ class Optimizer:
             raise ValueError(f"{self.kind} with weight decay {self.weight_decay} needs the gradients without lr")
         if self.kind == "adam":
             t = self.state["t"] = self.state.get("t", np.zeros(())) + 1
+            parameters = list(parameters)
+            if self.weight_decay:
+                for _, p, g, decayed in parameters:
+                    if decayed:
+                        g += self.weight_decay * p
+            if self._flat_adam(parameters, lr, float(t)):
+                return
+            for name, p, g, _ in parameters:
+                self._adam(p, g, name, lr, float(t))
+            return
         for name, p, g, decayed in parameters:
             if lr_applied:
                 p -= g

@@ -78,8 +78,41 @@ class Stack:
             twins.append(twin)
         return Stack(twins)
 
+    def pack(self) -> None:
+        """Every trained array as a view of one flat buffer, in layer order, and a second buffer
+        laid out alike that backward writes the gradients into where a layer can (the dense
+        layers' weights): Adam then steps all of them at once (optim.py), not array by array.
+        Done again only after an array was replaced (a load); mixed dtypes are left as they are."""
+        slots = [(layer, name) for layer in self.layers for name in layer.params]
+        arrays = [layer.params[name] for layer, name in slots]
+        if not arrays or flat_base(arrays) is not None or len({a.dtype for a in arrays}) != 1:
+            return
+        values = np.empty(sum(a.size for a in arrays), arrays[0].dtype)
+        grads, at = np.zeros_like(values), 0
+        for (layer, name), array in zip(slots, arrays):
+            view = values[at:at + array.size].reshape(array.shape)
+            view[...] = array
+            layer.params[name] = view
+            layer._grad_out[name] = grads[at:at + array.size].reshape(array.shape)
+            at += array.size
+
     def of_kind(self, kind: type) -> List[Layer]:
         return [layer for layer in self.layers if isinstance(layer, kind)]
+
+
+def flat_base(arrays: List[np.ndarray]) -> Optional[np.ndarray]:
+    """The 1-D buffer of which `arrays` are consecutive C-ordered views, covering all of it, in
+    order (as pack() makes them); None if they are not."""
+    base = arrays[0].base if arrays else None
+    if base is None or base.ndim != 1 or not base.flags.c_contiguous:
+        return None
+    at, start = 0, base.__array_interface__["data"][0]
+    for a in arrays:
+        if (a.base is not base or a.dtype != base.dtype or not a.flags.c_contiguous
+                or a.__array_interface__["data"][0] != start + at * base.itemsize):
+            return None
+        at += a.size
+    return base if at == base.size else None
 
 
 OLD_NAME = re.compile(r"(?P<prefix>(?:opt/[mv]/|es/best/)?)(?P<array>w|b|gamma|beta|mean|var)(?P<layer>\d+)")
