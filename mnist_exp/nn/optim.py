@@ -6,7 +6,7 @@ and saved in checkpoints, so a resumed run continues exactly where it stopped.
 """
 
 import math
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, Iterable, List
 
 import numpy as np
 
