@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from helpers import run_cli
+from helpers import run_cli, run_in_process
 
 SMALL = ["train_samples=200", "test_samples=100", "epochs=3", "seed=1"]
 
@@ -105,14 +105,22 @@ def test_same_config_twice_gives_identical_metrics(small_run, tmp_path):
     ("data.mirrors=[http://[::1]:8000/]", "must be quoted, e.g."),
     ("lr=${oc.env:MNIST_EXP_NO_SUCH_VARIABLE}", "Environment variable 'MNIST_EXP_NO_SUCH_VARIABLE' not found"),
 ])
-def test_bad_config_exits_2_with_one_line_and_no_training(override, message, tmp_path):
+def test_bad_config_exits_2_with_one_line_and_no_training(override, message, tmp_path, monkeypatch):
     run_dir = tmp_path / "run"
-    result = run_cli([override, f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    result = run_in_process([override, f"hydra.run.dir={run_dir}"], tmp_path, monkeypatch)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("mnist_exp: error: ") and message in lines[0], result.stderr
     assert "Traceback" not in result.stderr + result.stdout
-    assert not (run_dir / "metrics.csv").exists()
+    assert not (run_dir / "metrics.csv").exists() and not run_dir.exists()
+
+
+def test_a_bad_value_is_the_same_one_line_from_a_real_process(tmp_path):
+    """The in-process refusals above, once end to end: exit code, stderr, nothing written."""
+    result = run_cli(["lr=-1", f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == "mnist_exp: error: lr=-1.0 is out of range: lr must be a finite number > 0\n"
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_missing_data_and_no_mirror_is_one_line_naming_the_file(tmp_path, closed_port_url):
