@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import LoopbackServer, make_files
+from helpers import LoopbackServer, make_files, run_in_process
 from mnist_exp.config import register
 
 register()  # the config schema, which tests composing conf/ with Hydra's compose API need (the CLI registers its own)
@@ -56,3 +56,14 @@ def closed_port_url() -> str:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     return f"http://127.0.0.1:{port}/"
+
+
+@pytest.fixture
+def cli(monkeypatch):
+    """cli(args, cwd, env=None): the command line in this process, as run_cli's result (see
+    helpers.run_in_process), for refusals; `env` is set for the call."""
+    def call(args, cwd, env=None):
+        for key, value in (env or {}).items():
+            monkeypatch.setenv(key, value)
+        return run_in_process(args, cwd, monkeypatch)
+    return call

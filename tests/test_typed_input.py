@@ -29,14 +29,14 @@ def one_line_error(result, code=2) -> str:
                                       "name=x/../../../../victim", "name=", "name=-x", "name='a\u2215b'",
                                       "name=${oc.env:RUN_NAME}", "tags=[../x]", "tags=[ok,a/b]", "tags=[..]",
                                       "+tags=[x/y]"])
-def test_a_name_or_tag_that_is_not_a_plain_name_leaves_nothing_anywhere(override, tmp_path):
+def test_a_name_or_tag_that_is_not_a_plain_name_leaves_nothing_anywhere(override, tmp_path, cli):
     """Checked before the run directory is worked out: no TIME_x folder, no lock in an existing dir."""
     work = tmp_path / "work"
     (work / "outputs").mkdir(parents=True)
     (tmp_path / "victim").mkdir()
     (tmp_path / "victim" / "kept").write_text("mine")
     before = everything(tmp_path)
-    error = one_line_error(run_cli([override, *TINY], cwd=work, env={"RUN_NAME": "x/../../../../victim"}))
+    error = one_line_error(cli([override, *TINY], cwd=work, env={"RUN_NAME": "x/../../../../victim"}))
     assert "is not a plain name" in error and ("name=" in error or "tags" in error)
     assert everything(tmp_path) == before
 
@@ -47,9 +47,9 @@ def test_a_name_or_tag_that_is_not_a_plain_name_leaves_nothing_anywhere(override
     ("-m name=a,3.5", "3.5", "'3.5'"), ("-m tags=[a],[b,7]", "7", "'7'"),
 ])
 def test_a_name_or_tag_hydra_reads_as_a_number_or_boolean_is_refused_with_the_quoting_hint(
-        override, shown, hint, tmp_path):
+        override, shown, hint, tmp_path, cli):
     args = [*override.split(), *TINY, f"hydra.sweep.dir={tmp_path / 's'}"]
-    error = one_line_error(run_cli(args, cwd=tmp_path))
+    error = one_line_error(cli(args, cwd=tmp_path))
     assert override.split()[-1].split("=")[0] in error and shown in error, error
     assert "not text" in error and hint in error, error
     assert not (tmp_path / "outputs").exists() and not (tmp_path / "s").exists()
@@ -67,12 +67,12 @@ def test_a_quoted_name_is_taken_as_typed(mnist_dir, tmp_path):
                                    ["--config-path={run}/.hydra", "--config-name=config"], ["-cp", "{run}/.hydra"],
                                    ["-cn", "config"], ["--config-name", "other"], ["--config-p", "{run}"],
                                    ["-cp={run}/.hydra", "-cn=config"]])
-def test_hydras_flags_for_another_config_are_refused_in_one_line_with_nothing_written(flags, tmp_path):
+def test_hydras_flags_for_another_config_are_refused_in_one_line_with_nothing_written(flags, tmp_path, cli):
     run = tmp_path / "run"
     (run / ".hydra").mkdir(parents=True)
     (run / ".hydra" / "config.yaml").write_text("lr: 0.1\n")
     before = everything(tmp_path)
-    error = one_line_error(run_cli([f.format(run=run) for f in flags], cwd=tmp_path))
+    error = one_line_error(cli([f.format(run=run) for f in flags], cwd=tmp_path))
     assert "resume=" in error and "overrides.yaml" in error
     assert everything(tmp_path) == before
 
@@ -83,8 +83,8 @@ def test_hydras_flags_for_another_config_are_refused_in_one_line_with_nothing_wr
                                                ("+lerning_rate=1", "unknown config key 'lerning_rate'"),
                                                ("name=a/b", "is not a plain name"),
                                                ("name=1e5", "is read as a number")])
-def test_cfg_refuses_what_a_run_refuses(flags, override, message, tmp_path):
-    error = one_line_error(run_cli([*flags, override], cwd=tmp_path))
+def test_cfg_refuses_what_a_run_refuses(flags, override, message, tmp_path, cli):
+    error = one_line_error(cli([*flags, override], cwd=tmp_path))
     assert message in error
     assert everything(tmp_path) == []
 
@@ -96,9 +96,9 @@ def test_cfg_of_a_valid_config_still_prints_it(tmp_path):
     assert printed["lr"] == 0.01 and printed["name"] == "x" and printed["arch"] == "cnn"
 
 
-def test_cfg_with_multirun_is_one_line(tmp_path):
+def test_cfg_with_multirun_is_one_line(tmp_path, cli):
     assert "--multirun and --cfg cannot be given together" in one_line_error(
-        run_cli(["-m", "--cfg", "job", "lr=0.1,0.2"], cwd=tmp_path))
+        cli(["-m", "--cfg", "job", "lr=0.1,0.2"], cwd=tmp_path))
 
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -109,13 +109,13 @@ PRESETS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
 @pytest.mark.parametrize("arch", ["mlp", "cnn"])
 @pytest.mark.parametrize("preset_first", [True, False])
 @pytest.mark.parametrize("flags", [["--cfg", "job"], TINY])
-def test_a_preset_for_another_network_than_the_typed_arch_is_refused(preset, arch, preset_first, flags, tmp_path):
+def test_a_preset_for_another_network_than_the_typed_arch_is_refused(preset, arch, preset_first, flags, tmp_path, cli):
     preset_arch = yaml.safe_load((CONF / "experiment" / f"{preset}.yaml").read_text()).get("arch")
     assert preset_arch in ("mlp", "cnn"), f"{preset}.yaml must say which network it is for"
     if preset_arch == arch or flags == TINY and preset_first:  # the same case as the run below, once is enough
         return
     pair = [f"experiment={preset}", f"arch={arch}"]
-    error = one_line_error(run_cli([*(pair if preset_first else pair[::-1]), *flags], cwd=tmp_path))
+    error = one_line_error(cli([*(pair if preset_first else pair[::-1]), *flags], cwd=tmp_path))
     assert f"experiment={preset}" in error and f"arch={arch}" in error and f"arch={preset_arch}" in error
     assert everything(tmp_path) == []
 
@@ -157,14 +157,14 @@ def test_every_key_a_preset_sets_is_overridden_by_the_typed_value_in_either_orde
     (["dense_width=64"], "dense_width", "cnn"), (["experiment=best_mlp", "++channels=[4,4]"], "channels", "cnn"),
 ])
 @pytest.mark.parametrize("flags", [[], ["--cfg", "job"]])
-def test_a_typed_key_the_chosen_network_does_not_use_is_refused(args, key, network, flags, tmp_path):
-    error = one_line_error(run_cli([*args, *TINY, *flags], cwd=tmp_path))
+def test_a_typed_key_the_chosen_network_does_not_use_is_refused(args, key, network, flags, tmp_path, cli):
+    error = one_line_error(cli([*args, *TINY, *flags], cwd=tmp_path))
     assert f"{key} is for arch={network}" in error, error
     assert everything(tmp_path) == []
 
 
-def test_a_sweep_not_over_arch_refuses_an_unused_key_before_it_starts(tmp_path):
-    error = one_line_error(run_cli(["-m", "arch=cnn", "lr=0.1,0.2", "hidden_size=50", *TINY,
+def test_a_sweep_not_over_arch_refuses_an_unused_key_before_it_starts(tmp_path, cli):
+    error = one_line_error(cli(["-m", "arch=cnn", "lr=0.1,0.2", "hidden_size=50", *TINY,
                                     f"hydra.sweep.dir={tmp_path / 's'}"], cwd=tmp_path))
     assert "hidden_size is for arch=mlp" in error and not (tmp_path / "s").exists()
 
@@ -184,8 +184,8 @@ def test_a_sweep_over_arch_keeps_each_networks_unused_keys_out_of_its_record(mni
 
 
 @pytest.mark.parametrize("override", ["resume=", "resume=''", "resume=' '", "resume=${oc.env:UNSET_RUN_DIR,''}"])
-def test_an_empty_resume_is_refused_rather_than_starting_a_fresh_run(override, tmp_path):
-    error = one_line_error(run_cli([override, *TINY], cwd=tmp_path))
+def test_an_empty_resume_is_refused_rather_than_starting_a_fresh_run(override, tmp_path, cli):
+    error = one_line_error(cli([override, *TINY], cwd=tmp_path))
     assert "resume is empty" in error
     assert everything(tmp_path) == []
 
@@ -200,9 +200,9 @@ def stopped_run(mnist_dir, tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize("preset", ["experiment=best_mlp", "experiment=tutorial", "+search=optuna"])
 @pytest.mark.parametrize("flags", [[], ["--cfg", "job"]])
-def test_a_preset_given_with_resume_is_refused(preset, flags, stopped_run, tmp_path):
+def test_a_preset_given_with_resume_is_refused(preset, flags, stopped_run, tmp_path, cli):
     before = {p: p.read_bytes() for p in stopped_run.rglob("*") if p.is_file() and p.name != ".mnist_exp.lock"}
-    error = one_line_error(run_cli([f"resume={stopped_run}", "epochs=2", preset, *flags], cwd=tmp_path))
+    error = one_line_error(cli([f"resume={stopped_run}", "epochs=2", preset, *flags], cwd=tmp_path))
     assert f"{preset.lstrip('+')} cannot be given with resume=" in error
     assert {p: p.read_bytes() for p in before} == before and everything(tmp_path) == []
 
@@ -214,8 +214,8 @@ def test_resume_null_is_no_resume(mnist_dir, tmp_path):
 
 
 @pytest.mark.parametrize("override", ["tags=[[a]]", "tags=[{a:1}]", "-m tags=[x],[[y]]"])
-def test_a_tag_that_is_a_list_is_not_text(override, tmp_path):
-    error = one_line_error(run_cli([*override.split(), *TINY, f"hydra.sweep.dir={tmp_path / 's'}"], cwd=tmp_path))
+def test_a_tag_that_is_a_list_is_not_text(override, tmp_path, cli):
+    error = one_line_error(cli([*override.split(), *TINY, f"hydra.sweep.dir={tmp_path / 's'}"], cwd=tmp_path))
     assert "not text" in error and "tags=[a,b] is two tags" in error and everything(tmp_path) == []
 
 
@@ -244,8 +244,8 @@ def test_cfg_finds_the_users_own_presets_in_a_config_dir(tmp_path):
 @pytest.mark.parametrize("args, message", [(["resume="], "resume is empty"),
                                            (["name=${oc.env:RUN_NAME}"], "is not a plain name"),
                                            (["tags=[${oc.env:RUN_NAME}]"], "is not a plain name")])
-def test_a_sweep_refuses_an_empty_resume_or_a_path_for_a_name_before_it_starts(args, message, tmp_path):
-    error = one_line_error(run_cli(["-m", "lr=0.1,0.2", *args, *TINY, f"hydra.sweep.dir={tmp_path / 's'}",
+def test_a_sweep_refuses_an_empty_resume_or_a_path_for_a_name_before_it_starts(args, message, tmp_path, cli):
+    error = one_line_error(cli(["-m", "lr=0.1,0.2", *args, *TINY, f"hydra.sweep.dir={tmp_path / 's'}",
                                     "hydra.sweep.subdir=${hydra.job.num}_${name}"], cwd=tmp_path,
                                    env={"RUN_NAME": "../../escaped"}))
     assert message in error and everything(tmp_path) == []
