@@ -6,9 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_smoke_bench_runs_with_a_relative_data_dir_and_checks_the_exact_path(mnist_dir, tmp_path):
     env = dict(os.environ, MNIST_EXP_DATA_DIR=os.path.relpath(mnist_dir, REPO))  # as in the README
     out = tmp_path / "figures.json"

@@ -24,6 +24,7 @@ def small_run(mnist_dir, tmp_path_factory):
     return run_dir
 
 
+@pytest.mark.slow
 def test_metrics_csv_has_one_full_precision_row_per_epoch(small_run):
     metrics = pd.read_csv(small_run / "metrics.csv")
     assert list(metrics.columns) == ["epoch", "train_loss", "train_accuracy", "test_loss",
@@ -68,6 +69,7 @@ def test_curves_png_model_card_hydra_folder_and_log_are_written(small_run):
     assert "epoch 2/2" in (small_run / "mnist_exp.log").read_text()
 
 
+@pytest.mark.slow
 def test_same_config_twice_gives_identical_metrics(small_run, tmp_path):
     again = tmp_path / "again"
     assert run_cli([*SMALL, f"hydra.run.dir={again}"], cwd=tmp_path).returncode == 0
@@ -123,6 +125,7 @@ def test_a_bad_value_is_the_same_one_line_from_a_real_process(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_missing_data_and_no_mirror_is_one_line_naming_the_file(tmp_path, closed_port_url):
     result = run_cli([f"data.dir={tmp_path / 'empty'}", f"data.mirrors=[{closed_port_url}]", "data.retries=1",
                       f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path)
@@ -132,6 +135,7 @@ def test_missing_data_and_no_mirror_is_one_line_naming_the_file(tmp_path, closed
     assert f"tried {closed_port_url}train-images-idx3-ubyte.gz: connection failed" in lines[0]
 
 
+@pytest.mark.slow
 def test_diverging_run_stops_with_status_diverged_and_exit_3(mnist_dir, tmp_path):
     run_dir = tmp_path / "run"
     result = run_cli(["lr=50", "train_samples=100", "test_samples=50", "epochs=5", f"hydra.run.dir={run_dir}"],
@@ -163,6 +167,7 @@ def test_help_lists_every_config_key():
         assert re.search(rf"(\n  +|, ){re.escape(key)}[ ,\n]", keys_part), key
 
 
+@pytest.mark.slow
 def test_help_shows_every_config_group_choice_as_it_is_typed(tmp_path):
     """A group in config.yaml's defaults list is chosen with group=choice; any other one is
     added with +group=choice: each is shown so, and composes as shown."""
@@ -215,6 +220,7 @@ def test_cfg_job_prints_the_composed_config(tmp_path):
     assert not (tmp_path / "outputs").exists()
 
 
+@pytest.mark.slow
 def test_runs_from_any_directory_write_under_it_in_distinct_dirs(mnist_dir, tmp_path):
     """Started together, two runs land in outputs/<date>/<time with microseconds>/."""
     script = Path(sys.executable).parent / "mnist-exp"
@@ -229,6 +235,7 @@ def test_runs_from_any_directory_write_under_it_in_distinct_dirs(mnist_dir, tmp_
     assert all(len(pd.read_csv(run)) == 1 for run in runs)
 
 
+@pytest.mark.slow
 def test_a_diverged_run_keeps_the_last_finite_weights_and_reports_no_number_from_nan(mnist_dir, tmp_path):
     """lr=0.07 on 200 images diverges at epoch 2: weights.npz holds epoch 1's finite weights, the
     summary's final row is epoch 1, and the diverged row carries no accuracy of NaN outputs."""

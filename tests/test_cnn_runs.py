@@ -16,6 +16,7 @@ SMALL = ["arch=cnn", "channels=[4,8]", "dense_width=16", "batch_size=32", "lr=0.
          "early_stopping=3"]
 
 
+@pytest.mark.slow
 def test_a_cnn_run_resumes_to_the_same_numbers_and_its_record_knows_the_network(mnist_dir, tmp_path):
     whole, part = tmp_path / "whole", tmp_path / "part"
     assert run_cli([*SMALL, "epochs=3", f"hydra.run.dir={whole}"], cwd=tmp_path).returncode == 0
@@ -116,6 +117,7 @@ def test_the_memory_estimate_counts_a_batch_no_larger_than_the_data(arch):
     assert memory.estimate(huge) == memory.estimate(fitting) < 2**30
 
 
+@pytest.mark.slow
 def test_a_sweep_over_both_architectures(mnist_dir, tmp_path):
     sweep = tmp_path / "sweep"
     result = run_cli(["-m", "arch=mlp,cnn", "channels=[2]", "dense_width=8", "train_samples=100", "test_samples=50",
@@ -125,6 +127,7 @@ def test_a_sweep_over_both_architectures(mnist_dir, tmp_path):
     assert sorted(table["arch"]) == ["cnn", "mlp"] and table["final_test_accuracy"].notna().all()
 
 
+@pytest.mark.slow
 def test_best_cnn_preset_runs_as_a_short_smoke_run(mnist_dir, tmp_path):
     run_dir = tmp_path / "run"
     result = run_cli(["experiment=best_cnn", "epochs=1", "train_samples=2000", "test_samples=500",

@@ -50,6 +50,7 @@ def test_warm_load_reuses_parsed_arrays_until_the_file_changes(tmp_path, tiny_fi
     assert server.requests == [f"/{path.name}"]
 
 
+@pytest.mark.slow
 def test_cold_cache_downloads_each_file_once(tmp_path, tiny_files, server):
     server.serve_dataset("m/", tiny_files)
     cfg = data_config(tiny_files, tmp_path / "cache", [server.url + "m/"])
@@ -156,6 +157,7 @@ with _file_lock(Path(sys.argv[1]), "downloading f.gz into the test cache", 60):
 """
 
 
+@pytest.mark.slow
 def test_a_waiting_job_names_the_lock_holder_and_gives_up_after_its_patience(tmp_path, caplog):
     lock = tmp_path / ".f.lock"
     holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(lock)], stdout=subprocess.PIPE, text=True)

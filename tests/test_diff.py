@@ -24,6 +24,7 @@ def rows(output: str, section: str) -> dict:
     return {line.split()[0]: line.split()[1:] for line in lines[1:]}
 
 
+@pytest.mark.slow
 def test_diff_shows_only_the_keys_that_differ_and_the_metric_deltas(pair, tmp_path):
     a, b, _ = pair
     result = run_cli([str(a), str(b)], cwd=tmp_path, module="mnist_exp.diff")
@@ -37,6 +38,7 @@ def test_diff_shows_only_the_keys_that_differ_and_the_metric_deltas(pair, tmp_pa
     assert metrics["status"] == ["completed", "completed"] and metrics["epochs_run"] == ["2", "2", "+0"]
 
 
+@pytest.mark.slow
 def test_a_network_key_of_the_other_architecture_shows_blank(pair, tmp_path):
     a, _, cnn = pair
     result = run_cli([str(a), str(cnn)], cwd=tmp_path, module="mnist_exp.diff")
@@ -55,6 +57,7 @@ def test_a_different_data_set_is_named(pair):
     assert ("data files (MD5)", "", "differ") in diff.config_diff(run_a, run_b)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("which, message", [("outputs", "holds 3 runs, not one"), ("missing", "no such run"),
                                             ("empty", "holds 0 runs"), ("damaged", "summary.json cannot be read")])
 def test_a_path_that_is_not_one_run_is_one_line_exit_2(pair, tmp_path, which, message):

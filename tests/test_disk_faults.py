@@ -43,6 +43,7 @@ def one_line(stderr: str) -> str:
     return lines[0]
 
 
+@pytest.mark.slow
 def test_a_full_disk_mid_run_is_one_line_and_the_record_can_be_resumed(mnist_dir, mount, tmp_path):
     small = mount("small", "size=1100k")  # room for one checkpoint (640 kB), not for its replacement
     run_dir = small / "run"

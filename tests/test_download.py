@@ -93,6 +93,7 @@ def test_a_mirror_streaming_without_end_is_refused_at_the_size_cap(server, tmp_p
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_backoff_between_attempts_is_capped(server, tmp_path, monkeypatch):
     pauses = []  # the backoff's own seam: time.sleep is also called by Popen.wait and server threads
     monkeypatch.setattr(download, "_backoff_sleep", pauses.append)
@@ -138,6 +139,7 @@ def test_the_speed_floor_costs_a_trickling_mirror_a_minute_at_most():
     assert download.SPEED_TIME <= 60 and download.SPEED_LIMIT >= 1024  # bytes/s; the MNIST files are ~10 MB
 
 
+@pytest.mark.slow
 def test_a_mirror_at_a_steady_rate_above_the_floor_is_not_cut(server, tmp_path):
     server.serve("ok/", "f.bin", BODY, behaviour="trickle")  # 5 bytes/s: above a floor of 2
     server.httpd.drip_seconds = 3.0  # then it drops the connection: a retry would ask again

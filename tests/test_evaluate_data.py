@@ -34,6 +34,7 @@ def evaluate(run_dir: Path, *args: str, env_dir: str = "", cwd: Path) -> subproc
                    timeout=120)
 
 
+@pytest.mark.slow
 def test_evaluate_reads_mnist_exp_data_dir_not_the_records(foreign, mnist_dir, server, tmp_path):
     result = evaluate(foreign, env_dir=str(mnist_dir), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -63,6 +64,7 @@ def test_a_missing_data_dir_is_refused_not_made(foreign, server, tmp_path):
     assert "typo" in result.stderr and not (tmp_path / "typo").exists() and server.requests == []
 
 
+@pytest.mark.slow
 def test_download_fetches_from_the_records_mirrors_into_this_users_cache(foreign, mnist_dir, server, tmp_path):
     for path in mnist_dir.glob("*.gz"):
         server.serve("", path.name, path.read_bytes())
@@ -74,6 +76,7 @@ def test_download_fetches_from_the_records_mirrors_into_this_users_cache(foreign
     assert len(list((cache / "mnist_exp" / "mnist").glob("*.gz"))) == 4
 
 
+@pytest.mark.slow
 def test_other_data_than_the_runs_is_refused_in_one_line(foreign, mnist_dir, server, tmp_path):
     other = tmp_path / "other"
     shutil.copytree(mnist_dir, other)

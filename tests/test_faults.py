@@ -73,6 +73,7 @@ def serve_faulty(server, prefix: str, files: dict, fault: str) -> None:
         server.serve(prefix, f"{name}.gz", body(raw) if body else _gz(raw), behaviour)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fault", MIRROR_FAULTS)
 def test_faulty_mirror_falls_back_to_the_next(fault, tmp_path, tiny_files, server):
     serve_faulty(server, "bad/", tiny_files, fault)
@@ -113,6 +114,7 @@ def test_unwritable_cache_is_a_clear_error_and_a_valid_one_needs_no_writes(tmp_p
         ro.chmod(0o755)
 
 
+@pytest.mark.slow
 def test_weights_with_pickled_objects_are_refused(tmp_path, mnist_dir):
     run_dir = tmp_path / "run"
     assert run_cli([*SHORT, "epochs=1", f"hydra.run.dir={run_dir}"], cwd=tmp_path).returncode == 0
@@ -134,6 +136,7 @@ def test_corrupt_cache_and_no_mirror_through_the_cli_is_one_line(tmp_path, tiny_
     assert (cache / "train-images-idx3-ubyte.gz").read_bytes() == b"<html>oops</html>"  # not made worse
 
 
+@pytest.mark.slow
 def test_four_parallel_jobs_on_a_cold_cache_download_each_file_once(mnist_dir, tmp_path, server):
     for path in mnist_dir.glob("*.gz"):
         server.serve("", path.name, path.read_bytes())
@@ -146,6 +149,7 @@ def test_four_parallel_jobs_on_a_cold_cache_download_each_file_once(mnist_dir, t
     assert (pd.read_csv(tmp_path / "sweep" / "summary.csv")["status"] == "completed").all()
 
 
+@pytest.mark.slow
 def test_a_directory_holding_a_run_is_never_written_into(mnist_dir, tmp_path):
     run_dir = tmp_path / "run"
     assert run_cli([*SHORT, "epochs=1", f"hydra.run.dir={run_dir}"], cwd=tmp_path).returncode == 0
@@ -166,6 +170,7 @@ def uninterrupted(mnist_dir, tmp_path_factory):
     return metric_columns(run_dir)
 
 
+@pytest.mark.slow
 def test_resume_gives_exactly_the_uninterrupted_metrics(uninterrupted, tmp_path):
     run_dir = tmp_path / "run"
     assert run_cli([*SHORT, "epochs=3", f"hydra.run.dir={run_dir}"], cwd=tmp_path).returncode == 0
@@ -178,6 +183,7 @@ def test_resume_gives_exactly_the_uninterrupted_metrics(uninterrupted, tmp_path)
     assert summary["resumed"][0]["after_epochs"] == 3
 
 
+@pytest.mark.slow
 def test_resume_refuses_a_changed_setting(uninterrupted, tmp_path):
     run_dir = tmp_path / "run"
     assert run_cli([*SHORT, "epochs=1", f"hydra.run.dir={run_dir}"], cwd=tmp_path).returncode == 0
@@ -199,6 +205,7 @@ def start_and_stop(args, cwd: Path, sig: int, after_epoch: int) -> subprocess.Po
     return proc
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_signal_marks_the_run_interrupted_and_resume_completes_it(sig, code, uninterrupted, tmp_path):
     run_dir = tmp_path / "run"

@@ -206,6 +206,7 @@ def summary_status(run_dir: Path) -> str:
 linux_only = pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads /proc")
 
 
+@pytest.mark.slow
 @linux_only
 def test_ctrl_c_while_the_helper_stalls_ends_the_run_at_once(mnist_dir, tmp_path, stalled_run):
     """The run waits for a stopped helper at its end: Ctrl-C ends the wait, exit 130, interrupted."""

@@ -65,6 +65,7 @@ def test_a_kill_loop_ends_with_the_numbers_of_an_uninterrupted_run(mnist_dir, tm
     assert not list(run_dir.glob(".*.part"))
 
 
+@pytest.mark.slow
 def test_resume_reads_a_long_history_as_a_stream(mnist_dir, tmp_path):
     """300,000 epochs of history (45 MB): the resume's memory stays that of a short run."""
     args = ["train_samples=300", "test_samples=100"]

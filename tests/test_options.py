@@ -353,6 +353,7 @@ ADAM = ["batch_size=32", "optimizer=adam", "lr=0.002", "loss=cross_entropy", "bi
         "train_samples=600", "test_samples=200", "val_samples=200", "early_stopping=3"]
 
 
+@pytest.mark.slow
 def test_options_run_end_to_end_with_validation_columns_and_exact_resume(mnist_dir, tmp_path):
     whole, part = tmp_path / "whole", tmp_path / "part"
     assert run_cli([*ADAM, "epochs=4", f"hydra.run.dir={whole}"], cwd=tmp_path).returncode == 0
@@ -372,6 +373,7 @@ def test_options_run_end_to_end_with_validation_columns_and_exact_resume(mnist_d
     assert "batch_size=32" in (whole / "model_card.md").read_text()
 
 
+@pytest.mark.slow
 def test_best_mlp_preset_runs_as_a_short_smoke_run(mnist_dir, tmp_path):
     run_dir = tmp_path / "run"
     result = run_cli(["experiment=best_mlp", "epochs=1", "train_samples=3000", "test_samples=1000",
@@ -397,6 +399,7 @@ def test_fallback_dirs_are_read_without_any_download(tmp_path, tiny_files, serve
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not FASHION.is_dir(), reason="Debian's dataset-fashion-mnist is not installed "
                     "(apt-get install dataset-fashion-mnist); .ci/run installs it")
 def test_fashion_mnist_runs_offline_from_the_debian_package(tmp_path):

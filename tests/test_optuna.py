@@ -55,6 +55,7 @@ def unpruned(mnist_dir, tmp_path_factory):
     return tmp_path, sweep_dir
 
 
+@pytest.mark.slow
 def test_the_storage_holds_every_trial_with_each_epochs_validation_accuracy(unpruned):
     tmp_path, sweep_dir = unpruned
     trials = stored(tmp_path).get_trials()

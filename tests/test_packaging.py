@@ -27,6 +27,7 @@ def run_installed(target: Path, args, cwd: Path):
                           cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_wheel_ships_the_config_files(installed):
     shipped = sorted(p.relative_to(installed / "mnist_exp" / "conf").as_posix()
                      for p in (installed / "mnist_exp" / "conf").rglob("*.yaml"))
@@ -34,6 +35,7 @@ def test_wheel_ships_the_config_files(installed):
     assert shipped == in_repo and "config.yaml" in shipped
 
 
+@pytest.mark.slow
 def test_installed_copy_composes_and_runs_from_another_directory(installed, mnist_dir, tmp_path):
     cfg = run_installed(installed, ["--cfg", "job", "hidden_size=7"], tmp_path)
     assert cfg.returncode == 0, cfg.stderr

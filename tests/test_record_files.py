@@ -129,6 +129,7 @@ def test_the_reader_refuses_a_file_larger_than_its_kind_can_be(tmp_path):
         reading.read_text(path)
 
 
+@pytest.mark.slow
 def test_a_fifo_among_hydras_files_holds_up_no_tool(finished, tmp_path):
     run_dir = tmp_path / "run"
     shutil.copytree(finished, run_dir)

@@ -52,6 +52,7 @@ def test_every_spelling_of_a_used_run_dir_is_refused_before_anything_is_written(
     assert snapshot(run_dir) == before
 
 
+@pytest.mark.slow
 def test_a_second_sweep_into_a_used_sweep_dir_is_refused(mnist_dir, tmp_path):
     sweep_dir = tmp_path / "sweep"
     args = ["-m", "lr=0.005,0.01", *SHORT, "epochs=1", f"hydra.sweep.dir={sweep_dir}"]
@@ -76,6 +77,7 @@ def wait_for_epoch(proc: subprocess.Popen, epoch: int) -> None:
     raise AssertionError(f"no epoch {epoch}: {proc.stderr.read()}")
 
 
+@pytest.mark.slow
 def test_two_runs_given_one_new_dir_at_once_one_is_refused_and_names_the_owner(mnist_dir, tmp_path):
     run_dir = tmp_path / "shared"
     first = start([*SHORT, "epochs=200", f"hydra.run.dir={run_dir}"], tmp_path)
@@ -96,6 +98,7 @@ def test_two_runs_given_one_new_dir_at_once_one_is_refused_and_names_the_owner(m
     assert summary["epochs_run"] == len(rows) and rows["epoch"].tolist() == list(range(len(rows)))
 
 
+@pytest.mark.slow
 def test_two_resumes_of_one_run_at_once_lose_no_epoch(finished, tmp_path):
     run_dir = copy_of(finished, tmp_path)
     first = start([f"resume={run_dir}", "epochs=400"], tmp_path)
@@ -170,6 +173,7 @@ def test_resume_keeps_the_runs_data_set_and_refuses_another(finished, tmp_path):
     assert snapshot(run_dir) == before
 
 
+@pytest.mark.slow
 def test_resume_takes_a_new_location_of_the_same_files(finished, tmp_path, mnist_dir):
     import shutil
 
@@ -254,6 +258,7 @@ def test_evaluate_of_a_damaged_record_is_one_line_with_exit_2(how, finished, tmp
         assert "mirror" not in result.stderr
 
 
+@pytest.mark.slow
 def test_a_resume_completes_a_record_whose_last_epoch_ended_but_whose_final_writes_did_not(finished, tmp_path):
     run_dir = copy_of(finished, tmp_path)
     (run_dir / "weights.npz").unlink()  # as if killed after the last checkpoint, before the final writes
@@ -266,6 +271,7 @@ def test_a_resume_completes_a_record_whose_last_epoch_ended_but_whose_final_writ
     assert (run_dir / "weights.npz").is_file() and (run_dir / "metrics.csv").read_bytes() == rows
 
 
+@pytest.mark.slow
 def test_a_diverged_run_is_not_resumed(mnist_dir, tmp_path):
     run_dir = tmp_path / "run"
     assert run_cli([*SHORT, "epochs=2", "lr=100", f"hydra.run.dir={run_dir}"], cwd=tmp_path).returncode == 3
@@ -312,6 +318,7 @@ def old_names(path: Path) -> None:
     np.savez(path, **arrays)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("options", [[], ["batch_size=32", "optimizer=adam", "batch_norm=true", "biases=true",
                                           "val_samples=100", "early_stopping=5"]])
 def test_files_saved_before_the_layers_still_load_and_resume_to_the_same_numbers(options, mnist_dir, tmp_path):
@@ -379,6 +386,7 @@ def test_a_refused_run_through_a_missing_folder_keeps_the_existing_dir_it_names(
 
 
 
+@pytest.mark.slow
 def test_extending_a_completed_run_is_a_new_run_and_leaves_it_byte_identical(finished, tmp_path):
     """resume=RUN epochs=3 on a completed 2-epoch run: a new directory holds the 3-epoch record
     (the numbers of an uninterrupted 3-epoch run), names its parent; the parent is untouched."""

@@ -28,6 +28,7 @@ def default_run(mnist_dir, tmp_path_factory):
     return run_dir, result
 
 
+@pytest.mark.slow
 def test_default_run_matches_the_published_table_at_every_epoch(default_run):
     metrics = pd.read_csv(default_run[0] / "metrics.csv")
     assert metrics["epoch"].tolist() == list(range(20))

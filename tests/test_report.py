@@ -24,6 +24,7 @@ def report_data(path: Path) -> dict:
     return json.loads(re.search(r'<script id="report-data" type="application/json">(.*?)</script>', text, re.S).group(1))
 
 
+@pytest.mark.slow
 def test_every_sweep_writes_its_report_beside_comparison_png(runs):
     sweep, _ = runs
     data = report_data(sweep / "report.html")
@@ -84,6 +85,7 @@ def test_bad_paths_are_one_line_and_exit_2(tmp_path, args, message):
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_without_plotly_the_report_says_which_extra_and_the_sweep_summary_stands(runs, tmp_path):
     sweep, _ = runs
     copy = tmp_path / "sweep"

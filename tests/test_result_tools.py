@@ -65,6 +65,7 @@ def test_load_runs_and_load_history_read_the_rest_of_a_damaged_sweep(damaged):
     assert len(history[history["run_dir"] == str((damaged / "0").resolve())]) == 2
 
 
+@pytest.mark.slow
 def test_summarize_and_compare_runs_read_the_rest_of_a_damaged_sweep(damaged, tmp_path):
     summarize = run_cli([str(damaged)], cwd=tmp_path, module="mnist_exp.summarize")
     assert summarize.returncode == 0, summarize.stderr
@@ -88,6 +89,7 @@ def test_compare_runs_refuses_bad_arguments_in_one_line(args, code, message, swe
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_compare_runs_writes_into_a_directory_and_says_where(sweep, tmp_path):
     out_dir = tmp_path / "figures"
     out_dir.mkdir()
@@ -98,6 +100,7 @@ def test_compare_runs_writes_into_a_directory_and_says_where(sweep, tmp_path):
         assert f"wrote {written}" in result.stdout and written.stat().st_size > 1000
 
 
+@pytest.mark.slow
 def test_the_run_list_shows_what_differs_newest_first(sweep, tmp_path):
     result = run_cli([str(sweep)], cwd=tmp_path, module="mnist_exp.runs")
     assert result.returncode == 0, result.stderr
@@ -127,6 +130,7 @@ def tool_into_a_closed_pipe(args, cwd) -> subprocess.CompletedProcess:
         os.close(write)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tool", ["-m mnist_exp.runs", "-m mnist_exp.summarize", "-m mnist_exp.evaluate",
                                   "scripts/compare_runs.py"])
 def test_a_result_tool_whose_reader_went_away_exits_quietly(tool, sweep, tmp_path):

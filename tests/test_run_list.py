@@ -37,6 +37,7 @@ def parsed(text: str) -> pd.DataFrame:
     return pd.DataFrame([[line[a:b].strip() for a, b in bounds] for line in lines], columns=names)
 
 
+@pytest.mark.slow
 def test_the_list_shows_the_varying_keys_with_small_rates_as_written(outputs):
     table = parsed(runs_list(outputs))
     assert {"lr", "arch", "tags"} <= set(table.columns)
@@ -47,6 +48,7 @@ def test_the_list_shows_the_varying_keys_with_small_rates_as_written(outputs):
     assert table.set_index("name")["lr"].to_dict() == {"single": "0.005", "slow": "1e-05", "conv": "0.001"}
 
 
+@pytest.mark.slow
 def test_an_mlp_row_shows_no_channels_and_a_cnn_row_no_hidden_size(outputs):
     table = parsed(runs_list(outputs)).set_index("name")
     assert table.loc["conv", "channels"] == "2" and table.loc["slow", "channels"] == ""
@@ -90,6 +92,7 @@ def test_a_bad_condition_is_one_line_exit_2(outputs, condition, says):
     assert len(result.stderr.strip().splitlines()) == 1 and result.stdout == ""
 
 
+@pytest.mark.slow
 def test_csv_and_json_export_every_column_whole(outputs):
     csv = pd.read_csv(io.StringIO(runs_list(outputs, "--format", "csv", columns=40)))
     records = json.loads(runs_list(outputs, "--format", "json"))

@@ -47,6 +47,7 @@ def summary_of(run_dir: Path) -> dict:
     return json.loads((run_dir / "summary.json").read_text())
 
 
+@pytest.mark.slow
 def test_the_model_card_names_the_loss_the_run_computed(reference_run, early_run):
     assert "MSE" not in (reference_run / "model_card.md").read_text()
     assert "loss per sample (squared error summed over the 10 outputs)" in (reference_run / "model_card.md").read_text()
@@ -64,6 +65,7 @@ def test_titles_spell_values_as_the_configs_do():
     assert "biases=true" in title(Config(biases=True)) and "True" not in title(Config(biases=True))
 
 
+@pytest.mark.slow
 def test_the_console_shows_one_images_worth_of_accuracy(mnist_dir, tmp_path):
     """On 10,000 test images 0.9859 is not 0.986: four decimals; three on 1,000."""
     run_dir = tmp_path / "run"
@@ -127,6 +129,7 @@ def test_load_model_predicts_what_evaluate_scores(which, reference_run, early_ru
     assert proba.shape == (n, 10) and np.allclose(proba.sum(axis=1), 1) and (proba.argmax(axis=1) == model.predict(images)).all()
 
 
+@pytest.mark.slow
 def test_evaluate_scores_an_interrupted_runs_checkpoint_and_refuses_zero_samples(reference_run, tmp_path):
     run_dir = tmp_path / "run"
     shutil.copytree(reference_run, run_dir)
@@ -140,6 +143,7 @@ def test_evaluate_scores_an_interrupted_runs_checkpoint_and_refuses_zero_samples
     assert zero.returncode == 2 and "--test-samples 0 is out of range" in zero.stderr
 
 
+@pytest.mark.slow
 def test_names_and_tags_reach_the_directory_summary_and_load_runs(mnist_dir, reference_run, tmp_path):
     summary = summary_of(reference_run)
     assert summary["name"] == "baseline" and summary["tags"] == ["a", "b"]
@@ -152,6 +156,7 @@ def test_names_and_tags_reach_the_directory_summary_and_load_runs(mnist_dir, ref
     assert bad.returncode == 2 and "name='../x' is not a plain name" in bad.stderr
 
 
+@pytest.mark.slow
 def test_the_record_says_where_the_data_was_really_read(mnist_dir, tmp_path):
     empty = tmp_path / "empty-cache"
     run_dir = tmp_path / "run"
@@ -176,6 +181,7 @@ def test_comparisons_never_pool_different_data_sets(reference_run, tmp_path):
     assert len(table) == 2 and "data.name" in compare.setting_keys(runs)
 
 
+@pytest.mark.slow
 def test_a_single_run_refused_before_it_started_leaves_nothing(tmp_path):
     for args in (["lr=-1"], ["hidden_size=1000000"], ["early_stopping=3"]):
         result = run_cli([*args, f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path)
@@ -185,6 +191,7 @@ def test_a_single_run_refused_before_it_started_leaves_nothing(tmp_path):
     assert result.returncode == 2 and not list((tmp_path / "outputs").glob("*/*"))
 
 
+@pytest.mark.slow
 def test_a_long_epoch_shows_a_progress_bar_only_on_a_terminal(reference_run, monkeypatch, tmp_path):
     import io
 
@@ -216,6 +223,7 @@ def test_offline_the_error_says_what_to_set_and_leaves_no_lock_file(tmp_path, cl
     assert list(cache.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_matplotlibs_first_use_says_nothing_between_the_epoch_lines(mnist_dir, tmp_path):
     result = run_cli([*SMALL, f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path,
                      env={"MPLCONFIGDIR": str(tmp_path / "fresh-matplotlib")})  # no font cache yet
@@ -235,6 +243,7 @@ def test_what_the_tools_write_into_a_checkout_is_ignored_by_git():
     assert checked.stdout.split() == written, checked.stderr
 
 
+@pytest.mark.slow
 def test_a_model_card_describes_its_own_network_data_and_test_set(mnist_dir, tmp_path):
     """A CNN's card lists its conv arrays, not an MLP's; a full test set is not 'a small subset'."""
     run_dir = tmp_path / "cnn"

@@ -21,6 +21,7 @@ def a_dead_pid() -> int:
     return process.pid
 
 
+@pytest.mark.slow
 def test_a_run_killed_without_a_word_is_listed_interrupted(finished, tmp_path):
     run_dir = tmp_path / "run"
     shutil.copytree(finished, run_dir)
@@ -49,6 +50,7 @@ def live_run(mnist_dir, tmp_path):
         process.wait()
 
 
+@pytest.mark.slow
 def test_a_live_run_is_running_in_the_list_and_evaluate_says_so(live_run, tmp_path):
     listed = run_cli([str(live_run), "--status", "running"], cwd=tmp_path, module="mnist_exp.runs")
     assert listed.returncode == 0, listed.stderr

@@ -30,6 +30,7 @@ def with_validation(mnist_dir, tmp_path_factory):
     return grid(tmp_path_factory.mktemp("val"), "val_samples=100")
 
 
+@pytest.mark.slow
 def test_a_grid_with_a_validation_split_is_judged_by_validation_accuracy(with_validation):
     result, sweep_dir = with_validation
     table = pd.read_csv(sweep_dir / "summary.csv")
@@ -44,6 +45,7 @@ def test_a_grid_with_a_validation_split_is_judged_by_validation_accuracy(with_va
     assert f"lr={best['lr']:g}" in line.group(2) and f"hidden_size={best['hidden_size']}" in line.group(2)
 
 
+@pytest.mark.slow
 def test_the_report_and_summarize_use_the_same_objective(with_validation):
     result, sweep_dir = with_validation
     view = report_sweep(sweep_dir)
@@ -54,6 +56,7 @@ def test_the_report_and_summarize_use_the_same_objective(with_validation):
     assert "best by validation accuracy: job" in again.stdout
 
 
+@pytest.mark.slow
 def test_a_grid_without_validation_says_it_chose_by_test_accuracy(mnist_dir, tmp_path):
     result, sweep_dir = grid(tmp_path)
     table = pd.read_csv(sweep_dir / "summary.csv")
@@ -62,6 +65,7 @@ def test_a_grid_without_validation_says_it_chose_by_test_accuracy(mnist_dir, tmp
     assert report_sweep(sweep_dir)["objective"] == "final_test_accuracy"
 
 
+@pytest.mark.slow
 def test_failed_jobs_have_no_objective_and_are_never_best(mnist_dir, tmp_path):
     result = run_cli(["-m", "train_samples=200", "test_samples=100", "val_samples=100", "epochs=2",
                       "lr=0.005,1e6", f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path)

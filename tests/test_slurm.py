@@ -66,6 +66,7 @@ def slurm_job_of(job_dir: Path) -> str:
     return f"{slurm['array_job_id']}_{slurm['array_task_id']}"
 
 
+@pytest.mark.slow
 def test_a_grid_sweep_runs_as_slurm_jobs_with_the_basic_launchers_numbers(mnist_dir, tmp_path):
     grid = ["lr=0.005,0.01", "hidden_size=50,100", *SMALL]
     on_slurm = run_cli(["-m", *grid, *SLURM, f"hydra.sweep.dir={tmp_path / 'slurm'}"], cwd=tmp_path, timeout=240)
@@ -90,6 +91,7 @@ def test_a_grid_sweep_runs_as_slurm_jobs_with_the_basic_launchers_numbers(mnist_
     assert jobs == {line.split()[0] for line in accounted.splitlines() if "COMPLETED" in line}
 
 
+@pytest.mark.slow
 def test_a_cancelled_job_is_recorded_and_the_others_complete(mnist_dir, tmp_path):
     sweep_dir = tmp_path / "s"
     proc = start_sweep(["lr=0.005,0.01", *LONG, *SLURM, f"hydra.sweep.dir={sweep_dir}"], tmp_path)
@@ -117,6 +119,7 @@ AT_LIMIT = ["train_samples=3000", "test_samples=100", "epochs=800", "hydra.launc
             "hydra.launcher.signal_delay_s=60", "hydra.launcher.max_num_timeout=8"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["preempted (scancel --signal=USR2)", "at its time limit"])
 def test_a_requeued_job_resumes_to_the_uninterrupted_numbers(how, mnist_dir, tmp_path):
     sweep_dir = tmp_path / "s"
@@ -141,6 +144,7 @@ def test_a_requeued_job_resumes_to_the_uninterrupted_numbers(how, mnist_dir, tmp
     assert summary["resumed"] and summary["resumed"][0]["after_epochs"] >= 1
 
 
+@pytest.mark.slow
 def test_failing_and_diverging_jobs_on_slurm_are_recorded_like_local_ones(mnist_dir, tmp_path):
     sweep_dir = tmp_path / "s"
     result = run_cli(["-m", "lr=0.005,50", "hidden_size=8,0", "train_samples=100", "test_samples=50", "epochs=2",

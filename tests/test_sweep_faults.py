@@ -21,6 +21,7 @@ def one_line_per_failure(stderr: str, jobs: int) -> None:
     assert "Traceback" not in stderr
 
 
+@pytest.mark.slow
 def test_an_optuna_search_goes_on_past_diverged_trials(mnist_dir, tmp_path):
     sweep_dir = tmp_path / "search"
     result = run_cli(["-m", "+search=optuna", "hydra.sweeper.n_trials=4", "lr=choice(50,0.01)", *SHORT,
@@ -34,6 +35,7 @@ def test_an_optuna_search_goes_on_past_diverged_trials(mnist_dir, tmp_path):
     assert (sweep_dir / "optimization_results.yaml").is_file()
 
 
+@pytest.mark.slow
 def test_an_optuna_search_in_which_every_trial_fails_reports_each(mnist_dir, tmp_path):
     sweep_dir = tmp_path / "search"
     result = run_cli(["-m", "+search=optuna", "hydra.sweeper.n_trials=2", "lr=choice(50,60)", *SHORT,
@@ -50,6 +52,7 @@ def test_an_optuna_search_of_no_trials_is_refused_before_it_starts(tmp_path):
     assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "s").exists()
 
 
+@pytest.mark.slow
 def test_the_override_example_in_the_optuna_preset_runs_as_written(mnist_dir, tmp_path):
     preset = (Path(__file__).parents[1] / "conf" / "search" / "optuna.yaml").read_text()
     example = next(line for line in preset.splitlines() if "python -m mnist_exp" in line and "params" in line)
@@ -59,6 +62,7 @@ def test_the_override_example_in_the_optuna_preset_runs_as_written(mnist_dir, tm
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.slow
 def test_a_killed_joblib_worker_costs_only_the_jobs_it_ran(mnist_dir, tmp_path):
     sweep_dir = tmp_path / "sweep"
     proc = start(["-m", "seed=1,2,3", "epochs=300", "train_samples=300", "test_samples=100", "hydra/launcher=joblib",
@@ -81,6 +85,7 @@ def test_a_killed_joblib_worker_costs_only_the_jobs_it_ran(mnist_dir, tmp_path):
     assert (sweep_dir / "comparison.png").is_file()
 
 
+@pytest.mark.slow
 def test_a_resumed_optuna_study_proposes_new_trials_reproducibly(mnist_dir, tmp_path):
     def search(db: str, sweep: str) -> list:
         result = run_cli(["-m", "+search=optuna", "hydra.sweeper.n_trials=2", *SHORT,
@@ -94,6 +99,7 @@ def test_a_resumed_optuna_study_proposes_new_trials_reproducibly(mnist_dir, tmp_
     assert search("b.db", "b1") == first and search("b.db", "b2") == resumed
 
 
+@pytest.mark.slow
 def test_an_optuna_search_draws_its_trials_not_a_grid(mnist_dir, tmp_path):
     sweep_dir = tmp_path / "s"
     result = run_cli(["-m", "+search=optuna", "hydra.sweeper.n_trials=3", "lr=choice(50,0.01)", *SHORT,
@@ -104,6 +110,7 @@ def test_an_optuna_search_draws_its_trials_not_a_grid(mnist_dir, tmp_path):
     assert matplotlib.image.imread(sweep_dir / "comparison.png").shape[:2] == (495, 1430)  # trials + 2 params
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_a_sweep_lists_the_jobs_that_never_started(mnist_dir, tmp_path):
     sweep_dir = tmp_path / "sweep"
     proc = start(["-m", "lr=0.005,0.01,0.02", "epochs=300", "train_samples=500", "test_samples=100",

@@ -23,6 +23,7 @@ def sweep(tmp_path: Path, *args: str):
     return result, tmp_path / "sweep"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("grid", GRIDS.values(), ids=GRIDS.keys())
 def test_a_sweep_over_keys_of_any_type_draws_its_comparison(grid, mnist_dir, tmp_path):
     result, sweep_dir = sweep(tmp_path, *grid)
@@ -35,6 +36,7 @@ def test_a_sweep_over_keys_of_any_type_draws_its_comparison(grid, mnist_dir, tmp
     assert (sweep_dir / "comparison.png").read_bytes().startswith(b"\x89PNG")
 
 
+@pytest.mark.slow
 def test_a_figure_summarize_cannot_draw_is_one_warning(mnist_dir, tmp_path):
     result, sweep_dir = sweep(tmp_path, "lr=0.005,0.02")
     assert result.returncode == 0, result.stderr

@@ -35,6 +35,7 @@ def metrics_by_setting(sweep_dir: Path) -> dict:
             for key, group in history.groupby(["lr", "hidden_size"])}
 
 
+@pytest.mark.slow
 def test_grid_sweep_writes_a_full_record_per_job_and_a_summary(basic_sweep):
     for job in range(4):
         for name in ("metrics.csv", "summary.json", "weights.npz", "curves.png", "model_card.md", ".hydra"):
@@ -49,6 +50,7 @@ def test_grid_sweep_writes_a_full_record_per_job_and_a_summary(basic_sweep):
     assert (basic_sweep / "comparison.png").read_bytes().startswith(b"\x89PNG")
 
 
+@pytest.mark.slow
 def test_joblib_runs_in_parallel_with_one_blas_thread_per_job_and_same_numbers(basic_sweep, tmp_path):
     result, sweep_dir = sweep(tmp_path, *GRID, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
     assert result.returncode == 0, result.stderr
@@ -65,6 +67,7 @@ def test_joblib_runs_in_parallel_with_one_blas_thread_per_job_and_same_numbers(b
         pd.testing.assert_frame_equal(expected[key], got[key])
 
 
+@pytest.mark.slow
 def test_submitit_local_runs_the_same_jobs(basic_sweep, tmp_path):
     result, sweep_dir = sweep(tmp_path, "lr=0.005", "hidden_size=8,16", "hydra/launcher=submitit_local",
                               "hydra.launcher.timeout_min=5")
@@ -76,6 +79,7 @@ def test_submitit_local_runs_the_same_jobs(basic_sweep, tmp_path):
         pd.testing.assert_frame_equal(expected[key], got[key])
 
 
+@pytest.mark.slow
 def test_failing_and_diverging_jobs_are_recorded_and_the_others_finish(mnist_dir, tmp_path):
     result, sweep_dir = sweep(tmp_path, "lr=0.005,50", "hidden_size=8,0")
     assert result.returncode == 1
@@ -93,6 +97,7 @@ def test_failing_and_diverging_jobs_are_recorded_and_the_others_finish(mnist_dir
     assert (sweep_dir / "comparison.png").read_bytes().startswith(b"\x89PNG")  # drawn once, at the end
 
 
+@pytest.mark.slow
 def test_a_sweep_where_every_job_fails_still_gets_its_summary_quietly(mnist_dir, tmp_path):
     result, sweep_dir = sweep(tmp_path, "lr=0.005,0.01", "hidden_size=0,-5")
     assert result.returncode == 1
@@ -101,6 +106,7 @@ def test_a_sweep_where_every_job_fails_still_gets_its_summary_quietly(mnist_dir,
     assert "Warning" not in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_summarize_rebuilds_the_summary_from_the_run_dirs(basic_sweep):
     before = (basic_sweep / "summary.csv").read_text()
     (basic_sweep / "summary.csv").unlink()
@@ -137,6 +143,7 @@ def test_load_history_has_one_row_per_run_per_epoch_with_config_columns(basic_sw
     assert history.groupby("run_dir")["epoch"].apply(list).tolist() == [[0, 1]] * 4
 
 
+@pytest.mark.slow
 def test_optuna_preset_searches_lr_and_hidden_size(mnist_dir, tmp_path):
     result, sweep_dir = sweep(tmp_path, "+search=optuna", "hydra.sweeper.n_trials=3")
     assert result.returncode == 0, result.stderr
@@ -148,6 +155,7 @@ def test_optuna_preset_searches_lr_and_hidden_size(mnist_dir, tmp_path):
     assert f"best_value: {summary['objective'].max()}" in best
 
 
+@pytest.mark.slow
 def test_compare_runs_pools_seeds_as_mean_and_std(mnist_dir, tmp_path):
     result, sweep_dir = sweep(tmp_path, "lr=0.005,0.02", "seed=1,2")
     assert result.returncode == 0, result.stderr
