@@ -98,7 +98,7 @@ def epoch_parts(net: dict, train_set) -> Dict[str, float]:
     order = rng.permutation(n)
     buffers = model._buffers(train_set)
     stack, opt = model.stack, model.optimizer
-    training = Training(rng, None, descend=opt.takes_lr_in_gradient())
+    training = Training(rng, None, descend=opt.plain)
     parts = dict.fromkeys(["gather", "forward", "loss", "backward", "step"], 0.0)
     starts = list(range(0, n, BATCH))
     warm = min(20, len(starts))  # warm-up batches, not counted

@@ -220,7 +220,7 @@ def test_plain_sgd_takes_its_learning_rate_in_the_gradient_and_others_refuse():
     Optimizer("sgd").step([Param("dense1/w", after, np.full((2, 2), 0.125), True)], lr=0.25, lr_applied=True)
     np.testing.assert_array_equal(before, after)
     for optimizer in (Optimizer("adam"), Optimizer("momentum"), Optimizer("sgd", weight_decay=0.1)):
-        assert not optimizer.takes_lr_in_gradient()
+        assert not optimizer.plain
         with pytest.raises(ValueError):
             optimizer.step([Param("dense1/w", after, np.ones((2, 2)), True)], lr=0.1, lr_applied=True)
 

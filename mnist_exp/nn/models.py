@@ -78,7 +78,7 @@ class NetworkModel:
     def fit_epoch(self, data: Split, lr: float, rng: np.random.Generator) -> Tuple[float, float]:
         first = self.stack.layers[0]
         if (self.batch_size == 1 or data.pixels is None or not isinstance(first, Dense)
-                or not self.optimizer.leaves_zero_gradients_alone()):
+                or not self.optimizer.plain):
             return self._fit(data, lr, rng)
         live, data = self._live_inputs(data)
         full = first.params["w"]
@@ -94,7 +94,7 @@ class NetworkModel:
         order = rng.permutation(n) if size > 1 else None  # reshuffled every epoch
         bits = self._epoch_bits(rng, n) if size > 1 and self.opts.dropout == 0.5 else None
         buffers = self._buffers(data) if size > 1 else None
-        lr_in_gradient = self.optimizer.takes_lr_in_gradient() and self._parts is None
+        lr_in_gradient = self.optimizer.plain and self._parts is None
         training = Training(rng, bits, descend=lr_in_gradient)
         self._threads = min(blas.threads(), blas.cores())  # a sweep's job limited to one thread runs its parts in turn
         if self.optimizer.kind == "adam":

@@ -117,22 +117,20 @@ class Optimizer:
             a, b = self._scratch[name] = (np.empty_like(p), np.empty_like(p))
         _adam_passes(p, g, m, v, a, b, lr, t)
 
-    def takes_lr_in_gradient(self) -> bool:
-        """Plain SGD lets the caller multiply the small output gradient by lr instead of every
-        weight gradient: its step is then one subtraction per weight (see step's lr_applied)."""
-        return self.kind == "sgd" and not self.weight_decay
-
-    def leaves_zero_gradients_alone(self) -> bool:
-        """Whether a weight whose gradient is 0 at every step stays as it is: plain SGD's does;
-        weight decay moves it, and momentum or Adam carry state that may move it."""
+    @property
+    def plain(self) -> bool:
+        """Plain SGD: a step is lr times the gradient and nothing else (no weight decay, no
+        state). So the caller may multiply the small output gradient by lr instead of every
+        weight gradient (step's lr_applied), and a weight whose gradient is 0 at every step stays
+        as it is (an epoch may leave out the first layer's rows of pixels blank in every image)."""
         return self.kind == "sgd" and not self.weight_decay
 
     def step(self, parameters: Iterable, lr: float, lr_applied: bool = False) -> None:
         """Descend the objective in place, each stack.Param by its gradient (ours to overwrite);
         weight decay applies where the Param says (weight matrices).
 
-        lr_applied: the gradients already carry lr (only where takes_lr_in_gradient())."""
-        if lr_applied and not self.takes_lr_in_gradient():
+        lr_applied: the gradients already carry lr (only for a `plain` step)."""
+        if lr_applied and not self.plain:
             raise ValueError(f"{self.kind} with weight decay {self.weight_decay} needs the gradients without lr")
         if self.kind == "adam":
             t = self.state["t"] = self.state.get("t", np.zeros(())) + 1
