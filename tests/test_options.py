@@ -295,7 +295,7 @@ def test_early_stopping_stops_and_restores_the_best_weights(mnist_dir):
 
 def test_early_stopping_counts_epochs_without_improvement():
     class Model:
-        def state(self):
+        def arrays(self):
             return {"dense1/w": np.zeros(1)}
 
     stopper = EarlyStopping(2)
@@ -501,15 +501,17 @@ def test_adam_runs_over_one_flat_buffer_and_a_resume_continues_to_the_bit():
     (packed, fits, rng), (unpacked, fits_unpacked, _) = models
     assert fits == fits_unpacked
     assert flat_base([a for k, a in packed.arrays().items()]) is not None
-    for k, a in unpacked.state().items():
-        np.testing.assert_array_equal(packed.state()[k], a, err_msg=k)
-    resumed = restore(cfg, {k: np.array(v) for k, v in packed.state().items()})
+    state = lambda model: {**model.arrays(), **{f"opt/{k}": v for k, v in model.optimizer_state().items()}}  # noqa: E731
+    for k, a in state(unpacked).items():
+        np.testing.assert_array_equal(state(packed)[k], a, err_msg=k)
+    resumed = restore(cfg, {k: np.array(v) for k, v in packed.arrays().items()},
+                      optimizer_state={k: np.array(v) for k, v in packed.optimizer_state().items()})
     generators = [np.random.default_rng() for _ in range(2)]
     for g in generators:
         g.bit_generator.state = rng.bit_generator.state
     assert resumed.fit_epoch(data, 1e-3, generators[0]) == packed.fit_epoch(data, 1e-3, generators[1])
-    for k, a in packed.state().items():
-        np.testing.assert_array_equal(resumed.state()[k], a, err_msg=k)
+    for k, a in state(packed).items():
+        np.testing.assert_array_equal(state(resumed)[k], a, err_msg=k)
 
 
 @pytest.mark.parametrize("changes", [dict(optimizer="sgd", lr=0.1), dict(optimizer="adam", hidden_size=300, hidden_layers=2),

@@ -46,7 +46,7 @@ def checkpoint_arrays(model, early_stopping=False):
 
 
 def save_checkpoint(run, arrays):
-    record.save_checkpoint(run / record.CHECKPOINT, arrays, np.random.default_rng(0), 1)
+    record.save_checkpoint(run / record.CHECKPOINT, record.Checkpoint.of(arrays, np.random.default_rng(0), 1))
 
 
 def refusal(run) -> str:

@@ -115,8 +115,7 @@ def load_model(run_dir: Union[str, Path]) -> TrainedModel:
         arrays = record.load_weights(weights, lambda specs, names: check_state(model.arrays(), specs, weights, names))
         return TrainedModel(cfg, restore(cfg, arrays, weights, model), weights, None)
     if os.path.lexists(checkpoint):
-        arrays, _, done = record.load_checkpoint(checkpoint, lambda specs, names: check_checkpoint(
+        saved = record.load_checkpoint(checkpoint, lambda specs, names: check_checkpoint(
             model, bool(cfg.early_stopping), specs, checkpoint, names))
-        params = {k: v for k, v in arrays.items() if not k.startswith(("opt/", "es/"))}
-        return TrainedModel(cfg, restore(cfg, params, checkpoint, model), checkpoint, done - 1)
+        return TrainedModel(cfg, restore(cfg, saved.model, checkpoint, model), checkpoint, saved.epochs_done - 1)
     raise UserError(f"{run_dir}: no weights.npz and no checkpoint.npz: the run finished no epoch")

@@ -50,11 +50,11 @@ class ReferenceModel:
         """Named as the general network's layers are: its two dense layers' weights."""
         return {"dense1/w": self.weights.w1, "dense2/w": self.weights.w2}
 
-    def state(self) -> Arrays:
-        return self.arrays()
+    def optimizer_state(self) -> Arrays:
+        return {}  # plain SGD: nothing to carry over
 
-    def load_state(self, state: Arrays) -> None:
-        self.weights = reference.Weights(state["dense1/w"], state["dense2/w"])
+    def load(self, arrays: Arrays, optimizer_state: Optional[Arrays] = None) -> None:
+        self.weights = reference.Weights(arrays["dense1/w"], arrays["dense2/w"])
 
 
 class NetworkModel:
@@ -182,12 +182,15 @@ class NetworkModel:
     def arrays(self) -> Arrays:
         return self.stack.arrays()
 
-    def state(self) -> Arrays:
-        return {**self.stack.arrays(), **{f"opt/{k}": v for k, v in self.optimizer.state.items()}}
+    def optimizer_state(self) -> Arrays:
+        """The optimiser's arrays ("t", "m/dense1/w"...): what a checkpoint needs beside the weights."""
+        return self.optimizer.state
 
-    def load_state(self, state: Arrays) -> None:
-        self.stack.load(state)
-        self.optimizer.state = {k[4:]: np.array(v) for k, v in state.items() if k.startswith("opt/")}
+    def load(self, arrays: Arrays, optimizer_state: Optional[Arrays] = None) -> None:
+        """Take these weights, and this optimiser state (None: the optimiser's stays as it is)."""
+        self.stack.load(arrays)
+        if optimizer_state is not None:
+            self.optimizer.state = {k: np.array(v) for k, v in optimizer_state.items()}
 
 
 PROGRESS_AFTER = 2.0  # seconds into an epoch before its progress bar appears

@@ -8,14 +8,14 @@ It imports only what sits below it (config, errors, files, nn's array names).
 """
 
 from mnist_exp.record.arrays import Check, FileNames, Spec, load_weights, read_specs, renamed, save_weights
-from mnist_exp.record.checkpoint import load_checkpoint, save_checkpoint
+from mnist_exp.record.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from mnist_exp.record.extension import copy_for_extension, discard_extension
 from mnist_exp.record.metrics import COLUMNS, VAL_COLUMNS, EpochMetrics, MetricsWriter, Tally, find_row, read_metrics
 from mnist_exp.record.names import (CHECKPOINT, CONFUSION, CONFUSION_PNG, CURVES, METRICS, MISTAKES_PNG, MODEL_CARD,
                                     SUMMARY, WEIGHTS)
 from mnist_exp.record.summary import save_json
 
-__all__ = ["Check", "FileNames", "Spec", "load_weights", "read_specs", "renamed", "save_weights", "load_checkpoint",
+__all__ = ["Check", "FileNames", "Spec", "load_weights", "read_specs", "renamed", "save_weights", "Checkpoint", "load_checkpoint",
            "save_checkpoint", "copy_for_extension", "discard_extension", "COLUMNS", "VAL_COLUMNS", "EpochMetrics",
            "MetricsWriter", "Tally", "find_row", "read_metrics", "CHECKPOINT", "CONFUSION", "CONFUSION_PNG", "CURVES",
            "METRICS", "MISTAKES_PNG", "MODEL_CARD", "SUMMARY", "WEIGHTS", "save_json"]

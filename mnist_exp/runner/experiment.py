@@ -158,11 +158,12 @@ def _run(cfg: Config, run_dir: Path, status: summary.SummaryWriter, resume: bool
         source = extends or run_dir  # an extension reads the completed run's record, writes its own
         path = source / record.CHECKPOINT
         model = build(cfg, np.random.default_rng(0))  # its arrays are replaced by the checkpoint's
-        saved, rng, start = record.load_checkpoint(path, lambda specs, names: check_checkpoint(
+        saved = record.load_checkpoint(path, lambda specs, names: check_checkpoint(
             model, bool(stopper), specs, path, names))  # every array, optimiser's and early stopping's too
-        model = restore(cfg, {k: v for k, v in saved.items() if not k.startswith("es/")}, path, model)
+        model = restore(cfg, saved.model, path, model, saved.optimizer)
+        rng, start = saved.rng, saved.epochs_done
         if stopper:
-            stopper.load_state(saved)
+            stopper.load_state(saved.early_stopping)
         _check_resumable(source, status.previous_status, start, cfg.epochs, bool(stopper and stopper.stop))
         if extends:
             record.copy_for_extension(extends, run_dir)
@@ -197,8 +198,8 @@ def _run(cfg: Config, run_dir: Path, status: summary.SummaryWriter, resume: bool
                         stale.unlink(missing_ok=True)
                 metrics.append(m)
                 if m.finite:  # a diverged epoch leaves the last finite checkpoint in place
-                    arrays = {**model.state(), **(stopper.state() if stopper else {})}
-                    record.save_checkpoint(run_dir / record.CHECKPOINT, arrays, rng, m.epoch + 1)
+                    record.save_checkpoint(run_dir / record.CHECKPOINT, record.Checkpoint(
+                        model.arrays(), model.optimizer_state(), stopper.state() if stopper else {}, rng, m.epoch + 1))
                 status.may_write = True
                 status.save("running")
             log.info(progress_line(m, cfg.epochs, cfg))
@@ -254,9 +255,9 @@ def _last_finite(cfg: Config, run_dir: Path, model, metrics_path: Path) -> Optio
     path = run_dir / record.CHECKPOINT
     if not path.is_file():
         return None
-    saved, _, done = record.load_checkpoint(path)
-    restore(cfg, {k: v for k, v in saved.items() if not k.startswith("es/")}, path, model)
-    return record.find_row(metrics_path, done - 1)
+    saved = record.load_checkpoint(path)
+    restore(cfg, saved.model, path, model, saved.optimizer)
+    return record.find_row(metrics_path, saved.epochs_done - 1)
 
 
 def title(cfg: Config) -> str:

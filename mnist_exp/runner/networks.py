@@ -6,7 +6,7 @@ networks themselves never see a Config.
 """
 
 from dataclasses import dataclass
-from typing import Any, Dict, List, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -46,13 +46,13 @@ def build(cfg: Config, rng: np.random.Generator):
     return NetworkModel(stack, options(cfg), Optimizer(cfg.optimizer, cfg.momentum, cfg.weight_decay), cfg.batch_size)
 
 
-def restore(cfg: Config, state: Arrays, source="saved arrays", model=None):
-    """The model of `cfg` (or `model`, built for it) holding saved arrays (weights.npz or a
-    checkpoint from `source`), each checked against the arrays the model has: a damaged or
-    foreign file is refused."""
+def restore(cfg: Config, arrays: Arrays, source="saved arrays", model=None, optimizer_state: Optional[Arrays] = None):
+    """The model of `cfg` (or `model`, built for it) holding saved weights (weights.npz or a
+    checkpoint's, from `source`, with its optimiser's state), each checked against the arrays
+    the model has: a damaged or foreign file is refused."""
     model = model or build(cfg, np.random.default_rng(0))  # initial values are replaced at once
-    check_state(model.arrays(), state, source)
-    model.load_state(state)
+    check_state(model.arrays(), arrays, source)
+    model.load(arrays, optimizer_state)
     return model
 
 

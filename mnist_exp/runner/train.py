@@ -31,22 +31,23 @@ class EarlyStopping:
     def update(self, m: EpochMetrics, model) -> None:
         if m.val_loss < self.best_loss:
             self.best_loss, self.best_epoch, self.bad_epochs = m.val_loss, m.epoch, 0
-            self.best = {k: np.array(v) for k, v in model.state().items() if not k.startswith("opt/")}
+            self.best = {k: np.array(v) for k, v in model.arrays().items()}
         else:
             self.bad_epochs += 1
 
     def restore_best(self, model) -> None:
         if self.best:
-            model.load_state({**model.state(), **self.best})
+            model.load(self.best)
 
     def state(self) -> Dict[str, np.ndarray]:
-        return {"es/best_loss": np.array(self.best_loss), "es/best_epoch": np.array(self.best_epoch),
-                "es/bad_epochs": np.array(self.bad_epochs), **{f"es/best/{k}": v for k, v in self.best.items()}}
+        """What a checkpoint keeps of it (record.Checkpoint.early_stopping)."""
+        return {"best_loss": np.array(self.best_loss), "best_epoch": np.array(self.best_epoch),
+                "bad_epochs": np.array(self.bad_epochs), **{f"best/{k}": v for k, v in self.best.items()}}
 
     def load_state(self, state: Dict[str, np.ndarray]) -> None:
-        self.best_loss = float(state["es/best_loss"])
-        self.best_epoch, self.bad_epochs = int(state["es/best_epoch"]), int(state["es/bad_epochs"])
-        self.best = {k[len("es/best/"):]: v for k, v in state.items() if k.startswith("es/best/")}
+        self.best_loss = float(state["best_loss"])
+        self.best_epoch, self.bad_epochs = int(state["best_epoch"]), int(state["bad_epochs"])
+        self.best = {k[len("best/"):]: v for k, v in state.items() if k.startswith("best/")}
 
 
 def train(model, train_set: Split, test_set: Split, lr_of_epoch: Callable[[int], float], epochs: int,
