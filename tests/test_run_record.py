@@ -50,7 +50,7 @@ def summary_of(run_dir: Path) -> dict:
 @pytest.mark.slow
 def test_the_model_card_names_the_loss_the_run_computed(reference_run, early_run):
     assert "MSE" not in (reference_run / "model_card.md").read_text()
-    assert "loss per sample (squared error summed over the 10 outputs)" in (reference_run / "model_card.md").read_text()
+    assert "loss per sample (squared error, summed over the 10 outputs)" in (reference_run / "model_card.md").read_text()
     assert "loss per sample (cross-entropy)" in (early_run[0] / "model_card.md").read_text()
 
 

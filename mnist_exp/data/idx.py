@@ -16,7 +16,8 @@ from mnist_exp.errors import DataError
 
 IMAGES_MAGIC = 2051
 LABELS_MAGIC = 2049
-NUM_CLASSES = 10
+NUM_CLASSES = 10  # MNIST's and Fashion-MNIST's classes, and the side of their square images:
+IMAGE_SIDE = 28  # defined here once, where the files are read
 # Larger than any MNIST-like file (47 MB): stops a gzip bomb from filling memory.
 MAX_BYTES = 64 * 1024 * 1024
 
@@ -53,7 +54,7 @@ def _header(raw: bytes, source: str, magic: int, dims: int) -> tuple:
     return size, shape
 
 
-def parse_images(raw: bytes, source: str, rows: int = 28, cols: int = 28) -> np.ndarray:
+def parse_images(raw: bytes, source: str, rows: int = IMAGE_SIDE, cols: int = IMAGE_SIDE) -> np.ndarray:
     """Images as a (count, rows*cols) uint8 array."""
     offset, (count, r, c) = _header(raw, source, IMAGES_MAGIC, 3)
     if (r, c) != (rows, cols):

@@ -12,13 +12,13 @@ from typing import List, Tuple
 
 import numpy as np
 
+from mnist_exp.data.idx import NUM_CLASSES as CLASSES
 from mnist_exp.nn.conv import Conv2D, Flatten, Image, MaxPool2D
 from mnist_exp.nn.layers import Dense, Dropout, Layer, ReLU
 from mnist_exp.nn.mlp import init_weights
 from mnist_exp.nn.pooled_conv import PooledConv
 from mnist_exp.nn.stack import Stack
 
-CLASSES = 10
 
 
 @dataclass

@@ -4,6 +4,8 @@ from typing import Tuple
 
 import numpy as np
 
+NAMES = {"sse": "squared error, summed over the 10 outputs", "cross_entropy": "cross-entropy"}  # as figures and cards say
+
 
 def loss_and_grad(out: np.ndarray, y: np.ndarray, kind: str) -> Tuple[float, np.ndarray]:
     """(summed loss as reported, gradient of the mean objective w.r.t. the outputs).

@@ -16,12 +16,13 @@ from mnist_exp.nn.parts import Parts
 from mnist_exp.nn.layers import BatchNorm, Dense, Dropout, EpochBits, Training
 from mnist_exp.nn.losses import loss_and_grad
 from mnist_exp.data.datasets import Split, scale
+from mnist_exp.data.idx import IMAGE_SIDE, NUM_CLASSES
 from mnist_exp.errors import UserError
 from mnist_exp.nn.optim import Optimizer
 from mnist_exp.nn.stack import Stack
 
 Arrays = Dict[str, np.ndarray]
-IMAGE_SIDE, CLASSES = 28, 10  # MNIST's and Fashion-MNIST's images and classes
+CLASSES = NUM_CLASSES
 INPUTS = IMAGE_SIDE * IMAGE_SIDE
 EVALUATION_ROWS = 500  # a convolutional network evaluates in chunks: im2col of 10,000 images is ~0.8 GB
 

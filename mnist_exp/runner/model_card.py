@@ -5,6 +5,7 @@ Written from the run's summary, so what it says is what the run measured.
 
 from typing import Any, Dict, Optional, Tuple
 
+from mnist_exp.nn.losses import NAMES as LOSS_NAMES
 from mnist_exp.runner.memory import TEST_IMAGES
 from mnist_exp.runner.networks import network
 
@@ -82,7 +83,6 @@ def _details(cfg: Dict[str, Any], summary: Dict[str, Any]) -> str:
     return (OPTIONS_DETAILS if options else REFERENCE_DETAILS).format(**values)
 
 
-LOSS_NAMES = {"sse": "squared error summed over the 10 outputs", "cross_entropy": "cross-entropy"}
 
 
 def _per_class(summary: Dict[str, Any]) -> str:

@@ -7,7 +7,9 @@ from typing import BinaryIO, List, Optional, Tuple, Union
 
 import numpy as np
 
+from mnist_exp.data.idx import IMAGE_SIDE
 from mnist_exp.files.figure_files import new_figure, save
+from mnist_exp.nn.losses import NAMES as LOSS_NAMES
 from mnist_exp.record.metrics import EpochMetrics
 
 
@@ -25,7 +27,6 @@ def draw(jobs: List[Tuple[str, dict]]) -> None:
         globals()[name](**kwargs)
 
 
-LOSS_NAMES = {"sse": "squared error, summed over the 10 outputs", "cross_entropy": "cross-entropy"}
 
 
 def plot_curves(rows: List[EpochMetrics], title: str, path: Union[Path, BinaryIO], loss: str = "sse",
@@ -137,7 +138,7 @@ def misclassified_figure(images: np.ndarray, truth: List[int], predicted: List[i
     One image of all of them, labelled on one axes: 36 small axes took ~1.3 s to draw, most
     of a short run's time, where this takes ~0.2 s."""
     long = max(map(len, classes), default=1) > 3  # Fashion-MNIST's names: two lines, wider cells
-    count, side, gap, label = len(images), 28, (26 if long else 8), (26 if long else 16)  # pixels
+    count, side, gap, label = len(images), IMAGE_SIDE, (26 if long else 8), (26 if long else 16)  # pixels
     columns = min(max(count, 1), 6 if long else 9)
     rows = max(1, -(-count // columns))
     mosaic = np.zeros((rows * (label + side + gap), columns * (side + gap)), np.uint8)  # 0: white in gray_r
