@@ -238,7 +238,7 @@ def test_data_dir_is_where_the_rerun_reads_its_data(runs, mnist_dir, tmp_path):
     result = run_cli([str(runs / "mlp"), "--out", str(tmp_path / "again"), "--data-dir", str(mnist_dir)], cwd=tmp_path,
                      module="mnist_exp.reproduce", env={"MNIST_EXP_DATA_DIR": str(tmp_path / "empty")})
     assert result.returncode == 0, result.stdout + result.stderr
-    assert summary(tmp_path / "again")["data"]["dir"] == str(mnist_dir)
+    assert Path(summary(tmp_path / "again")["data"]["dir"]).resolve() == Path(mnist_dir).resolve()
 
 
 def test_a_used_out_dir_or_one_inside_the_run_is_refused_and_left_alone(runs, tmp_path):

@@ -133,3 +133,14 @@ def test_launches_noting_their_jobs_at_once_lose_none(tmp_path):
     assert [w.exitcode for w in workers] == [0, 0, 0]
     record = json.loads((tmp_path / "slurm_jobs.json").read_text())
     assert [job["num"] for job in record["jobs"]] == list(range(60))
+
+
+@pytest.mark.parametrize("state", ["RUNNING", "COMPLETING"])
+def test_a_run_interrupted_while_slurm_still_holds_its_job_is_running_until_slurm_ends_it(state, tmp_path):
+    """scancel's SIGTERM: the run records itself interrupted before sacct says CANCELLED."""
+    from mnist_exp.analysis.slurm_jobs import _decide
+
+    status, reason = _decide("7_2", state, True, tmp_path, "interrupted")
+    assert status == "running" and f"SLURM job 7_2 is {state}" in reason
+    assert _decide("7_2", state, True, tmp_path, "running") is None  # the run's own word stands
+    assert _decide("7_2", "CANCELLED by 0", True, tmp_path, "interrupted")[0] == "cancelled"

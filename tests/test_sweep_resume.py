@@ -340,11 +340,9 @@ def test_joblib_lines_name_their_job_and_each_log_holds_its_own(mnist_dir, tmp_p
 
 @pytest.mark.slow
 def test_a_sweep_whose_slurm_jobs_are_still_queued_or_running_is_refused(mnist_dir, tmp_path):
-    from test_slurm import SLURM, cluster_state
+    from test_slurm import SLURM, need_cluster
 
-    problem = cluster_state()
-    if problem:
-        pytest.skip(f"{problem}: start one with `sudo scripts/slurm_cluster.sh up`")
+    need_cluster()
     sweep_dir = tmp_path / "s"
     submitted = run_cli(["-m", "epochs=300", "seed=1,2", "train_samples=2000", "test_samples=200", *SLURM,
                          "hydra.launcher.wait=false", f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path, timeout=120)
@@ -361,11 +359,9 @@ def test_a_sweep_whose_slurm_jobs_are_still_queued_or_running_is_refused(mnist_d
 
 @pytest.mark.slow
 def test_a_slurm_sweep_with_a_cancelled_job_is_finished_by_its_resume(mnist_dir, tmp_path):
-    from test_slurm import SLURM, cluster_state, wait_for
+    from test_slurm import SLURM, need_cluster, wait_for
 
-    problem = cluster_state()
-    if problem:
-        pytest.skip(f"{problem}: start one with `sudo scripts/slurm_cluster.sh up`")
+    need_cluster()
     sweep_dir, job = tmp_path / "s", ["seed=1", "train_samples=2000", "test_samples=200"]
     proc = start(["-m", "epochs=2,40", *job, *SLURM, f"hydra.sweep.dir={sweep_dir}"], tmp_path)
     try:

@@ -134,7 +134,7 @@ def job_states(sweep_dir: Path, record: Dict[str, Any], own: Dict[Path, Optional
     states = []
     for job in open_jobs:
         started, job_id = job["started"], job.get("slurm_id")
-        decided = _decide(job_id, known.get(job_id), started, job["dir"])
+        decided = _decide(job_id, known.get(job_id), started, job["dir"], own.get(job["dir"]))
         if not decided:
             continue
         status, reason = decided
@@ -182,14 +182,19 @@ def _going(state: Optional[str]) -> bool:
     return not state or state.split()[0].rstrip("+") in WAITING + GOING
 
 
-def _decide(job_id: Optional[str], state: Optional[str], started: bool, directory: Path):
-    """(status, reason) from SLURM's state, or None where the run's own record stands."""
+def _decide(job_id: Optional[str], state: Optional[str], started: bool, directory: Path,
+            own: Optional[str] = None):
+    """(status, reason) from SLURM's state, or None where the run's own record (`own`) stands.
+    A run that recorded itself interrupted while SLURM still holds its job (a scancel's SIGTERM,
+    the job not yet ended) is running until SLURM says how the job ended."""
     if not state:
         return None if started else ("pending", f"SLURM job {job_id} has not started (as far as is known here)")
     word = state.split()[0].rstrip("+")
     if word in WAITING:
         return "pending", f"SLURM job {job_id} is {state}" + (" (requeued: it resumes its run)" if started else "")
     if word in GOING:
+        if started and own == "interrupted":
+            return "running", f"SLURM job {job_id} is {state}: its run was interrupted, the job has not ended yet"
         return None if started else ("running", f"SLURM job {job_id} is {state}, starting")
     if word == GONE:
         return None if started else ("cancelled", f"SLURM job {job_id} left the queue before it started "
