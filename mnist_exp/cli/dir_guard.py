@@ -70,7 +70,7 @@ def check_typed(config: DictConfig, single_run: bool) -> None:
     (conf/config.yaml, or a sweep's subdir that uses it), so a path in it or in a tag must reach
     nothing; an empty resume, a preset that would overrule a typed arch, or a typed key the
     network does not use is refused. What a sweep sweeps over (its grid, or an Optuna search's
-    hydra.sweeper.params), each of its jobs checks (app.py)."""
+    hydra.sweeper.params), each of its jobs checks (cli/task.py)."""
     overrides = typed_overrides(config.hydra)
     try:
         swept = set() if single_run else swept_keys(overrides) | set(config.hydra.sweeper.get("params") or {})

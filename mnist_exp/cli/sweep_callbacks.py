@@ -4,7 +4,7 @@ summary.csv is rebuilt from on_job_end, which runs inside the worker process of 
 launcher (basic, joblib, submitit), so it holds every finished job even if the sweep is
 killed. comparison.png is drawn once, at on_multirun_end (about 0.3 s a figure; per job it
 added that to every job): Hydra 1.3 skips that hook when a job raises, but our jobs record
-their failures instead of raising (see app.py). `python -m mnist_exp.summarize DIR` redraws it.
+their failures instead of raising (see cli/task.py). `python -m mnist_exp.summarize DIR` redraws it.
 """
 
 import logging
