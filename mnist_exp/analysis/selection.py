@@ -35,10 +35,9 @@ def best_line(table: pd.DataFrame, keys) -> Optional[str]:
     if values.notna().sum() == 0:
         return None
     row = table.loc[values.idxmax()]
-    setting = " ".join(f"{k}={_text(row[k])}" for k in keys)
+    from mnist_exp.analysis.sweep_figures import run_label
+
+    setting = run_label(row, keys)
     val = f"val {row[VALIDATION]:.4f}, " if VALIDATION in row and pd.notna(row[VALIDATION]) else ""
     return f"best by {WORDS[row['objective_metric']]}: job {row['job']} ({setting}): {val}test {row[TEST]:.4f}"
 
-
-def _text(value) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)

@@ -7,6 +7,7 @@ from typing import List
 
 import numpy as np
 
+from mnist_exp.analysis import selection
 from mnist_exp.files.figure_files import new_figure, save
 
 
@@ -46,7 +47,8 @@ def _heatmap(ax, table, keys: List[str], fig) -> None:
     """The objective that judges the sweep (its validation accuracy where it has one) of each
     completed job, by the two swept keys."""
     grid = table.pivot_table(index=keys[0], columns=keys[1], values="objective", aggfunc="mean")
-    what = "final val accuracy" if (table["objective_metric"] == "final_val_accuracy").all() else "final test accuracy"
+    what = selection.AXIS[selection.VALIDATION if (table["objective_metric"] == selection.VALIDATION).all()
+                          else selection.TEST]
     image = ax.imshow(grid.to_numpy(dtype=float), cmap="viridis", aspect="auto")
     ax.set_yticks(range(len(grid.index)), [_tick(v) for v in grid.index])
     ax.set_xticks(range(len(grid.columns)), [_tick(v) for v in grid.columns])
